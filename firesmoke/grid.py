@@ -1,0 +1,314 @@
+"""Region grids: the regular lat/lon grids that datacubes and products live on.
+
+A region is a bounding box in EPSG:4326 plus a pixel size, stored as ``R_{name}.json``::
+
+    {"name": "PI", "bbox": [left, bottom, right, top], "pixel_size": 0.01}
+
+The grid rules follow the BA-Net reference exactly (see ``reference/banet.md``):
+
+* ``width = len(np.arange(left, right, pixel_size))``, likewise ``height`` from
+  ``bottom..top``;
+* the affine transform is "from bounds" ``(left, bottom, right, top, width, height)``
+  with the origin at the upper-left corner and rows running north to south;
+* the reference's coordinate arrays are pixel upper-left corners; firesmoke keeps the
+  same transform and publishes pixel *centres* (xarray/CF convention).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from affine import Affine
+from pyproj import CRS
+
+from firesmoke.errors import InvalidRegionError
+
+__all__ = ["PUBLISHED_REGIONS", "Region"]
+
+log = logging.getLogger(__name__)
+
+#: Names of the regions shipped with the package (the BA-Net study regions and more).
+PUBLISHED_REGIONS: tuple[str, ...] = ("AK", "AU", "BR", "CA", "MZ", "PI", "PT")
+
+_WGS84 = CRS.from_epsg(4326)
+
+
+def _as_float(value: Any, field: str, path: str | None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidRegionError(f"expected a number, got {value!r}", path=path, field=field)
+    out = float(value)
+    if not math.isfinite(out):
+        raise InvalidRegionError(f"expected a finite number, got {value!r}", path=path, field=field)
+    return out
+
+
+@dataclass(frozen=True)
+class Region:
+    """A named regular grid in EPSG:4326.
+
+    Parameters
+    ----------
+    name
+        Short name (used in file names, e.g. ``R_PI.json``).
+    bbox
+        ``(left, bottom, right, top)`` in degrees.
+    pixel_size
+        Pixel size in degrees (the same in x and y).
+
+    Examples
+    --------
+    >>> r = Region.named("PI")
+    >>> r.shape
+    (800, 1500)
+    >>> float(r.x[0]), float(r.y[0])
+    (-9.995, 43.995)
+    """
+
+    name: str
+    bbox: tuple[float, float, float, float]
+    pixel_size: float
+
+    def __post_init__(self) -> None:
+        self._validate(path=None)
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, path: str | None) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidRegionError("name must be a non-empty string", path=path, field="name")
+        if any(c in self.name for c in "/\\\0") or self.name in (".", ".."):
+            raise InvalidRegionError(
+                f"name {self.name!r} must not contain path separators", path=path, field="name"
+            )
+        if not isinstance(self.bbox, (tuple, list)) or len(self.bbox) != 4:
+            raise InvalidRegionError(
+                f"bbox must be [left, bottom, right, top], got {self.bbox!r}", path=path, field="bbox"
+            )
+        left, bottom, right, top = (_as_float(v, "bbox", path) for v in self.bbox)
+        object.__setattr__(self, "bbox", (left, bottom, right, top))
+        px = _as_float(self.pixel_size, "pixel_size", path)
+        object.__setattr__(self, "pixel_size", px)
+        if px <= 0:
+            raise InvalidRegionError(f"must be > 0, got {px}", path=path, field="pixel_size")
+        if left >= right:
+            raise InvalidRegionError(
+                f"left ({left}) must be smaller than right ({right})", path=path, field="bbox"
+            )
+        if bottom >= top:
+            raise InvalidRegionError(
+                f"bottom ({bottom}) must be smaller than top ({top})", path=path, field="bbox"
+            )
+        if bottom < -90 or top > 90:
+            raise InvalidRegionError(
+                f"latitudes must lie within [-90, 90], got bottom={bottom}, top={top}",
+                path=path,
+                field="bbox",
+            )
+        if left < -180 or right > 360 or right - left > 360:
+            raise InvalidRegionError(
+                f"longitudes out of range: left={left}, right={right}", path=path, field="bbox"
+            )
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_dict(cls, data: Any, path: str | os.PathLike[str] | None = None) -> Region:
+        """Build a region from a mapping with keys ``name``, ``bbox``, ``pixel_size``."""
+        p = os.fspath(path) if path is not None else None
+        if not isinstance(data, dict):
+            raise InvalidRegionError(
+                f"expected a JSON object, got {type(data).__name__}", path=p
+            )
+        for key in ("name", "bbox", "pixel_size"):
+            if key not in data:
+                raise InvalidRegionError("missing key", path=p, field=key)
+        bbox = data["bbox"]
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
+            raise InvalidRegionError(
+                f"bbox must be a list [left, bottom, right, top], got {bbox!r}", path=p, field="bbox"
+            )
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "name", data["name"])
+        object.__setattr__(obj, "bbox", tuple(bbox))
+        object.__setattr__(obj, "pixel_size", data["pixel_size"])
+        obj._validate(path=p)
+        return obj
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> Region:
+        """Read an ``R_{name}.json`` file.
+
+        Raises
+        ------
+        InvalidRegionError
+            When the file is missing, is not valid JSON, lacks a key or holds bad values;
+            the message names the file and the field.
+        """
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InvalidRegionError("region file not found", path=p) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRegionError(f"cannot read region file ({exc})", path=p) from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidRegionError(
+                f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}", path=p
+            ) from exc
+        return cls.from_dict(data, path=p)
+
+    @classmethod
+    def named(cls, name: str) -> Region:
+        """Return one of the regions shipped with firesmoke (:data:`PUBLISHED_REGIONS`)."""
+        if name not in PUBLISHED_REGIONS:
+            raise InvalidRegionError(
+                f"unknown region {name!r}; shipped regions are {', '.join(PUBLISHED_REGIONS)} "
+                "(or pass the path of an R_<name>.json file)",
+                field="name",
+            )
+        ref = resources.files("firesmoke") / "regions" / f"R_{name}.json"
+        with resources.as_file(ref) as p:
+            return cls.from_json(p)
+
+    @classmethod
+    def resolve(cls, spec: str | os.PathLike[str] | Region) -> Region:
+        """Accept a :class:`Region`, a shipped region name or the path of a JSON file."""
+        if isinstance(spec, Region):
+            return spec
+        s = os.fspath(spec)
+        if s in PUBLISHED_REGIONS:
+            return cls.named(s)
+        if s.endswith(".json") or os.path.sep in s or Path(s).exists():
+            return cls.from_json(s)
+        return cls.named(s)  # raises the "unknown region" error
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "bbox": list(self.bbox), "pixel_size": self.pixel_size}
+
+    def to_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write the region as JSON; a folder path gets ``R_{name}.json`` inside it."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / f"R_{self.name}.json"
+        p.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return p
+
+    # ------------------------------------------------------------------ grid geometry
+    @property
+    def width(self) -> int:
+        left, _, right, _ = self.bbox
+        return int(np.arange(left, right, self.pixel_size).size)
+
+    @property
+    def height(self) -> int:
+        _, bottom, _, top = self.bbox
+        return int(np.arange(bottom, top, self.pixel_size).size)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)`` in pixels."""
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(left, bottom, right, top)``."""
+        return self.bbox
+
+    @property
+    def crs(self) -> CRS:
+        return _WGS84
+
+    @property
+    def transform(self) -> Affine:
+        """Affine transform "from bounds": origin upper-left, rows north to south."""
+        left, bottom, right, top = self.bbox
+        h, w = self.shape
+        return Affine((right - left) / w, 0.0, left, 0.0, -(top - bottom) / h, top)
+
+    @property
+    def x(self) -> np.ndarray:
+        """Longitudes of pixel centres (float64, west to east)."""
+        t = self.transform
+        return t.c + (np.arange(self.width) + 0.5) * t.a
+
+    @property
+    def y(self) -> np.ndarray:
+        """Latitudes of pixel centres (float64, north to south)."""
+        t = self.transform
+        return t.f + (np.arange(self.height) + 0.5) * t.e
+
+    def rowcol(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column indices (floor) of points; outside points get indices outside the grid."""
+        t = self.transform
+        col = np.floor((np.asarray(lon, dtype=np.float64) - t.c) / t.a).astype(np.int64)
+        row = np.floor((np.asarray(lat, dtype=np.float64) - t.f) / t.e).astype(np.int64)
+        return row, col
+
+    def coords_dataset(self, time: Sequence[Any] | np.ndarray | None = None) -> xr.Dataset:
+        """An empty Dataset with ``y``/``x`` (and optionally ``time``) and the CRS attached.
+
+        The CRS is written the rioxarray way (a ``spatial_ref`` coordinate with CF grid
+        mapping attributes and ``GeoTransform``), so ``ds.rio.crs`` and
+        ``ds.rio.transform()`` work on it.
+        """
+        import rioxarray  # noqa: F401  (registers the .rio accessor)
+
+        coords: dict[str, Any] = {
+            "y": ("y", self.y, {"units": "degrees_north", "standard_name": "latitude",
+                                "long_name": "latitude of pixel centre", "axis": "Y"}),
+            "x": ("x", self.x, {"units": "degrees_east", "standard_name": "longitude",
+                                "long_name": "longitude of pixel centre", "axis": "X"}),
+        }
+        if time is not None:
+            coords["time"] = ("time", np.asarray(time, dtype="datetime64[ns]"), {"axis": "T"})
+        ds = xr.Dataset(coords=coords, attrs={"region": self.name, "region_json": json.dumps(self.to_dict())})
+        ds = ds.rio.write_crs(self.crs).rio.write_transform(self.transform)
+        return ds
+
+    def check_same_grid(self, other: Region, what: str = "inputs") -> None:
+        """Raise :class:`~firesmoke.errors.GridMismatchError` unless grids are identical."""
+        from firesmoke.errors import GridMismatchError
+
+        if self.shape != other.shape or not self.transform.almost_equals(other.transform, 1e-9):
+            raise GridMismatchError(
+                f"{what} are on different grids: {self.name} {self.shape} {tuple(self.transform)[:6]} "
+                f"vs {other.name} {other.shape} {tuple(other.transform)[:6]}"
+            )
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset | xr.DataArray) -> Region:
+        """Recover the region of a Dataset made by :meth:`coords_dataset` (or a cube)."""
+        text = ds.attrs.get("region_json")
+        if text:
+            return cls.from_dict(json.loads(text))
+        x = np.asarray(ds["x"].values)
+        y = np.asarray(ds["y"].values)
+        if x.size < 2 or y.size < 2:
+            raise InvalidRegionError("cannot infer a grid from fewer than 2 pixels per axis")
+        px = float(x[1] - x[0])
+        left, right = float(x[0] - px / 2), float(x[-1] + px / 2)
+        top, bottom = float(y[0] + px / 2), float(y[-1] - px / 2)
+        return cls(str(ds.attrs.get("region", "unnamed")), (left, bottom, right, top), round(px, 12))
+
+    def subset(self, name: str, row0: int, row1: int, col0: int, col1: int) -> Region:
+        """A region made of rows ``row0:row1`` and columns ``col0:col1`` of this one."""
+        t = self.transform
+        left = t.c + col0 * t.a
+        right = t.c + col1 * t.a
+        top = t.f + row0 * t.e
+        bottom = t.f + row1 * t.e
+        return Region(name, (left, bottom, right, top), self.pixel_size)
+
+    def __repr__(self) -> str:
+        h, w = self.shape
+        return f"Region({self.name!r}, bbox={list(self.bbox)}, pixel_size={self.pixel_size}, shape={h}x{w})"

@@ -295,19 +295,44 @@ class Region:
         y = np.asarray(ds["y"].values)
         if x.size < 2 or y.size < 2:
             raise InvalidRegionError("cannot infer a grid from fewer than 2 pixels per axis")
-        px = float(x[1] - x[0])
-        left, right = float(x[0] - px / 2), float(x[-1] + px / 2)
-        top, bottom = float(y[0] + px / 2), float(y[-1] - px / 2)
-        return cls(str(ds.attrs.get("region", "unnamed")), (left, bottom, right, top), round(px, 12))
+        px = round(float(x[1] - x[0]), 12)
+        left, top = float(x[0] - px / 2), float(y[0] + px / 2)
+        return cls.from_shape(str(ds.attrs.get("region", "unnamed")), left, top, px, y.size, x.size)
+
+    @classmethod
+    def from_shape(
+        cls, name: str, left: float, top: float, pixel_size: float, height: int, width: int
+    ) -> Region:
+        """A region of exactly ``height x width`` pixels from its upper-left corner.
+
+        With the ``np.arange`` rule, floating-point error can give one element more than
+        ``(right - left) / pixel_size`` (e.g. ``arange(10, 10.64, 0.01)`` has 65 elements).
+        This constructor moves the right/bottom edge inwards by a negligible amount
+        (1e-9 pixel) whenever needed, so that the shape is exactly the one asked for.
+        """
+        right = left + width * pixel_size
+        bottom = top - height * pixel_size
+        if np.arange(left, right, pixel_size).size != width:
+            right -= pixel_size * 1e-9
+        if np.arange(bottom, top, pixel_size).size != height:
+            bottom += pixel_size * 1e-9
+        region = cls(name, (left, bottom, right, top), pixel_size)
+        if region.shape != (height, width):  # pragma: no cover - defensive
+            raise InvalidRegionError(
+                f"cannot build a {height}x{width} grid at pixel size {pixel_size}", field="bbox"
+            )
+        return region
 
     def subset(self, name: str, row0: int, row1: int, col0: int, col1: int) -> Region:
         """A region made of rows ``row0:row1`` and columns ``col0:col1`` of this one."""
+        if not (0 <= row0 < row1 <= self.height and 0 <= col0 < col1 <= self.width):
+            raise InvalidRegionError(
+                f"subset rows {row0}:{row1}, cols {col0}:{col1} outside grid {self.shape}"
+            )
         t = self.transform
-        left = t.c + col0 * t.a
-        right = t.c + col1 * t.a
-        top = t.f + row0 * t.e
-        bottom = t.f + row1 * t.e
-        return Region(name, (left, bottom, right, top), self.pixel_size)
+        return Region.from_shape(
+            name, t.c + col0 * t.a, t.f + row0 * t.e, self.pixel_size, row1 - row0, col1 - col0
+        )
 
     def __repr__(self) -> str:
         h, w = self.shape

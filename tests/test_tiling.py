@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -72,8 +74,8 @@ def test_blockwise_equals_whole_pass(window, blocks):
     ys = np.linspace(0, 173, blocks[0] + 1).astype(int)
     xs = np.linspace(0, 211, blocks[1] + 1).astype(int)
     out = np.zeros((1, 173, 211), np.float32)
-    for y0, y1 in zip(ys[:-1], ys[1:], strict=True):
-        for x0, x1 in zip(xs[:-1], xs[1:], strict=True):
+    for y0, y1 in itertools.pairwise(ys):
+        for x0, x1 in itertools.pairwise(xs):
             # window = core plus a halo of one tile, clipped to the array
             wy0, wy1 = max(y0 - tile, 0), min(y1 + tile, 173)
             wx0, wx1 = max(x0 - tile, 0), min(x1 + tile, 211)

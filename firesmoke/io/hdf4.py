@@ -157,8 +157,9 @@ def read_sds(
                     data = np.asarray(sds.get(start=(r0, c0), count=(r1 - r0, c1 - c0)))
             finally:
                 sds.endaccess()
-        except HDF4Error as exc:
-            raise CorruptFileError(f"cannot read SDS ({exc}); file truncated?", path=path, field=name) from exc
+        except (HDF4Error, ValueError, OSError) as exc:
+            # pyhdf raises a bare ValueError ("SDreaddata failure") on corrupted data blocks
+            raise CorruptFileError(f"cannot read SDS ({exc}); file truncated or corrupt?", path=path, field=name) from exc
     return data, attrs
 
 

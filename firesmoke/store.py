@@ -7,8 +7,8 @@ Writing a large product follows the pattern recommended for xarray + Zarr at sca
 2. each block is computed independently and written into its own aligned region with
    :func:`write_block` (no two blocks touch the same Zarr chunk, so workers never race);
    chunks that are entirely fill (NaN) are not written at all;
-3. after a block is written, a marker is created in the store's ledger
-   (``<store>/.firesmoke-ledger/<block id>``). A rerun skips the blocks listed there, so
+3. after a block is written, a marker is created in the store's ledger, a folder beside
+   the store (``<store>.ledger/<block id>``, kept outside so the store stays plain Zarr). A rerun skips the blocks listed there, so
    an interrupted run resumes where it stopped; a block whose write was interrupted has
    no marker and is simply written again (writes are idempotent).
 
@@ -42,7 +42,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LEDGER_DIR = ".firesmoke-ledger"
+LEDGER_SUFFIX = ".ledger"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -65,10 +65,11 @@ def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
 
 
 class Ledger:
-    """Markers of finished blocks inside a store (one empty file per block)."""
+    """Markers of finished blocks of a store (one small file per block, beside the store)."""
 
     def __init__(self, store: str | os.PathLike[str]) -> None:
-        self.root = Path(store) / LEDGER_DIR
+        p = Path(store)
+        self.root = p.with_name(p.name + LEDGER_SUFFIX)
 
     @staticmethod
     def _name(block_id: str) -> str:

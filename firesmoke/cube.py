@@ -1,0 +1,547 @@
+"""Daily datacubes ``(time, y, x)`` on a region grid, built lazily from readers + kernels.
+
+:func:`build_cube` returns a lazy :class:`xarray.Dataset` with float32 variables ``red``
+(M05), ``nir`` (M07), ``mir`` (3.7 um reflectance from M12/M15, reference/banet.md) and
+``frp`` (log1p of the daily FRP sum, MW), optionally ``solar_zenith`` and
+``sensor_zenith``; NaN = no observation.
+
+The task graph has one group of tasks per day and spatial block:
+
+1. a small per-day task ranks the day's granules by mean sensor zenith over the grid
+   (the reference compositing order; only needed for ``composite="reference"``);
+2. per (day, block) task: read the block's window of every granule of the day (gridded
+   HDF4 granules are read window by window; swath granules are regridded onto the block
+   only), composite the overpasses, compute MIR;
+3. FRP per time chunk from the hotspot table (one pass over that chunk's detections).
+
+Default chunks are ``{"time": 16, "y": 256, "x": 256}``: spatial chunks are multiples of
+the 128 px model tile and 16 divides the 64-day model window, so tiles and windows map
+cleanly onto chunks, and peak memory is bounded by the chunk size (times the number of
+overpasses of a day), never by the region size or the number of days.
+
+:func:`write_cube` / :func:`open_cube` store cubes in Zarr v3 (zstd-compressed, CF attrs
+and CRS kept), append new days to an existing cube without rewriting old ones, and
+resume after an interruption (a ledger of written time chunks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from firesmoke._version import __version__
+from firesmoke.errors import GridMismatchError, InputError, SkippedInput
+from firesmoke.grid import Region
+
+__all__ = [
+    "CUBE_VARIABLES",
+    "DEFAULT_CHUNKS",
+    "build_cube",
+    "burned_fraction_cube",
+    "open_cube",
+    "rasterize_hotspots",
+    "write_cube",
+]
+
+log = logging.getLogger(__name__)
+
+CUBE_VARIABLES = ("red", "nir", "mir", "frp")
+DEFAULT_CHUNKS: dict[str, int] = {"time": 16, "y": 256, "x": 256}
+COMPOSITE_RULES = ("reference", "min_zenith")
+
+_ATTRS = {
+    "red": {"long_name": "red reflectance (VIIRS M5, 0.672 um)", "units": "1", "source_band": "M05"},
+    "nir": {"long_name": "near-infrared reflectance (VIIRS M7, 0.865 um)", "units": "1", "source_band": "M07"},
+    "mir": {"long_name": "middle-infrared reflectance (3.7 um, from M12 and M15)", "units": "1",
+            "source_band": "M12,M15"},
+    "frp": {"long_name": "log1p of the daily sum of fire radiative power", "units": "log1p(MW)"},
+    "solar_zenith": {"long_name": "solar zenith angle", "units": "degree"},
+    "sensor_zenith": {"long_name": "sensor zenith angle", "units": "degree"},
+}
+# layers of a gridded granule read for the cube, in the order of the per-day stack
+_LAYERS = ("M05", "M07", "M12", "M15", "solar_zenith", "sensor_zenith")
+
+
+def rasterize_hotspots(*args: Any, **kwargs: Any) -> xr.DataArray:
+    """Rasterise a FIRMS table onto a region grid: see :func:`firesmoke.hotspots.rasterize_hotspots`."""
+    from firesmoke.hotspots import rasterize_hotspots as _impl
+
+    return _impl(*args, **kwargs)
+
+
+# --------------------------------------------------------------------------- day tasks
+def _granule_block(granule: Any, region: Region, window: tuple[int, int, int, int],
+                   regrid: str) -> np.ndarray:
+    """``(6, h, w)`` float32 of one granule on one block of the region grid."""
+    r0, c0, h, w = window
+    if granule.kind == "vmaes":
+        ds = granule.open(region=region, layers=list(_LAYERS))
+        sub = ds.isel(y=slice(r0, r0 + h), x=slice(c0, c0 + w))
+        return np.stack([np.asarray(sub[v].values, np.float32) for v in _LAYERS])
+    from firesmoke.kernels.regrid import regrid_swath
+
+    ds = granule.open()
+    values = np.stack([np.asarray(ds[v].values, np.float32) for v in _LAYERS])
+    return regrid_swath(
+        np.asarray(ds["latitude"].values), np.asarray(ds["longitude"].values), values,
+        tuple(region.transform)[:6], region.shape, method=regrid,
+        rows_per_scan=int(ds.attrs.get("rows_per_scan", 16)), window=window,
+    )
+
+
+def _granule_mean_zenith(granule: Any, region: Region) -> float:
+    """Mean sensor zenith of a granule over the region grid (NaN ignored)."""
+    try:
+        if granule.kind == "vmaes":
+            z = granule.open(region=region, layers=["sensor_zenith"])["sensor_zenith"].values
+        else:
+            ds = granule.open()
+            left, bottom, right, top = region.bbox
+            lat = ds["latitude"].values
+            lon = ds["longitude"].values
+            lon = np.where(lon < left, lon + 360.0, lon)
+            inside = (lat >= bottom) & (lat <= top) & (lon >= left) & (lon <= right)
+            z = np.where(inside, ds["sensor_zenith"].values, np.nan)
+    except InputError as exc:
+        log.warning("skipping granule %s: %s", granule, exc)
+        return np.nan
+    with np.errstate(invalid="ignore"):
+        return float(np.nanmean(z)) if np.isfinite(z).any() else np.nan
+
+
+def _day_order(granules: Sequence[Any], region: Region) -> np.ndarray:
+    """The reference order of a day's granules (ascending mean zenith; absent last)."""
+    means = np.array([_granule_mean_zenith(g, region) for g in granules], np.float64)
+    means = np.where(np.isfinite(means), means, np.inf)
+    return np.argsort(means, kind="stable").astype(np.int64)
+
+
+def _day_block(granules: Sequence[Any], order: np.ndarray | None, region: Region,
+               window: tuple[int, int, int, int], rule: str, regrid: str,
+               n_out: int) -> np.ndarray:
+    """``(n_out, h, w)``: red, nir, mir[, sza, vza] of one day on one block."""
+    from firesmoke.kernels.composite import composite_by_order, composite_min_zenith
+    from firesmoke.kernels.mir import mir_reflectance
+
+    _, _, h, w = window
+    stacks = []
+    keep = []
+    for i, g in enumerate(granules):
+        try:
+            stacks.append(_granule_block(g, region, window, regrid))
+            keep.append(i)
+        except InputError as exc:
+            log.warning("day %s: skipping granule %s: %s", g.day, g, exc)
+    out = np.full((n_out, h, w), np.nan, np.float32)
+    if not stacks:
+        return out
+    stack = np.stack(stacks)                   # (n, 6, h, w)
+    zen = stack[:, 5]
+    if rule == "reference":
+        assert order is not None
+        pos = {g: j for j, g in enumerate(keep)}
+        sub_order = np.array([pos[i] for i in order if i in pos], np.int64)
+        comp = composite_by_order(stack, zen, sub_order)
+    else:
+        comp = composite_min_zenith(stack, zen)
+    out[0] = comp[0]
+    out[1] = comp[1]
+    out[2] = mir_reflectance(comp[2], comp[3], comp[4])
+    if n_out > 3:
+        out[3] = comp[4]
+        out[4] = comp[5]
+    return out
+
+
+def _blocks(n: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(size, n - s)) for s in range(0, n, size)]
+
+
+def _viirs_arrays(index: Any, region: Region, days: pd.DatetimeIndex, rule: str, regrid: str,
+                  chunks: Mapping[str, int], angles: bool) -> list[da.Array]:
+    """One lazy ``(time, y, x)`` array per output layer."""
+    H, W = region.shape
+    n_out = 5 if angles else 3
+    by_day = index.by_day() if index is not None else {}
+    yb = _blocks(H, chunks["y"])
+    xb = _blocks(W, chunks["x"])
+    layers: list[list[list[list[da.Array]]]] = [[] for _ in range(n_out)]
+    for day in days:
+        granules = by_day.get(day.date(), [])
+        order = None
+        if granules and rule == "reference":
+            order = dask.delayed(_day_order, pure=True)(granules, region)
+        rows: list[list[list[da.Array]]] = [[] for _ in range(n_out)]
+        for r0, h in yb:
+            cols: list[list[da.Array]] = [[] for _ in range(n_out)]
+            for c0, w in xb:
+                if granules:
+                    blk = dask.delayed(_day_block, pure=True)(
+                        granules, order, region, (r0, c0, h, w), rule, regrid, n_out
+                    )
+                    arr = da.from_delayed(blk, shape=(n_out, h, w), dtype=np.float32)
+                    for k in range(n_out):
+                        cols[k].append(arr[k][None])
+                else:
+                    for k in range(n_out):
+                        cols[k].append(da.full((1, h, w), np.nan, dtype=np.float32, chunks=(1, h, w)))
+            for k in range(n_out):
+                rows[k].append(cols[k])
+        for k in range(n_out):
+            layers[k].append(rows[k])
+    out = []
+    for k in range(n_out):
+        arr = da.concatenate([da.block(day_rows) for day_rows in layers[k]], axis=0)
+        out.append(arr.rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]}))
+    return out
+
+
+def _frp_chunk(times: np.ndarray, lat: np.ndarray, lon: np.ndarray, frp: np.ndarray,
+               region: Region, start: np.datetime64, n_days: int) -> np.ndarray:
+    from firesmoke.kernels.hotspots import rasterize_points
+
+    day = ((times - start) // np.timedelta64(1, "D")).astype(np.int64)
+    grids, _dropped = rasterize_points(lat, lon, day, frp, tuple(region.transform)[:6], region.shape,
+                                       n_days, stats=("log1p_frp",))
+    return grids["log1p_frp"]
+
+
+def _frp_array(table: pd.DataFrame, region: Region, days: pd.DatetimeIndex,
+               chunks: Mapping[str, int]) -> da.Array:
+    """Lazy log1p(FRP sum) per UTC day; one task per time chunk over its detections only."""
+    H, W = region.shape
+    t = table["time"].to_numpy(dtype="datetime64[ns]")
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    lat = table["latitude"].to_numpy(np.float64)[order]
+    lon = table["longitude"].to_numpy(np.float64)[order]
+    frp = table["frp"].to_numpy(np.float64)[order]
+    parts = []
+    for i0 in range(0, len(days), chunks["time"]):
+        d = days[i0 : i0 + chunks["time"]]
+        a = np.datetime64(d[0].to_datetime64(), "ns")
+        b = a + np.timedelta64(len(d), "D")
+        s0, s1 = np.searchsorted(t, [a, b])
+        blk = dask.delayed(_frp_chunk, pure=True)(t[s0:s1], lat[s0:s1], lon[s0:s1], frp[s0:s1],
+                                                  region, a, len(d))
+        parts.append(da.from_delayed(blk, shape=(len(d), H, W), dtype=np.float32))
+    if not parts:
+        return da.zeros((0, H, W), dtype=np.float32)
+    return da.concatenate(parts, axis=0).rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]})
+
+
+def _as_index(viirs: Any, start: dt.date, end: dt.date) -> tuple[Any, list[SkippedInput]]:
+    from firesmoke.io.discovery import GranuleIndex, find_granules
+
+    if viirs is None:
+        return None, []
+    if isinstance(viirs, GranuleIndex):
+        return viirs, list(viirs.skipped)
+    folders = [viirs] if isinstance(viirs, (str, os.PathLike)) else list(viirs)
+    granules, skipped = [], []
+    for f in folders:
+        idx = find_granules(f, start, end)
+        granules.extend(idx.granules)
+        skipped.extend(idx.skipped)
+    granules.sort(key=lambda g: g.start)
+    return GranuleIndex(granules, skipped), skipped
+
+
+def _validate_granules(index: Any, region: Region) -> tuple[Any, list[SkippedInput]]:
+    """Open every granule's metadata once: bad granules are skipped and listed."""
+    from firesmoke.io.discovery import GranuleIndex
+
+    good, skipped = [], []
+    for g in index.granules:
+        try:
+            if g.kind == "vmaes":
+                g.open(region=region, layers=list(_LAYERS))
+            else:
+                g.open()
+            good.append(g)
+        except InputError as exc:
+            log.warning("skipping granule %s: %s", g, exc)
+            skipped.append(SkippedInput(", ".join(str(p) for p in g.files), str(exc)))
+    return GranuleIndex(good, list(index.skipped), getattr(index, "root", None)), skipped
+
+
+def _as_table(firms: Any, start: dt.date, end: dt.date, region: Region) -> tuple[pd.DataFrame | None, list]:
+    if firms is None:
+        return None, []
+    if isinstance(firms, pd.DataFrame):
+        return firms, []
+    from firesmoke.io.firms import read_firms
+
+    left, bottom, right, top = region.bbox
+    res = read_firms(firms, start=start, end=end, bbox=(left, bottom, right, top))
+    table = getattr(res, "table", res)
+    report = getattr(res, "report", None) or table.attrs.get("firesmoke_report", [])
+    return table, list(report) if report is not None else []
+
+
+def build_cube(
+    region: Region | str | os.PathLike[str],
+    start: Any,
+    end: Any,
+    viirs: Any = None,
+    firms: Any = None,
+    composite: str = "reference",
+    angles: bool = False,
+    chunks: Mapping[str, int] | None = None,
+    regrid: str = "bilinear",
+    validate: bool = True,
+) -> xr.Dataset:
+    """Build the daily datacube of a region lazily.
+
+    Parameters
+    ----------
+    region
+        A :class:`~firesmoke.grid.Region`, a shipped region name or an ``R_*.json`` path.
+    start, end
+        First and last UTC day (inclusive).
+    viirs
+        Folder(s) of VIIRS granules (gridded ``NPP_VMAES_L1`` HDF4 and/or L1B swath
+        netCDF pairs, found with :func:`~firesmoke.io.discovery.find_granules`), or a
+        ``GranuleIndex``. ``None``: reflectance variables are all NaN.
+    firms
+        FIRMS CSV path(s)/folder, or a table from :func:`~firesmoke.io.firms.read_firms`.
+        ``None``: ``frp`` is all NaN.
+    composite
+        ``"reference"`` (granules ranked by mean zenith over the grid, first valid wins)
+        or ``"min_zenith"`` (per-pixel smallest sensor zenith).
+    angles
+        Also return ``solar_zenith`` and ``sensor_zenith`` of the composite.
+    chunks
+        Dask/Zarr chunks, default :data:`DEFAULT_CHUNKS`.
+    regrid
+        Swath regridding method: ``"bilinear"`` (as the reference data), ``"nearest"``,
+        ``"bucket"``.
+    validate
+        Open every granule's metadata now so that bad granules are skipped (and listed in
+        ``attrs["skipped_inputs"]``) before any computation.
+
+    Returns
+    -------
+    xarray.Dataset
+        Lazy cube; ``attrs`` record region, inputs, composite rule, skipped inputs and
+        the package version.
+    """
+    reg = Region.resolve(region)
+    s = pd.Timestamp(start).date()
+    e = pd.Timestamp(end).date()
+    if e < s:
+        raise InputError(f"end {e} is before start {s}", field="end")
+    if composite not in COMPOSITE_RULES:
+        raise InputError(f"unknown composite rule {composite!r}; choose from {COMPOSITE_RULES}",
+                         field="composite")
+    ch = dict(DEFAULT_CHUNKS)
+    ch.update(chunks or {})
+    days = pd.date_range(s, e, freq="D")
+    index, skipped = _as_index(viirs, s, e)
+    if index is not None and validate:
+        index, bad = _validate_granules(index, reg)
+        skipped.extend(bad)
+    table, firms_report = _as_table(firms, s, e, reg)
+
+    ds = reg.coords_dataset(time=days.values)
+    dims = ("time", "y", "x")
+    if index is not None:
+        arrays = _viirs_arrays(index, reg, days, composite, regrid, ch, angles)
+    else:
+        nan = da.full((len(days), *reg.shape), np.nan, dtype=np.float32,
+                      chunks=(ch["time"], ch["y"], ch["x"]))
+        arrays = [nan] * (5 if angles else 3)
+    names = ["red", "nir", "mir"] + (["solar_zenith", "sensor_zenith"] if angles else [])
+    for name, arr in zip(names, arrays, strict=True):
+        ds[name] = (dims, arr, dict(_ATTRS[name]))
+    if table is not None:
+        ds["frp"] = (dims, _frp_array(table, reg, days, ch), dict(_ATTRS["frp"]))
+    else:
+        nan = da.full((len(days), *reg.shape), np.nan, dtype=np.float32,
+                      chunks=(ch["time"], ch["y"], ch["x"]))
+        ds["frp"] = (dims, nan, {**_ATTRS["frp"], "comment": "no FIRMS input given"})
+    for name in ds.data_vars:
+        ds[name].attrs["grid_mapping"] = "spatial_ref"
+    ds = ds[[*CUBE_VARIABLES, *(["solar_zenith", "sensor_zenith"] if angles else [])]]
+    ds.attrs.update({
+        "title": f"firesmoke daily datacube {reg.name} {s}..{e}",
+        "Conventions": "CF-1.8",
+        "region": reg.name,
+        "region_json": json.dumps(reg.to_dict()),
+        "composite_rule": composite,
+        "swath_regrid": regrid,
+        "n_granules": len(index) if index is not None else 0,
+        "skipped_inputs": json.dumps([{"path": k.path, "reason": k.reason} for k in skipped]),
+        "firms_report": json.dumps([str(r) for r in firms_report])[:100_000],
+        "firesmoke_version": __version__,
+        "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} firesmoke.cube.build_cube",
+    })
+    if skipped:
+        log.warning("%d input(s) skipped; see attrs['skipped_inputs']", len(skipped))
+    return ds
+
+
+def burned_fraction_cube(
+    region: Region | str | os.PathLike[str],
+    sources: Any,
+    start: Any,
+    end: Any,
+    like: xr.Dataset | None = None,
+) -> xr.DataArray:
+    """Daily MCD64A1 burned fraction ``bafrac`` on the cube's grid and time axis.
+
+    Wraps :func:`firesmoke.io.mcd64.daily_burned_fraction`; with ``like`` (a cube), the
+    grid and time axis are checked against it.
+    """
+    from firesmoke.io.mcd64 import daily_burned_fraction
+
+    reg = Region.resolve(region)
+    if like is not None:
+        reg.check_same_grid(Region.from_dataset(like), "targets and cube")
+        t = pd.DatetimeIndex(like["time"].values)
+        start, end = t[0], t[-1]
+    frac = daily_burned_fraction(reg, sources, start, end)
+    frac.name = "bafrac"
+    frac.attrs.setdefault("long_name", "daily burned fraction (MCD64A1)")
+    frac.attrs.setdefault("units", "1")
+    return frac
+
+
+# --------------------------------------------------------------------------- Zarr
+def _time_blocks(n: int, size: int, offset: int = 0) -> list[tuple[int, int]]:
+    """Blocks ``[a, b)`` over ``[offset, offset + n)`` aligned to multiples of ``size``."""
+    out = []
+    a = offset
+    while a < offset + n:
+        b = min((a // size + 1) * size, offset + n)
+        out.append((a, b))
+        a = b
+    return out
+
+
+def write_cube(
+    ds: xr.Dataset,
+    store: str | os.PathLike[str],
+    mode: str = "auto",
+    progress: Callable[[int, int, str], None] | None = None,
+    compute_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a cube to a Zarr v3 store, one time chunk at a time, resumably.
+
+    Parameters
+    ----------
+    ds
+        A cube from :func:`build_cube` (lazy).
+    store
+        Path of the Zarr store.
+    mode
+        ``"w"``: overwrite; ``"auto"``: create, or resume/append into an existing store of
+        the same region and variables (days already written are skipped; days after the
+        store's last day are appended; a day before it is an error).
+    progress
+        Optional callback ``(done, total, label)``.
+    compute_kwargs
+        Passed to ``dask.compute`` for each chunk (e.g. a scheduler).
+
+    Returns
+    -------
+    pathlib.Path
+        The store path.
+    """
+    from firesmoke.store import Ledger, create_template, finalize_store
+
+    path = Path(store)
+    tchunk = int(ds.chunks["time"][0]) if ds.chunks and "time" in ds.chunks else DEFAULT_CHUNKS["time"]
+    ychunk = int(ds.chunks["y"][0]) if ds.chunks else DEFAULT_CHUNKS["y"]
+    xchunk = int(ds.chunks["x"][0]) if ds.chunks else DEFAULT_CHUNKS["x"]
+    zchunks = {"time": tchunk, "y": ychunk, "x": xchunk}
+    new_times = pd.DatetimeIndex(ds["time"].values)
+    ledger = Ledger(path)
+    offset = 0
+    if mode == "w" or not path.exists():
+        create_template(ds, path, chunks=zchunks, overwrite=True)
+        todo = ds
+    elif mode == "auto":
+        existing = xr.open_zarr(path, consolidated=False)
+        old_reg = Region.from_dataset(existing)
+        Region.from_dataset(ds).check_same_grid(old_reg, f"cube and store {path}")
+        if existing.attrs.get("region") != ds.attrs.get("region"):
+            raise GridMismatchError(
+                f"store holds region {existing.attrs.get('region')!r}, cube is "
+                f"{ds.attrs.get('region')!r}; refusing to mix regions", path=path)
+        old_times = pd.DatetimeIndex(existing["time"].values)
+        zchunks["time"] = int(existing[CUBE_VARIABLES[0]].encoding.get("chunks", (tchunk,))[0])
+        if new_times[0] < old_times[0] or (new_times[0] > old_times[-1] + pd.Timedelta(days=1)):
+            raise InputError(
+                f"cube days {new_times[0].date()}..{new_times[-1].date()} do not continue the "
+                f"store's {old_times[0].date()}..{old_times[-1].date()} (gaps or earlier days)",
+                path=path)
+        appended = new_times[new_times > old_times[-1]]
+        if len(appended):
+            tpl = ds.sel(time=appended)
+            # metadata only (compute=False): the days are written below, chunk by chunk
+            tpl.to_zarr(path, append_dim="time", compute=False, consolidated=False, zarr_format=3,
+                        safe_chunks=False)
+            log.info("appended %d day(s) to %s", len(appended), path)
+        todo = ds
+        offset = int(np.searchsorted(pd.DatetimeIndex(xr.open_zarr(path, consolidated=False)["time"].values),
+                                     new_times[0]))
+    else:
+        raise InputError(f"unknown mode {mode!r}; use 'auto' or 'w'", field="mode")
+
+    blocks = _time_blocks(len(new_times), zchunks["time"], offset)
+    total = len(blocks)
+    for i, (a, b) in enumerate(blocks):
+        t0 = new_times[a - offset]
+        t1 = new_times[b - 1 - offset]
+        bid = f"time-{t0:%Y%m%d}-{t1:%Y%m%d}"
+        if ledger.done(bid):
+            log.info("chunk %s already written, skipping", bid)
+        else:
+            part = todo.isel(time=slice(a - offset, b - offset))
+            part = part.chunk({"time": b - a, "y": zchunks["y"], "x": zchunks["x"]})
+            with dask.config.set(**(dict(compute_kwargs) if compute_kwargs else {})):
+                _write_region(part, path, {"time": slice(a, b), "y": slice(None), "x": slice(None)})
+            ledger.mark(bid, {"days": [str(t0.date()), str(t1.date())]})
+        if progress is not None:
+            progress(i + 1, total, "cube chunks")
+    finalize_store(path)
+    return path
+
+
+def _write_region(part: xr.Dataset, path: Path, region: Mapping[str, slice]) -> None:
+    out = part.drop_vars([c for c in part.coords if c not in ("time",)], errors="ignore")
+    out = out.drop_vars("time")
+    out.attrs = {}
+    for v in out.data_vars.values():
+        v.attrs = {}
+        v.encoding = {}
+    out.to_zarr(path, region={"time": region["time"]}, zarr_format=3, consolidated=False)
+
+
+def open_cube(store: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
+    """Open a cube written by :func:`write_cube` (lazy; CRS and CF attrs restored)."""
+    import rioxarray  # noqa: F401
+
+    path = Path(store)
+    if not path.exists():
+        raise InputError("cube store not found", path=path)
+    try:
+        ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {}, consolidated=None)
+    except Exception as exc:  # zarr raises many types for broken stores
+        raise InputError(f"not a readable Zarr cube ({exc})", path=path) from exc
+    missing = [v for v in CUBE_VARIABLES if v not in ds]
+    if missing:
+        raise InputError(f"not a firesmoke cube: missing {missing}", path=path)
+    return ds

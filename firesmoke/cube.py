@@ -212,8 +212,8 @@ def _frp_chunk(times: np.ndarray, lat: np.ndarray, lon: np.ndarray, frp: np.ndar
     from firesmoke.kernels.hotspots import rasterize_points
 
     day = ((times - start) // np.timedelta64(1, "D")).astype(np.int64)
-    grids, _dropped = rasterize_points(lat, lon, day, frp, tuple(region.transform)[:6], region.shape,
-                                       n_days, stats=("log1p_frp",))
+    grids = rasterize_points(lat, lon, day, frp, tuple(region.transform)[:6], region.shape,
+                             n_days, stats=("log1p_frp",))
     return grids["log1p_frp"]
 
 

@@ -1,0 +1,227 @@
+"""Overpass compositing: several granules of one day on one grid -> one image.
+
+Two rules (``reference/banet.md``):
+
+* **reference** (BA-Net): granules are ordered by their *mean* satellite zenith angle over
+  the grid (NaN ignored), ascending; each pixel takes all bands from the first granule in
+  that order whose zenith angle is valid (not NaN) at the pixel.
+  :func:`composite_by_order` does the per-pixel part given the order; :func:`mean_zenith`
+  and :func:`reference_order` give the order.
+* **min_zenith**: each pixel takes all bands from the granule with the smallest valid
+  zenith angle *at that pixel* (ties -> the earliest granule).
+
+Pixels no granule sees (all zenith angles NaN, or no granule at all) are NaN in every band.
+A selected granule's band values are copied as they are (a NaN band value stays NaN; the
+pixel does not fall back to another granule), like the reference.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "composite_by_order",
+    "composite_min_zenith",
+    "mean_zenith",
+    "reference_order",
+    "select_by_order",
+    "select_min_zenith",
+]
+
+
+@numba.njit(cache=True, nogil=True)
+def _zenith_sums(zenith):
+    n = zenith.shape[0]
+    sums = np.zeros(n, dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int64)
+    for g in range(n):
+        s = 0.0
+        c = 0
+        for i in range(zenith.shape[1]):
+            for j in range(zenith.shape[2]):
+                z = zenith[g, i, j]
+                if not np.isnan(z):
+                    s += z
+                    c += 1
+        sums[g] = s
+        counts[g] = c
+    return sums, counts
+
+
+def zenith_sums(zenith: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum (float64) and count (int64) of the valid zenith angles of each granule.
+
+    Parameters
+    ----------
+    zenith
+        ``(n_overpasses, H, W)`` sensor zenith angles, NaN where the granule has no data.
+    """
+    z = np.asarray(zenith)
+    if z.ndim != 3:
+        raise ValueError(f"zenith must be (n_overpasses, H, W), got shape {z.shape}")
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float64)
+    return _zenith_sums(z)
+
+
+def mean_zenith(zenith: np.ndarray) -> np.ndarray:
+    """Mean valid zenith angle of each granule (float64 ``(n,)``; NaN if none is valid)."""
+    sums, counts = zenith_sums(zenith)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def reference_order(means: np.ndarray) -> np.ndarray:
+    """Granule indices sorted by mean zenith, ascending; stable; NaN means last (int64)."""
+    m = np.asarray(means, dtype=np.float64)
+    return np.argsort(np.where(np.isnan(m), np.inf, m), kind="stable").astype(np.int64)
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _select_by_order(zenith, order, sel):
+    n = order.shape[0]
+    h = zenith.shape[1]
+    w = zenith.shape[2]
+    for i in numba.prange(h):
+        for j in range(w):
+            s = -1
+            for k in range(n):
+                g = order[k]
+                if not np.isnan(zenith[g, i, j]):
+                    s = g
+                    break
+            sel[i, j] = s
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _select_min_zenith(zenith, sel):
+    n = zenith.shape[0]
+    h = zenith.shape[1]
+    w = zenith.shape[2]
+    for i in numba.prange(h):
+        for j in range(w):
+            s = -1
+            best = np.inf
+            for g in range(n):
+                z = zenith[g, i, j]
+                if not np.isnan(z) and (s < 0 or z < best):
+                    best = z
+                    s = g
+            sel[i, j] = s
+
+
+def _check(stack: np.ndarray, zenith: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(stack)
+    z = np.asarray(zenith)
+    if s.ndim != 4:
+        raise ValueError(f"stack must be (n_overpasses, bands, H, W), got shape {s.shape}")
+    if z.ndim != 3:
+        raise ValueError(f"zenith must be (n_overpasses, H, W), got shape {z.shape}")
+    if s.shape[0] != z.shape[0] or s.shape[2:] != z.shape[1:]:
+        raise ValueError(f"stack {s.shape} and zenith {z.shape} do not match")
+    if not np.issubdtype(s.dtype, np.floating):
+        s = s.astype(np.float32)
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float32)
+    return s, z
+
+
+def select_by_order(zenith: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Per pixel, the first granule of ``order`` with a valid zenith (int64, -1 if none)."""
+    z = np.asarray(zenith)
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float32)
+    o = _check_order(order, z.shape[0])
+    sel = np.empty(z.shape[1:], dtype=np.int64)
+    _select_by_order(z, o, sel)
+    return sel
+
+
+def select_min_zenith(zenith: np.ndarray) -> np.ndarray:
+    """Per pixel, the granule with the smallest valid zenith (ties -> earliest; -1 if none)."""
+    z = np.asarray(zenith)
+    if not np.issubdtype(z.dtype, np.floating):
+        z = z.astype(np.float32)
+    sel = np.empty(z.shape[1:], dtype=np.int64)
+    _select_min_zenith(z, sel)
+    return sel
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _composite_rows(stack, zenith, order, use_order, out):
+    """Fused select + gather, one output row per iteration (a row-local selection buffer)."""
+    n = zenith.shape[0]
+    nb = stack.shape[1]
+    h = zenith.shape[1]
+    w = zenith.shape[2]
+    for i in numba.prange(h):
+        sel = np.empty(w, dtype=np.int64)
+        for j in range(w):
+            s = -1
+            if use_order:
+                for k in range(order.shape[0]):
+                    g = order[k]
+                    if not np.isnan(zenith[g, i, j]):
+                        s = g
+                        break
+            else:
+                best = np.inf
+                for g in range(n):
+                    z = zenith[g, i, j]
+                    if not np.isnan(z) and (s < 0 or z < best):
+                        best = z
+                        s = g
+            sel[j] = s
+        for b in range(nb):
+            for j in range(w):
+                g = sel[j]
+                out[b, i, j] = np.float32(stack[g, b, i, j]) if g >= 0 else np.float32(np.nan)
+
+
+def _composite(s: np.ndarray, z: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    out = np.empty((s.shape[1], s.shape[2], s.shape[3]), dtype=np.float32)
+    if order is None:
+        _composite_rows(s, z, np.zeros(0, np.int64), False, out)
+    else:
+        _composite_rows(s, z, order, True, out)
+    return out
+
+
+def _check_order(order: np.ndarray, n: int) -> np.ndarray:
+    o = np.ascontiguousarray(order, dtype=np.int64)
+    if o.ndim != 1 or (o.size and (o.min() < 0 or o.max() >= n)):
+        raise ValueError(f"order must list granule indices in [0, {n}), got {order!r}")
+    return o
+
+
+def composite_by_order(stack: np.ndarray, zenith: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Composite with a given granule order (the reference rule once the order is known).
+
+    Parameters
+    ----------
+    stack
+        ``(n_overpasses, bands, H, W)`` values of each granule on the grid.
+    zenith
+        ``(n_overpasses, H, W)`` sensor zenith angles (NaN = granule absent there).
+    order
+        Granule indices in order of preference (e.g. :func:`reference_order` of the
+        *global* mean zenith angles; a chunked caller must pass the order computed over
+        the whole grid, not per chunk).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``(bands, H, W)``; NaN where no granule has a valid zenith.
+    """
+    s, z = _check(stack, zenith)
+    return _composite(s, z, _check_order(order, z.shape[0]))
+
+
+def composite_min_zenith(stack: np.ndarray, zenith: np.ndarray) -> np.ndarray:
+    """Composite taking, per pixel, the granule with the smallest valid zenith angle.
+
+    Same inputs and output as :func:`composite_by_order`, without the order.
+    """
+    s, z = _check(stack, zenith)
+    return _composite(s, z, None)

@@ -225,6 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="more log output (-v info, -vv debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more log output (-v info, -vv debug)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
+    original = sub.add_parser
+
+    def add_parser(name, **kwargs):  # every subcommand also takes -v/-q after its name
+        kwargs.setdefault("parents", [common])
+        return original(name, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     for add in _ADDERS:
         add(sub)
     return parser

@@ -59,13 +59,25 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Products a scenario can write, and their sub-folders.
-PRODUCTS: dict[str, str] = {"viirs": "viirs750", "firms": "firms", "mcd64": "mcd64a1"}
+PRODUCTS: dict[str, str] = {
+    "viirs": "viirs750",
+    "firms": "firms",
+    "mcd64": "mcd64a1",
+    "swath": "viirs_l1b",
+    "sentinel2": "sentinel2",
+}
 MANIFEST = "scenario.json"
 _PATTERNS = {
     "viirs": re.compile(r"^NPP_VMAES_L1\.A\d{7}\.\d{4}\.001\.\d{13}\.psrpgscs_\d{12}\.\w+\.hdf$"),
     "firms": re.compile(r"^SUOMI_VIIRS_C2_[A-Za-z0-9_-]+_24h_\d{8}\.csv$"),
     "mcd64": re.compile(r"^MCD64A1\.A\d{7}\.h\d{2}v\d{2}\.006\.\d{13}\.hdf$"),
+    "swath": re.compile(r"^V[NJ][P12]0[23]MOD\.A\d{7}\.\d{4}\.\d{3}\.\d{13}\.nc$"),
+    "sentinel2": re.compile(r"^$"),  # sub-folders, managed by the Sentinel-2 writer
 }
+#: Sentinel-2 content written by the ``sentinel2`` product (chips for the smoke models,
+#: plus one scene with STAC items); independent of the fire scenario's region.
+SENTINEL2_CHIPS = (40, 40)
+SENTINEL2_SCENE_SIZE = 512
 
 Progress = Callable[[int, int], Any] | Any
 
@@ -125,6 +137,16 @@ class Scenario:
         if "mcd64" in self.files:
             lines.append(
                 f"  MCD64A1: {len(self.files['mcd64'])} monthly tiles in {PRODUCTS['mcd64']}/"
+            )
+        if "swath" in self.files:
+            lines.append(
+                f"  VIIRS L1B swath: {len(self.files['swath']) // 2} VNP02MOD/VNP03MOD pairs "
+                f"in {PRODUCTS['swath']}/"
+            )
+        if "sentinel2" in self.files:
+            lines.append(
+                f"  Sentinel-2: {len(self.files['sentinel2'])} files (chips, labels, COG scene, "
+                f"STAC items) in {PRODUCTS['sentinel2']}/"
             )
         if self.stats:
             px = self.stats.get("pixels", 0)
@@ -379,6 +401,38 @@ def _write_viirs_day(truth: BurnTruth, day: int, out: Path, order: str) -> list[
     return paths
 
 
+def _write_swath_day(truth: BurnTruth, day: int, out: Path) -> list[Path]:
+    """L1B swath pairs (VNP02MOD + VNP03MOD) of a day's overpasses, from the same fields."""
+    from firesmoke.synthetic.swath import generate_swath_granules
+
+    fields = []
+    for k, _ov in enumerate(overpass_schedule(truth.region, truth.date(day))):
+        f = simulate_overpass(truth, day, k)
+        if not np.any(f["valid"]):
+            continue
+        when = pd.Timestamp(f["time"]).to_pydatetime()
+        keys = ("M05", "M07", "M10", "M12", "M15", "solar_zenith")
+        fields.append((when, {k: f[k] for k in keys}))
+    if not fields:
+        return []
+    pairs = generate_swath_granules(truth.region, fields, out, seed=truth.seed * 1000 + day,
+                                    pixels=800)
+    return [p for pair in pairs for p in pair]
+
+
+def _write_sentinel2(out: Path, seed: int) -> list[Path]:
+    """Smoke chips (positive/negative/labels) and one scene with STAC items."""
+    from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+
+    chips = generate_chips(out / "chips", *SENTINEL2_CHIPS, seed=seed)
+    scenes = generate_scenes(out / "scenes", n_scenes=1, size=SENTINEL2_SCENE_SIZE, n_sites=3,
+                             seed=seed)
+    paths = [Path(p) for p in chips.paths] + [Path(p) for p in chips.labels]
+    paths += [Path(p) for p in scenes.item_paths]
+    paths += [Path(p) for bands in scenes.band_paths for p in bands.values()]
+    return sorted(set(paths))
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -467,6 +521,8 @@ def generate_scenario(
     for day in range(n_days):
         if "viirs" in prods:
             files["viirs"] += _write_viirs_day(truth, day, dirs["viirs"], order)
+        if "swath" in prods:
+            files["swath"] += _write_swath_day(truth, day, dirs["swath"])
         if "firms" in prods:
             det = simulate_detections(truth, day)
             if len(det):
@@ -491,9 +547,13 @@ def generate_scenario(
             for mapping in tiles:
                 files["mcd64"].append(write_mcd64_month(dirs["mcd64"], truth, mapping, month))
 
+    if "sentinel2" in prods:
+        files["sentinel2"] = _write_sentinel2(dirs["sentinel2"], sd)
+
     for p in prods:
         files[p] = sorted(files[p])
-        _remove_stale(dirs[p], _PATTERNS[p], files[p])
+        if p != "sentinel2":
+            _remove_stale(dirs[p], _PATTERNS[p], files[p])
 
     doc = {
         "format": "firesmoke-synthetic-scenario",

@@ -1,0 +1,271 @@
+"""BA-Net module: reference parameter names, behaviour, and the fast inference path."""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from firesmoke.models.banet import BANet, DayBatchNorm, FastBANet, PixelLSTM, prepare_for_inference
+
+REFERENCE = Path(
+    os.environ.get(
+        "FIRESMOKE_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"
+    )
+)
+
+
+def read_tsv(name: str) -> list[tuple[str, tuple[int, ...], str]]:
+    path = REFERENCE / name
+    if not path.is_file():
+        pytest.skip(f"reference key list {path} not found")
+    rows = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            key, shape, dtype = line.split("\t")
+            rows.append((key, tuple(ast.literal_eval(shape)), dtype))
+    return rows
+
+
+def random_state_dict(rows, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for key, shape, dtype in rows:
+        if dtype == "int64":
+            sd[key] = torch.randint(0, 1000, shape, dtype=torch.int64, generator=g)
+        elif key.endswith("running_var"):
+            sd[key] = torch.rand(shape, generator=g) + 0.5
+        else:
+            sd[key] = torch.randn(shape, generator=g) * 0.1
+    return sd
+
+
+def randomized_banet(seed: int = 0, **kwargs) -> BANet:
+    """BA-Net in eval mode with He-initialised convs and non-trivial batch-norm stats."""
+    torch.manual_seed(seed)
+    m = BANet(**kwargs)
+    g = torch.Generator().manual_seed(seed + 1)
+    for mod in m.modules():
+        if isinstance(mod, nn.Conv3d | nn.ConvTranspose3d):
+            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+        elif isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.normal_(0.0, 0.3, generator=g)
+            mod.running_var.uniform_(0.5, 2.0, generator=g)
+            mod.weight.data.uniform_(0.5, 1.5, generator=g)
+            mod.bias.data.normal_(0.0, 0.2, generator=g)
+    return m.eval()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny shapes: one intra-op thread is as fast and immune to a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# -- reference names -------------------------------------------------------------------
+def test_state_dict_equals_reference_key_list():
+    rows = read_tsv("banet_state_dict.tsv")
+    assert len(rows) == 132
+    sd = BANet().state_dict()
+    assert list(sd) == [r[0] for r in rows]  # same names in the same order
+    for key, shape, dtype in rows:
+        assert tuple(sd[key].shape) == shape, key
+        assert str(sd[key].dtype) == f"torch.{dtype}", key
+
+
+def test_reference_state_dict_loads_strictly():
+    rows = read_tsv("banet_state_dict.tsv")
+    sd = random_state_dict(rows)
+    m = BANet()
+    result = m.load_state_dict(sd, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    lstm = m.stconv1.stconv[1].timeLstm.lstm
+    assert torch.equal(lstm.weight_hh_l0, sd["stconv1.stconv.1.timeLstm.lstm.weight_hh_l0"])
+    assert torch.equal(m.final_conv.bias, sd["final_conv.bias"])
+
+
+def test_parameter_count():
+    m = BANet()
+    assert sum(p.numel() for p in m.parameters() if p.requires_grad) == 3_415_361
+
+
+# -- behaviour -------------------------------------------------------------------------
+def test_forward_shapes_any_valid_size():
+    m = BANet(n_classes=2, sequence_len=32).eval()
+    x = torch.randn(2, 4, 16, 32, 64)
+    with torch.no_grad():
+        y = m(x)
+    assert y.shape == (2, 2, 16, 32, 64)
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 8, 32, 32), (1, 4, 16, 48, 32), (1, 3, 16, 32, 32)])
+def test_invalid_input_shapes_rejected(shape):
+    with pytest.raises(ValueError, match="BA-Net"):
+        BANet()(torch.zeros(shape))
+
+
+def test_sequence_len_must_be_multiple_of_16():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        BANet(sequence_len=40)
+
+
+def test_late_days_influence_early_logits():
+    # the LSTM is causal but the time convolutions and the decoder look both ways
+    m = randomized_banet()
+    x = torch.randn(1, 4, 16, 32, 32)
+    x2 = x.clone()
+    x2[:, :, -1] += 1.0
+    with torch.no_grad():
+        d = (m(x) - m(x2)).abs()
+    assert d[:, :, 0].max() > 0
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def numpy_lstm(x, w_ih, w_hh, b_ih, b_hh):
+    """Plain numpy LSTM over (N, T, C) with PyTorch's gate order i, f, g, o."""
+    n, t, _ = x.shape
+    hid = w_hh.shape[1]
+    h = np.zeros((n, hid))
+    c = np.zeros((n, hid))
+    out = np.zeros((n, t, hid))
+    for k in range(t):
+        z = x[:, k] @ w_ih.T + b_ih + h @ w_hh.T + b_hh
+        i, f, g, o = (z[:, j * hid : (j + 1) * hid] for j in range(4))
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        out[:, k] = h
+    return out
+
+
+def test_pixel_lstm_matches_numpy_per_pixel():
+    torch.manual_seed(0)
+    mod = PixelLSTM(3, 5)
+    x = torch.randn(2, 3, 6, 2, 3)  # (B, C, T, H, W)
+    with torch.no_grad():
+        y = mod(x).numpy()
+    p = {k: v.detach().numpy().astype(np.float64) for k, v in mod.lstm.named_parameters()}
+    seq = x.numpy().astype(np.float64).transpose(0, 3, 4, 2, 1).reshape(-1, 6, 3)
+    want = numpy_lstm(seq, p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    want = want.reshape(2, 2, 3, 6, 5).transpose(0, 4, 3, 1, 2)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
+
+
+def test_day_batch_norm_eval_is_per_channel_affine():
+    bn = DayBatchNorm(3)
+    bn.bn.running_mean.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    bn.bn.running_var.copy_(torch.tensor([4.0, 0.25, 1.0]))
+    bn.bn.weight.data.copy_(torch.tensor([1.0, 2.0, -1.0]))
+    bn.bn.bias.data.copy_(torch.tensor([0.0, 1.0, 3.0]))
+    bn.eval()
+    x = torch.randn(2, 3, 4, 5, 6)
+    with torch.no_grad():
+        y = bn(x).numpy()
+    xn = x.numpy()
+    mean = np.array([0.5, -1.0, 2.0])[None, :, None, None, None]
+    var = np.array([4.0, 0.25, 1.0])[None, :, None, None, None]
+    gamma = np.array([1.0, 2.0, -1.0])[None, :, None, None, None]
+    beta = np.array([0.0, 1.0, 3.0])[None, :, None, None, None]
+    want = (xn - mean) / np.sqrt(var + 1e-5) * gamma + beta
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_day_batch_norm_training_uses_batch_and_day_statistics():
+    bn = DayBatchNorm(2).train()
+    x = torch.randn(3, 2, 4, 5, 5) * 3 + 1
+    y = bn(x)
+    xn = x.detach().numpy()
+    mean = xn.mean(axis=(0, 2, 3, 4), keepdims=True)
+    var = xn.var(axis=(0, 2, 3, 4), keepdims=True)
+    np.testing.assert_allclose(y.detach().numpy(), (xn - mean) / np.sqrt(var + 1e-5), atol=1e-4)
+
+
+def test_overfits_one_tiny_batch():
+    torch.manual_seed(0)
+    m = BANet(sequence_len=16).train()
+    x = torch.randn(2, 4, 16, 32, 32)  # batch norm needs > 1 value at the 1/32 level
+    target = torch.zeros(2, 1, 16, 32, 32)
+    target[:, :, 5:9, 8:20, 10:22] = 1.0
+    opt = torch.optim.Adam(m.parameters(), lr=5e-3)
+    loss_fn = nn.BCEWithLogitsLoss()
+    losses = []
+    for _ in range(6):
+        opt.zero_grad()
+        loss = loss_fn(m(x), target)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.75 * losses[0], losses
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
+
+
+# -- fast inference path ----------------------------------------------------------------
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize(
+    ("batch", "t", "h", "w", "n_classes"),
+    [(1, 16, 32, 32, 1), (2, 16, 32, 64, 1), (1, 32, 64, 32, 2)],
+)
+def test_fast_path_equals_eval_module(channels_last, batch, t, h, w, n_classes):
+    m = randomized_banet(seed=batch + t, n_classes=n_classes)
+    x = torch.randn(batch, 4, t, h, w) * 2
+    with torch.no_grad():
+        want = m(x)
+    fast = prepare_for_inference(m, channels_last=channels_last)
+    got = fast(x)
+    assert got.shape == want.shape
+    assert got.is_inference()  # ran under torch.inference_mode
+    assert want.abs().max() > 0.5  # the comparison is not between near-zero numbers
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_fast_path_leaves_model_untouched_and_is_independent():
+    m = randomized_banet()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    fast = prepare_for_inference(m)
+    assert isinstance(fast, FastBANet) and not fast.training
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert m.training is False
+    # training the original later does not alter the prepared copy
+    x = torch.randn(1, 4, 16, 32, 32)
+    y0 = fast(x)
+    with torch.no_grad():
+        m.final_conv.bias.add_(1.0)
+    torch.testing.assert_close(fast(x), y0)
+
+
+def test_fast_path_without_onednn_fusion_matches():
+    m = randomized_banet(seed=3)
+    x = torch.randn(1, 4, 16, 32, 32)
+    fast = prepare_for_inference(m)
+    fused = fast(x)
+    fast.use_fusion = False
+    torch.testing.assert_close(fast(x), fused, atol=1e-5, rtol=1e-5)
+
+
+def test_fast_path_rejects_bad_input():
+    fast = prepare_for_inference(BANet().eval())
+    with pytest.raises(ValueError, match="BA-Net"):
+        fast(torch.zeros(1, 4, 16, 30, 32))
+
+
+@pytest.mark.slow
+def test_fast_path_equals_eval_module_on_a_full_tile():
+    m = randomized_banet(seed=7)
+    x = torch.randn(1, 4, 64, 128, 128)
+    with torch.inference_mode():
+        want = m(x)
+    got = prepare_for_inference(m)(x)
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

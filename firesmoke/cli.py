@@ -15,6 +15,7 @@ from pathlib import Path
 
 from firesmoke._version import __version__
 from firesmoke.errors import FiresmokeError
+from firesmoke.errors import InputError as FiresmokeInputError
 
 log = logging.getLogger("firesmoke.cli")
 
@@ -213,6 +214,173 @@ def _cmd_cube(args: argparse.Namespace) -> int:
 _COMMANDS["cube"] = _cmd_cube
 
 
+# ---------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model (banet, smoke-classifier, smoke-segmenter)",
+                       description="Train BA-Net from Zarr cubes + MCD64A1 targets, or the smoke "
+                                   "models from a chip dataset. Metrics go to CSV/JSON logs in --out.")
+    tsub = p.add_subparsers(dest="model", metavar="MODEL", required=True)
+    b = tsub.add_parser("banet", help="BA-Net from datacube stores and burned-fraction targets")
+    b.add_argument("--cube", nargs="+", required=True, help="Zarr cube store(s) (firesmoke cube)")
+    b.add_argument("--targets", nargs="+", required=True,
+                   help="per cube: a target store, or MCD64A1 files/folder to build it from")
+    b.add_argument("--out", type=Path, required=True, help="output folder (weights, logs, checkpoints)")
+    b.add_argument("--val-period", default=None, help="hold out START..END (split by time)")
+    b.add_argument("--val-cube", nargs="+", default=None, help="held-out cube(s) (split by region)")
+    b.add_argument("--val-targets", nargs="+", default=None, help="targets of --val-cube")
+    b.add_argument("--steps", type=int, default=None, help="training steps")
+    b.add_argument("--batch-size", type=int, default=None)
+    b.add_argument("--seq-len", type=int, default=None, help="days per window (multiple of 16)")
+    b.add_argument("--patch", type=int, default=None, help="window size in px (multiple of 32)")
+    b.add_argument("--lr-max", type=float, default=None, help="one-cycle maximum learning rate")
+    b.add_argument("--seed", type=int, default=None)
+    b.add_argument("--device", default=None, help="cuda, cpu (default: cuda when available)")
+    b.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint")
+    for name, helptext in (("smoke-classifier", "the ResNet-50 smoke classifier"),
+                           ("smoke-segmenter", "the U-Net smoke segmenter")):
+        q = tsub.add_parser(name, help=helptext + " from a chip dataset")
+        q.add_argument("--data", type=Path, required=True,
+                       help="chip dataset root (positive/, negative/, labels/)")
+        q.add_argument("--out", type=Path, required=True, help="output folder")
+        q.add_argument("--epochs", type=int, default=None)
+        q.add_argument("--batch-size", type=int, default=None)
+        q.add_argument("--recipe", choices=("reference", "adamw"), default="reference",
+                       help="reference SGD recipe of the paper, or AdamW + cosine")
+        q.add_argument("--width", type=int, default=64, help="base width (64 = published size)")
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--device", default=None)
+        q.add_argument("--resume", action="store_true")
+        q.add_argument("--half", action="store_true", help="save fp16 weights")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if args.model == "banet":
+        from firesmoke.train.banet import train_banet_cli
+
+        opts = {k: v for k, v in vars(args).items()
+                if k not in ("command", "model", "verbose", "quiet")}
+        opts["progress"] = not args.quiet
+        result = train_banet_cli(opts)
+    else:
+        from firesmoke.train import smoke as trainers
+
+        fn = (trainers.train_smoke_classifier if args.model == "smoke-classifier"
+              else trainers.train_smoke_segmenter)
+        result = fn(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+                    recipe=args.recipe, width=args.width, seed=args.seed, device=args.device,
+                    progress=not args.quiet, resume=args.resume, half=args.half)
+    print(f"weights: {result.weights} (sha256 {result.sha256})")
+    print(f"logs: {result.out}")
+    return 0
+
+
+_COMMANDS["train"] = _cmd_train
+
+
+# ---------------------------------------------------------------------------- predict
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="burned-area or smoke products",
+                       description="Run the models and write georeferenced products.")
+    psub = p.add_subparsers(dest="product", metavar="PRODUCT", required=True)
+    b = psub.add_parser("burned", help="BA-Net burned area and burn dates from a cube")
+    b.add_argument("--cube", type=Path, required=True, help="Zarr cube store (firesmoke cube)")
+    b.add_argument("--start", type=_date, required=True, help="first day (nrt: the run date)")
+    b.add_argument("--end", type=_date, default=None, help="last day")
+    b.add_argument("--mode", choices=("monthly", "range", "nrt"), default="monthly")
+    b.add_argument("--weights", nargs="+", default=["banet_synthetic"],
+                   help="weights names/paths; several = ensemble (default: %(default)s, "
+                        "trained on SYNTHETIC data only)")
+    b.add_argument("--out", type=Path, required=True, help="output Zarr store")
+    b.add_argument("--threshold", type=float, default=None)
+    b.add_argument("--blend", choices=("mean", "centre"), default="mean",
+                   help="tile blending (mean = reference)")
+    b.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    b.add_argument("--device", default=None)
+    b.add_argument("--geotiff", action="store_true", help="also export each period as COG + PNG")
+    b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
+    _add_cluster_args(b)
+    s = psub.add_parser("smoke", help="smoke on Sentinel-2 chips or scenes")
+    s.add_argument("--chips", default=None, help="chip dataset root or folder of chip GeoTIFFs")
+    s.add_argument("--scene", nargs="+", default=None, help="STAC item JSON files or GeoTIFFs")
+    s.add_argument("--sites", default=None, help="CSV of emitter sites (site_id, lon, lat)")
+    s.add_argument("--out", type=Path, required=True, help="output folder")
+    s.add_argument("--classifier", default=None, help="classifier weights (default: shipped)")
+    s.add_argument("--segmenter", default=None, help="segmenter weights (default: shipped)")
+    s.add_argument("--device", default=None)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    if args.product == "smoke":
+        from firesmoke import smoke
+
+        if not args.chips and not args.scene:
+            raise FiresmokeInputError("give --chips and/or --scene", field="chips")
+        if args.chips:
+            kw = {k: v for k, v in (("classifier", args.classifier), ("segmenter", args.segmenter)) if v}
+            df = smoke.predict_smoke_chips(args.chips, args.out / "chips.csv", device=args.device, **kw)
+            print(f"chips: {len(df)} classified, {int(df['smoke'].sum())} with smoke -> {args.out / 'chips.csv'}")
+        if args.scene:
+            kw = {"segmenter": args.segmenter} if args.segmenter else {}
+            res = smoke.predict_smoke_scene(args.scene, args.out, sites=args.sites, device=args.device, **kw)
+            for m in res["masks"]:
+                print(f"mask: {m}")
+            if res.get("plumes"):
+                print(f"plumes per site: {res['plumes']}")
+        return 0
+
+    from firesmoke.burned import predict_burned
+    from firesmoke.cube import open_cube
+    from firesmoke.inference import TileModel
+    from firesmoke.models.banet import prepare_for_inference
+
+    cube = open_cube(args.cube)
+    model = TileModel.from_weights(args.weights, prepare=prepare_for_inference)
+    product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
+                             threshold=args.threshold, blend=args.blend,
+                             batch_size=args.batch_size, device=args.device)
+    from tqdm.dask import TqdmCallback
+
+    with _Cluster(args):
+        with TqdmCallback(desc="burned area", disable=args.quiet):
+            product = product.compute()
+    tmp = args.out.with_name(args.out.name + ".part")
+    product.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+    import shutil
+
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    tmp.rename(args.out)
+    print(f"wrote {args.out}: {product.sizes['period']} period(s) of confidence and burn_date")
+    if args.geotiff or args.events:
+        from firesmoke.events import find_events, write_events_geojson
+        from firesmoke.grid import Region
+        from firesmoke.store import export_geotiff, quicklook_png, safe_join
+
+        region = Region.from_dataset(cube)
+        folder = args.out.parent
+        for label in product.period.values:
+            p = product.sel(period=label)
+            name = f"{args.out.stem}_{label}"
+            if args.geotiff:
+                tif = export_geotiff(p["confidence"], safe_join(folder, f"{name}_confidence.tif"))
+                png = quicklook_png(
+                    [(f"confidence {label}", p["confidence"], {"cmap": "magma", "vmin": 0, "vmax": 1}),
+                     (f"burn date {label}", p["burn_date"].where(p["burn_date"] > 0),
+                      {"cmap": "plasma", "cbar_label": "day of year"})],
+                    safe_join(folder, f"{name}.png"), title=f"burned area {label}")
+                print(f"  {tif}\n  {png}")
+            if args.events:
+                burned = p["burn_date"].values > 0
+                labels, table = find_events(burned, p["burn_date"].values.astype(float), region.transform)
+                gj = write_events_geojson(labels, table, region.transform,
+                                          safe_join(folder, f"{name}_events.geojson"))
+                print(f"  {gj} ({len(table)} events, {table['area_ha'].sum() if len(table) else 0:.0f} ha)")
+    return 0
+
+
+_COMMANDS["predict"] = _cmd_predict
+
+
 # ---------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -242,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [_add_synthetic, _add_cube, _add_demo]
+_ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_synthetic, _add_cube, _add_train, _add_predict, _add_demo,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -343,13 +343,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     with _Cluster(args):
         with TqdmCallback(desc="burned area", disable=args.quiet):
             product = product.compute()
-    tmp = args.out.with_name(args.out.name + ".part")
-    product.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
-    import shutil
+    from firesmoke.store import write_product
 
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    tmp.rename(args.out)
+    write_product(product, args.out)
     print(f"wrote {args.out}: {product.sizes['period']} period(s) of confidence and burn_date")
     if args.geotiff or args.events:
         from firesmoke.events import find_events, write_events_geojson

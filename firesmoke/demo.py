@@ -47,9 +47,13 @@ def _quicklook_day(cube, truth, day: pd.Timestamp, path: Path) -> Path:
     rgb = np.clip(rgb / np.where(scale > 0, scale, 1), 0, 1)
     rgb = np.where(np.isfinite(rgb), rgb, 0.15)
     bd = truth["burn_doy"].where(truth["burn_doy"] > 0)
+    x, y = d["x"].values, d["y"].values
+    dx, dy = x[1] - x[0], y[1] - y[0]
+    extent = (x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2)
     return quicklook_png(
         [
-            (f"false colour (MIR, NIR, red) {day:%Y-%m-%d}", rgb, {"colorbar": False}),
+            (f"false colour (MIR, NIR, red) {day:%Y-%m-%d}", rgb,
+             {"colorbar": False, "extent": extent}),
             ("truth: burn day of year", bd, {"cmap": "plasma", "cbar_label": "day of year"}),
         ],
         path,
@@ -150,7 +154,7 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
     from firesmoke.errors import WeightsError
     from firesmoke.inference import TileModel
     from firesmoke.metrics import burned_area_scores
-    from firesmoke.store import export_geotiff, quicklook_png
+    from firesmoke.store import export_geotiff, quicklook_png, write_product
 
     lines: list[str] = []
     months = _months_inside(t0, t1)
@@ -164,7 +168,7 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
         return [f"burned area: skipped ({exc})"]
     product = predict_burned(cube, model, months[0], months[1], mode="monthly").compute()
     pstore = out_dir / "burned_area.zarr"
-    product.to_zarr(pstore, mode="w", zarr_format=3, consolidated=False)
+    write_product(product, pstore)
     lines.append(f"burned-area product (BA-Net, synthetic-trained weights): {pstore} "
                  f"({product.sizes['period']} months)")
     rows = []
@@ -188,8 +192,8 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
                 (f"confidence {label}", p["confidence"], {"cmap": "magma", "vmin": 0, "vmax": 1}),
                 (f"burn date {label} (day of year)", p["burn_date"].where(p["burn_date"] > 0),
                  {"cmap": "plasma", "cbar_label": "day of year"}),
-                (f"truth {label}", np.where(ref, doy, np.nan), {"cmap": "plasma",
-                                                               "cbar_label": "day of year"}),
+                (f"truth {label}", p["confidence"].copy(data=np.where(ref, doy, np.nan)),
+                 {"cmap": "plasma", "cbar_label": "day of year"}),
             ],
             out_dir / f"quicklook_burned_{label}.png",
             title=f"firesmoke BA-Net monthly product {label} (synthetic scenario)",

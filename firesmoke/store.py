@@ -38,6 +38,7 @@ __all__ = [
     "quicklook_png",
     "safe_join",
     "write_block",
+    "write_product",
 ]
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,30 @@ def write_block(
     out.to_zarr(Path(store), region=dict(region), zarr_format=3, consolidated=False)
     if block_id is not None:
         Ledger(store).mark(block_id, info)
+
+
+def write_product(ds: xr.Dataset, store: str | os.PathLike[str]) -> Path:
+    """Write a computed product Dataset to a Zarr v3 store atomically.
+
+    The store is written under ``<store>.part`` and renamed into place, so a store that
+    exists is complete (an interrupted write leaves only the ``.part`` folder).
+    """
+    import shutil
+    import warnings
+
+    path = Path(store)
+    tmp = path.with_name(path.name + ".part")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    with warnings.catch_warnings():
+        # string labels (e.g. "2020-08") have no finalised Zarr v3 dtype spec yet
+        warnings.filterwarnings("ignore", message=".*does not have a Zarr V3 specification.*")
+        ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+    finalize_store(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+    return path
 
 
 def finalize_store(store: str | os.PathLike[str]) -> None:

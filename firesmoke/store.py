@@ -260,8 +260,8 @@ def quicklook_png(
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.4), squeeze=False)
     for ax, (label, data, kw) in zip(axes[0], panels, strict=True):
         kw = dict(kw)
-        extent = None
-        if isinstance(data, xr.DataArray) and "x" in data.coords and "y" in data.coords:
+        extent = kw.pop("extent", None)
+        if extent is None and isinstance(data, xr.DataArray) and "x" in data.coords and "y" in data.coords:
             x, y = data["x"].values, data["y"].values
             if x.size > 1 and y.size > 1:
                 dx, dy = x[1] - x[0], y[1] - y[0]

@@ -1,0 +1,629 @@
+"""Training windows for BA-Net read straight from Zarr datacubes and target cubes.
+
+No tile files are written: a window ``(T days, P x P px)`` is cut from the cube
+(:func:`firesmoke.cube.open_cube`) and from the daily burned-fraction targets
+(``bafrac``, :func:`write_targets` / :func:`open_targets`) when it is drawn, so only the
+Zarr chunks it overlaps are read.
+
+Sampling follows the BA-Net reference (reference/banet.md): sequences are taken where
+the targets hold burned pixels, i.e. whose burned-fraction sum exceeds a threshold
+(10), with a share of windows drawn uniformly among all candidates (20 % by default) so
+that unburned scenes are seen too. To know the burned-fraction sum of every candidate
+cheaply:
+
+1. candidate origins ``(t0, y0, x0)`` lie on a grid of *cells* of ``t_stride`` days x
+   ``stride`` px anchored at the cube origin (the origin of the first Zarr chunk), and
+   the window size is a whole number of cells;
+2. the per-cell sums of ``bafrac`` (and counts of observed target pixels) are computed
+   once, chunk by chunk (:func:`cell_sums`, memory bounded by one chunk);
+3. the sum over any candidate is then a box sum over the cell table (a summed-volume
+   table), for all candidates at once.
+
+Windows are drawn by index: draw ``k`` uses the generator ``(seed, k)``
+(:func:`firesmoke.train.common.step_rng`), so a run is reproducible, draws can be made
+in any order or in parallel workers, and a training run resumed at step ``s`` continues
+with exactly the windows an uninterrupted run would have used.
+
+Validation splits never overlap training windows:
+
+* by region: give the validation cubes as other :class:`CubeSource` objects;
+* by time (leave one year out): ``exclude=(start, end)`` for the training sampler drops
+  every candidate with any day in the held-out period, ``period=(start, end)`` for the
+  validation sampler keeps only candidates entirely inside it (:func:`time_split`).
+
+Samples are float32: ``x`` ``(4, T, P, P)`` Red, NIR, MIR, FRP with NaN -> 0 and the
+BA-Net normalisation; ``y`` ``(1, T, P, P)`` soft ``bafrac`` targets with NaN -> 0 and
+``mask`` ``(1, T, P, P)`` (1 where the target was observed).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from firesmoke.cube import CUBE_VARIABLES, DEFAULT_CHUNKS, open_cube
+from firesmoke.errors import GridMismatchError, InputError
+from firesmoke.models.normalization import BANET, Normalization
+from firesmoke.train.common import step_rng
+
+__all__ = [
+    "BANetWindows",
+    "CubeSource",
+    "Window",
+    "WindowSampler",
+    "cell_sums",
+    "normalize",
+    "open_source",
+    "open_targets",
+    "time_split",
+    "write_targets",
+]
+
+logger = logging.getLogger(__name__)
+
+TARGET_VARIABLE = "bafrac"
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass
+class CubeSource:
+    """One datacube and its daily burned-fraction targets on the same grid and days.
+
+    Attributes
+    ----------
+    name
+        Label used in logs and metadata (the store name by default).
+    cube
+        Lazy cube with ``red, nir, mir, frp`` ``(time, y, x)``.
+    targets
+        Lazy ``bafrac`` ``(time, y, x)`` float32 in [0, 1], NaN where unobserved.
+    """
+
+    name: str
+    cube: xr.Dataset
+    targets: xr.DataArray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.cube.sizes["time"], self.cube.sizes["y"], self.cube.sizes["x"])
+
+    @property
+    def times(self) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.cube["time"].values)
+
+
+def write_targets(
+    bafrac: xr.DataArray,
+    store: str | os.PathLike[str],
+    like: xr.Dataset | None = None,
+    chunks: Mapping[str, int] | None = None,
+) -> Path:
+    """Write daily burned fractions to a Zarr v3 store (variable ``bafrac``).
+
+    Parameters
+    ----------
+    bafrac
+        ``(time, y, x)`` burned fraction, e.g. from
+        :func:`firesmoke.cube.burned_fraction_cube` (lazy is fine: it is written chunk by
+        chunk by xarray/dask).
+    store
+        Output path (overwritten).
+    like
+        A cube whose chunking the targets should share (recommended: a training window
+        then reads the same chunk grid in both stores).
+    chunks
+        Explicit ``{"time", "y", "x"}`` chunks (default: ``like``'s, else
+        :data:`firesmoke.cube.DEFAULT_CHUNKS`).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(store)
+    ch = dict(DEFAULT_CHUNKS)
+    if like is not None and like.chunks:
+        ch.update({d: int(like.chunks[d][0]) for d in ("time", "y", "x") if d in like.chunks})
+    ch.update(chunks or {})
+    da_ = bafrac.astype(np.float32).rename(TARGET_VARIABLE)
+    da_ = da_.chunk({d: ch[d] for d in ("time", "y", "x")})
+    ds = da_.to_dataset()
+    for v in ds.variables.values():
+        v.encoding = {}
+    ds[TARGET_VARIABLE].encoding["chunks"] = tuple(ch[d] for d in ("time", "y", "x"))
+    try:
+        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+    except OSError as exc:
+        raise InputError(f"cannot write the target store: {exc}", path=path) from exc
+    logger.info("wrote targets %s to %s (chunks %s)", bafrac.shape, path, ch)
+    return path
+
+
+def open_targets(store: str | os.PathLike[str]) -> xr.DataArray:
+    """Open a target store written by :func:`write_targets` (lazy, dask chunks = Zarr chunks)."""
+    path = Path(store)
+    if not path.exists():
+        raise InputError("target store not found", path=path)
+    try:
+        ds = xr.open_zarr(path, chunks={}, consolidated=False)
+    except Exception as exc:  # zarr raises many types for broken stores
+        raise InputError(f"not a readable Zarr target store ({exc})", path=path) from exc
+    if TARGET_VARIABLE not in ds:
+        raise InputError(f"no {TARGET_VARIABLE!r} variable in the target store", path=path)
+    return ds[TARGET_VARIABLE]
+
+
+def _as_cube(cube: Any) -> tuple[xr.Dataset, str]:
+    if isinstance(cube, xr.Dataset):
+        return cube, str(cube.attrs.get("region", "cube"))
+    path = Path(cube)
+    return open_cube(path), path.name.removesuffix(".zarr")
+
+
+def _as_targets(targets: Any) -> xr.DataArray:
+    if isinstance(targets, xr.DataArray):
+        return targets
+    if isinstance(targets, xr.Dataset):
+        if TARGET_VARIABLE not in targets:
+            raise InputError(f"targets dataset has no {TARGET_VARIABLE!r} variable", field="targets")
+        return targets[TARGET_VARIABLE]
+    return open_targets(targets)
+
+
+def open_source(cube: Any, targets: Any, name: str | None = None) -> CubeSource:
+    """Pair a cube with its targets and check that they share grid and days.
+
+    Parameters
+    ----------
+    cube
+        Path of a Zarr cube (:func:`firesmoke.cube.write_cube`) or a cube Dataset.
+    targets
+        Path of a target store (:func:`write_targets`), a ``bafrac`` DataArray or a
+        Dataset holding one. Targets covering more days than the cube are cut to the
+        cube's days.
+    name
+        Label (default: the cube store's name or the cube's region).
+
+    Raises
+    ------
+    InputError
+        Missing variables, days of the cube without targets.
+    GridMismatchError
+        Different grid sizes or coordinates.
+    """
+    ds, default_name = _as_cube(cube)
+    missing = [v for v in CUBE_VARIABLES if v not in ds]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    tg = _as_targets(targets)
+    if tuple(tg.dims) != ("time", "y", "x"):
+        raise InputError(f"targets must have dims (time, y, x), got {tg.dims}", field="targets")
+    if (tg.sizes["y"], tg.sizes["x"]) != (ds.sizes["y"], ds.sizes["x"]):
+        raise GridMismatchError(f"targets grid {tg.sizes['y']}x{tg.sizes['x']} differs from "
+                                f"the cube's {ds.sizes['y']}x{ds.sizes['x']}")
+    for d in ("y", "x"):
+        step = abs(float(ds[d].values[-1] - ds[d].values[0])) / max(ds.sizes[d] - 1, 1)
+        if d in tg.coords and not np.allclose(tg[d].values, ds[d].values, rtol=0,
+                                              atol=1e-3 * step + 1e-12):
+            raise GridMismatchError(f"targets and cube {d} coordinates differ")
+    cube_t = pd.DatetimeIndex(ds["time"].values)
+    tg_t = pd.DatetimeIndex(tg["time"].values)
+    if not cube_t.equals(tg_t):
+        absent = cube_t.difference(tg_t)
+        if len(absent):
+            raise InputError(
+                f"targets lack {len(absent)} day(s) of the cube, e.g. {absent[0].date()}",
+                field="targets",
+            )
+        tg = tg.sel(time=cube_t)
+    return CubeSource(name or default_name, ds, tg)
+
+
+# --------------------------------------------------------------------------- cell sums
+
+
+def _blocks_of(arr: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
+    """``(origin, block)`` of each chunk of a dask array (or the whole numpy array)."""
+    import dask.array as da
+
+    if not isinstance(arr, da.Array):
+        yield (0,) * np.ndim(arr), arr
+        return
+    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in arr.chunks]
+    for idx in np.ndindex(*arr.numblocks):
+        yield tuple(int(s[i]) for s, i in zip(starts, idx, strict=True)), arr.blocks[idx]
+
+
+def _reduce_cells(block: np.ndarray, origin: Sequence[int],
+                  cell: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Sum a block into the cells it intersects; returns the sums and the cell ids per axis."""
+    out = block
+    ids = []
+    for axis, (o, c) in enumerate(zip(origin, cell, strict=True)):
+        g = (o + np.arange(block.shape[axis])) // c
+        cuts = np.flatnonzero(np.diff(g)) + 1
+        starts = np.concatenate([[0], cuts])
+        out = np.add.reduceat(out, starts, axis=axis)
+        ids.append(g[starts])
+    return out, ids
+
+
+def cell_sums(data: xr.DataArray, cell: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell sum of a ``(time, y, x)`` array and per-cell count of finite values.
+
+    The array is read once, chunk by chunk (never whole), in its dask chunks; cells
+    straddling chunks are accumulated from their parts, so any chunking works.
+
+    Parameters
+    ----------
+    data
+        ``(time, y, x)`` array (NaN = unobserved, counted as 0 in the sums).
+    cell
+        Cell size ``(days, px, px)``.
+
+    Returns
+    -------
+    sums, counts
+        float64 and int64 arrays of shape ``ceil(shape / cell)``.
+    """
+    import dask
+    import dask.array as da
+
+    arr = data.data
+    if not isinstance(arr, da.Array):
+        arr = da.from_array(np.asarray(arr), chunks=tuple(DEFAULT_CHUNKS.values()))
+    shape = tuple(-(-n // c) for n, c in zip(arr.shape, cell, strict=True))
+    sums = np.zeros(shape, np.float64)
+    counts = np.zeros(shape, np.int64)
+    for origin, block in _blocks_of(arr):
+        (b,) = dask.compute(block, scheduler="synchronous")
+        b = np.asarray(b, np.float64)
+        finite = np.isfinite(b)
+        s, ids = _reduce_cells(np.where(finite, b, 0.0), origin, cell)
+        n, _ = _reduce_cells(finite.astype(np.int64), origin, cell)
+        sel = np.ix_(*ids)
+        sums[sel] += s
+        counts[sel] += n
+    return sums, counts
+
+
+def _box_sums(table: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
+    """Sum of every ``size`` box of ``table`` (valid positions only), via a summed-volume table."""
+    s = np.zeros(tuple(n + 1 for n in table.shape), np.float64)
+    s[1:, 1:, 1:] = table.cumsum(0).cumsum(1).cumsum(2)
+    a, b, c = size
+    return (s[a:, b:, c:] - s[:-a, b:, c:] - s[a:, :-b, c:] - s[a:, b:, :-c]
+            + s[:-a, :-b, c:] + s[:-a, b:, :-c] + s[a:, :-b, :-c] - s[:-a, :-b, :-c])
+
+
+# --------------------------------------------------------------------------- sampler
+
+
+@dataclass(frozen=True)
+class Window:
+    """One training window: source index, origin and the burned-fraction sum inside."""
+
+    source: int
+    t0: int
+    y0: int
+    x0: int
+    burned: float
+
+
+def _as_day_range(value: Any, what: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    if value is None:
+        return None
+    try:
+        a, b = value
+        a, b = pd.Timestamp(a).normalize(), pd.Timestamp(b).normalize()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be a (start, end) pair of dates: {exc}", field=what) from exc
+    if b < a:
+        raise InputError(f"{what}: end {b.date()} is before start {a.date()}", field=what)
+    return a, b
+
+
+def normalize(x: np.ndarray, norm: Normalization = BANET) -> np.ndarray:
+    """``(nan_to_num(x) - mean) / std`` on the first axis of a ``(C, ...)`` float32 array."""
+    x = np.nan_to_num(np.asarray(x, np.float32), nan=norm.nan_fill or 0.0)
+    shape = (-1,) + (1,) * (x.ndim - 1)
+    mean = np.asarray(norm.mean, np.float32).reshape(shape)
+    std = np.asarray(norm.std, np.float32).reshape(shape)
+    return (x - mean) / std
+
+
+def _read(arr: Any, sl: tuple[slice, ...]) -> np.ndarray:
+    import dask.array as da
+
+    part = arr[sl]
+    if isinstance(part, da.Array):
+        return np.asarray(part.compute(scheduler="synchronous"))
+    return np.asarray(part)
+
+
+class WindowSampler:
+    """Index of candidate windows over cubes and a seeded rule to draw them.
+
+    Parameters
+    ----------
+    sources
+        :class:`CubeSource` objects (or ``(cube, targets)`` pairs for :func:`open_source`).
+    seq_len
+        Days per window ``T`` (multiple of 16; 64 in the reference).
+    patch
+        Window side ``P`` in pixels (multiple of 32; 128 in the reference).
+    stride
+        Spacing of candidate origins in pixels (a divisor of ``patch``); default
+        ``patch // 2``. Choose a divisor of the Zarr chunk size so that the cell grid
+        follows the chunk grid.
+    t_stride
+        Spacing of candidate origins in days (a divisor of ``seq_len``), default 8.
+    threshold
+        A window is "burned" when its burned-fraction sum exceeds this (reference 10).
+    random_share
+        Share of draws taken uniformly among all candidates (burned or not); the rest
+        are drawn uniformly among burned candidates.
+    min_valid
+        Minimum share of observed (finite) target pixel-days in a candidate.
+    period
+        Keep only candidates whose days all lie in ``[start, end]`` (validation split).
+    exclude
+        Drop candidates with any day in ``[start, end]`` (training split).
+    jitter
+        Move each drawn window by a random offset of up to half a stride (clipped to the
+        cube), for more positional variety. The burned sum of a jittered window is the
+        candidate's (approximately).
+    seed
+        Seed of the draws.
+    norm
+        Input normalisation (default the BA-Net constants).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[CubeSource | tuple[Any, Any]],
+        seq_len: int = 64,
+        patch: int = 128,
+        stride: int | None = None,
+        t_stride: int = 8,
+        threshold: float = 10.0,
+        random_share: float = 0.2,
+        min_valid: float = 0.5,
+        period: Any = None,
+        exclude: Any = None,
+        jitter: bool = False,
+        seed: int = 0,
+        norm: Normalization = BANET,
+    ) -> None:
+        if seq_len <= 0 or seq_len % 16:
+            raise InputError(f"seq_len must be a positive multiple of 16, got {seq_len}",
+                             field="seq_len")
+        if patch <= 0 or patch % 32:
+            raise InputError(f"patch must be a positive multiple of 32, got {patch}", field="patch")
+        stride = patch // 2 if stride is None else int(stride)
+        if stride <= 0 or patch % stride:
+            raise InputError(f"stride {stride} must divide patch {patch}", field="stride")
+        if t_stride <= 0 or seq_len % t_stride:
+            raise InputError(f"t_stride {t_stride} must divide seq_len {seq_len}",
+                             field="t_stride")
+        if not 0.0 <= random_share <= 1.0:
+            raise InputError("random_share must be in [0, 1]", field="random_share")
+        self.sources = [s if isinstance(s, CubeSource) else open_source(*s) for s in sources]
+        if not self.sources:
+            raise InputError("no training cubes given", field="cubes")
+        self.seq_len, self.patch, self.stride, self.t_stride = seq_len, patch, stride, t_stride
+        self.threshold, self.random_share, self.min_valid = float(threshold), float(
+            random_share), float(min_valid)
+        self.period = _as_day_range(period, "period")
+        self.exclude = _as_day_range(exclude, "exclude")
+        self.jitter = bool(jitter)
+        self.seed = int(seed)
+        self.norm = norm
+        self.candidates = self._index()
+        self.burned_ids = np.flatnonzero(self.candidates["burned"] > self.threshold)
+        if len(self.candidates) == 0:
+            raise InputError(
+                f"no {seq_len}-day x {patch} px window fits the cubes with the given split "
+                f"(cube shapes {[s.shape for s in self.sources]})", field="cubes")
+        if len(self.burned_ids) == 0:
+            logger.warning("no window has a burned-fraction sum above %g; drawing uniformly",
+                           self.threshold)
+        logger.info("%d candidate windows, %d burned (sum > %g)", len(self.candidates),
+                    len(self.burned_ids), self.threshold)
+
+    # -- index ---------------------------------------------------------------------
+    def _index(self) -> np.ndarray:
+        dtype = [("source", np.int32), ("t0", np.int32), ("y0", np.int32), ("x0", np.int32),
+                 ("burned", np.float64), ("valid", np.float64)]
+        parts = []
+        cell = (self.t_stride, self.stride, self.stride)
+        size = (self.seq_len // self.t_stride, self.patch // self.stride,
+                self.patch // self.stride)
+        for i, src in enumerate(self.sources):
+            nt, ny, nx = src.shape
+            if nt < self.seq_len or ny < self.patch or nx < self.patch:
+                logger.warning("cube %s %s is smaller than a window (%d days, %d px); skipped",
+                               src.name, src.shape, self.seq_len, self.patch)
+                continue
+            sums, counts = cell_sums(src.targets, cell)
+            # candidates: window made of whole cells and fully inside the cube
+            mt = (nt - self.seq_len) // self.t_stride + 1
+            my = (ny - self.patch) // self.stride + 1
+            mx = (nx - self.patch) // self.stride + 1
+            burned = _box_sums(sums, size)[:mt, :my, :mx]
+            valid = _box_sums(counts.astype(np.float64), size)[:mt, :my, :mx]
+            valid = valid / float(self.seq_len * self.patch * self.patch)
+            it, iy, ix = np.meshgrid(np.arange(mt), np.arange(my), np.arange(mx), indexing="ij")
+            rec = np.empty(it.size, dtype=dtype)
+            rec["source"] = i
+            rec["t0"] = it.ravel() * self.t_stride
+            rec["y0"] = iy.ravel() * self.stride
+            rec["x0"] = ix.ravel() * self.stride
+            rec["burned"] = burned.ravel()
+            rec["valid"] = valid.ravel()
+            keep = rec["valid"] >= self.min_valid
+            times = src.times
+            first = times[rec["t0"]]
+            last = times[rec["t0"] + self.seq_len - 1]
+            if self.period is not None:
+                keep &= (first >= self.period[0]) & (last <= self.period[1])
+            if self.exclude is not None:
+                keep &= (last < self.exclude[0]) | (first > self.exclude[1])
+            parts.append(rec[keep])
+        return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def window_days(self, w: Window) -> pd.DatetimeIndex:
+        """Days covered by a window."""
+        return self.sources[w.source].times[w.t0 : w.t0 + self.seq_len]
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to recreate the draws (plain data)."""
+        return {"seed": self.seed, "n_candidates": len(self.candidates),
+                "n_burned": len(self.burned_ids), "seq_len": self.seq_len, "patch": self.patch,
+                "threshold": self.threshold, "random_share": self.random_share}
+
+    # -- drawing -------------------------------------------------------------------
+    def draw(self, k: int, rng: np.random.Generator | None = None) -> Window:
+        """Window of draw number ``k`` (deterministic for the sampler's seed)."""
+        rng = step_rng(self.seed, k) if rng is None else rng
+        c = self.candidates
+        if len(self.burned_ids) and rng.random() >= self.random_share:
+            j = int(self.burned_ids[rng.integers(len(self.burned_ids))])
+        else:
+            j = int(rng.integers(len(c)))
+        rec = c[j]
+        t0, y0, x0 = int(rec["t0"]), int(rec["y0"]), int(rec["x0"])
+        if self.jitter:
+            nt, ny, nx = self.sources[int(rec["source"])].shape
+            ht, hs = self.t_stride // 2, self.stride // 2
+            dt_, dy, dx = (int(v) for v in rng.integers([-ht, -hs, -hs], [ht + 1, hs + 1, hs + 1]))
+            t0 = int(np.clip(t0 + dt_, 0, nt - self.seq_len))
+            if self.period is not None or self.exclude is not None:
+                t0 = int(rec["t0"])  # never move a window across a split boundary
+            y0 = int(np.clip(y0 + dy, 0, ny - self.patch))
+            x0 = int(np.clip(x0 + dx, 0, nx - self.patch))
+        return Window(int(rec["source"]), t0, y0, x0, float(rec["burned"]))
+
+    def windows(self, n: int, seed: int | None = None) -> list[Window]:
+        """``n`` distinct windows drawn with the sampler's rule (e.g. a validation set).
+
+        With fewer than ``n`` candidates, all candidates are returned (burned first).
+        """
+        s = self.seed if seed is None else int(seed)
+        if n >= len(self.candidates):
+            order = np.argsort(-self.candidates["burned"], kind="stable")
+            return [self._window(int(j)) for j in order]
+        out: dict[tuple[int, int, int, int], Window] = {}
+        k = 0
+        while len(out) < n and k < 50 * n:
+            w = self.draw(k, step_rng(s, k, 7))
+            out.setdefault((w.source, w.t0, w.y0, w.x0), w)
+            k += 1
+        return list(out.values())
+
+    def _window(self, j: int) -> Window:
+        r = self.candidates[j]
+        return Window(int(r["source"]), int(r["t0"]), int(r["y0"]), int(r["x0"]),
+                      float(r["burned"]))
+
+    # -- reading -------------------------------------------------------------------
+    def read_raw(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Raw inputs ``(4, T, P, P)`` (physical units, NaN kept) and targets ``(T, P, P)``.
+
+        Only the Zarr chunks overlapping the window are read.
+        """
+        src = self.sources[w.source]
+        sl = (slice(w.t0, w.t0 + self.seq_len), slice(w.y0, w.y0 + self.patch),
+              slice(w.x0, w.x0 + self.patch))
+        x = np.stack([_read(src.cube[b].data, sl).astype(np.float32, copy=False)
+                      for b in self.norm.bands])
+        y = _read(src.targets.data, sl).astype(np.float32, copy=False)
+        return x, y
+
+    def read(self, w: Window) -> dict[str, np.ndarray]:
+        """Model-ready ``x`` (normalised), ``y`` (NaN -> 0) and ``mask`` of a window."""
+        x, y = self.read_raw(w)
+        return _finish(x, y, self.norm)
+
+
+def _finish(x: np.ndarray, y: np.ndarray, norm: Normalization,
+            augment: Callable[..., Any] | None = None,
+            rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+    mask = np.isfinite(y)[None]
+    x = np.nan_to_num(x, nan=norm.nan_fill or 0.0)
+    y = np.nan_to_num(y, nan=0.0)[None]
+    if augment is not None:
+        x, y, mask = augment(x, y, mask, rng)
+    return {
+        "x": np.ascontiguousarray(normalize(x, norm), np.float32),
+        "y": np.ascontiguousarray(np.clip(y, 0.0, 1.0), np.float32),
+        "mask": np.ascontiguousarray(mask, np.float32),
+    }
+
+
+def time_split(val_start: Any, val_end: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Keyword arguments of the training and validation samplers of a time split.
+
+    ``WindowSampler(src, **train_kw)`` never draws a window touching
+    ``[val_start, val_end]``; ``WindowSampler(src, **val_kw)`` draws only inside it.
+    """
+    rng = (val_start, val_end)
+    return {"exclude": rng}, {"period": rng}
+
+
+# --------------------------------------------------------------------------- torch
+
+
+class BANetWindows(torch.utils.data.Dataset):
+    """Map-style :class:`torch.utils.data.Dataset` of sampled windows.
+
+    Item ``k`` is draw ``k`` of the sampler, augmented with the generator
+    ``(seed, k, 1)``; items are independent of each other and of the order in which
+    they are read (safe with DataLoader workers and resume).
+
+    Parameters
+    ----------
+    sampler
+        A :class:`WindowSampler`.
+    length
+        Number of items (e.g. ``steps x batch_size``).
+    augment
+        Optional ``augment(x, y, mask, rng) -> (x, y, mask)`` on raw arrays
+        (:class:`firesmoke.train.augment_banet.BANetAugment`).
+    offset
+        Index of the first item (``length`` items from ``offset``).
+    """
+
+    def __init__(self, sampler: WindowSampler, length: int,
+                 augment: Callable[..., Any] | None = None, offset: int = 0) -> None:
+        self.sampler = sampler
+        self.length = int(length)
+        self.augment = augment
+        self.offset = int(offset)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def item(self, k: int) -> dict[str, np.ndarray]:
+        """Numpy arrays of draw ``k`` (absolute index)."""
+        w = self.sampler.draw(k)
+        x, y = self.sampler.read_raw(w)
+        rng = step_rng(self.sampler.seed, k, 1)
+        return _finish(x, y, self.sampler.norm, self.augment, rng)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < self.length:
+            raise IndexError(i)
+        return {k: torch.from_numpy(v) for k, v in self.item(self.offset + i).items()}

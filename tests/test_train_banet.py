@@ -1,0 +1,200 @@
+"""BA-Net training: augmentations, loss, learning, determinism, resume, weights, CLI entry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _banet_helpers import make_arrays, write_pair
+
+from firesmoke.errors import InputError
+from firesmoke.models.weights import load_weights
+from firesmoke.train.augment_banet import (
+    BANetAugment,
+    fill_reflectance_square,
+    random_square,
+    zero_frp_squares,
+)
+from firesmoke.train.banet import banet_loss, train_banet, train_banet_cli
+
+TINY = dict(batch_size=2, seq_len=16, patch=32, stride=16, t_stride=8, threshold=5,
+            progress=False, threads=1)
+
+
+# ----------------------------------------------------------------------------- augmentations
+def _window(seed=0, shape=(4, 6, 64, 64)):
+    return np.random.default_rng(seed).uniform(0.1, 0.9, size=shape).astype(np.float32)
+
+
+def test_random_square_inside_and_in_range():
+    rng = np.random.default_rng(0)
+    sides = []
+    for _ in range(500):
+        r, c, s = random_square(rng, (64, 40), (5, 50))
+        assert 5 <= s <= 40 and 0 <= r <= 64 - s and 0 <= c <= 40 - s
+        sides.append(s)
+    assert min(sides) == 5 and max(sides) == 40  # range covered, clipped to the window
+
+
+def test_zero_frp_squares_touches_only_frp_in_its_squares():
+    x = _window()
+    out, squares = zero_frp_squares(x, np.random.default_rng(1))
+    assert 1 <= len(squares) <= 5
+    inside = np.zeros(x.shape[-2:], bool)
+    for r, c, s in squares:
+        assert 5 <= s <= 50
+        inside[r : r + s, c : c + s] = True
+    np.testing.assert_array_equal(out[:3], x[:3])  # reflectances untouched
+    assert np.all(out[3][:, inside] == 0.0)  # every day zeroed inside
+    np.testing.assert_array_equal(out[3][:, ~inside], x[3][:, ~inside])
+    assert np.all(x[3] > 0)  # input not modified in place
+
+
+def test_fill_reflectance_square_uses_one_constant_per_channel():
+    x = _window(2)
+    out, (r, c, s), values = fill_reflectance_square(x, np.random.default_rng(3))
+    assert 5 <= s <= 50 and values.shape == (3,)
+    for ch in range(3):
+        assert np.all(out[ch, :, r : r + s, c : c + s] == values[ch])
+    np.testing.assert_array_equal(out[3], x[3])  # FRP untouched
+    mask = np.ones(x.shape[-2:], bool)
+    mask[r : r + s, c : c + s] = False
+    np.testing.assert_array_equal(out[:, :, mask], x[:, :, mask])
+
+
+def test_banet_augment_probabilities_and_determinism():
+    aug = BANetAugment()
+    x = _window(4, (4, 2, 48, 48))
+    y = np.zeros((1, 2, 48, 48), np.float32)
+    m = np.ones_like(y)
+    frp_hits = fill_hits = 0
+    n = 300
+    for k in range(n):
+        out, y2, m2 = aug(x, y, m, np.random.default_rng(k))
+        frp_hits += bool(np.any(out[3] != x[3]))
+        fill_hits += bool(np.any(out[:3] != x[:3]))
+        assert y2 is y and m2 is m  # no geometric change without flips
+    assert abs(frp_hits / n - 0.5) < 0.1 and abs(fill_hits / n - 0.5) < 0.1
+    a = aug(x, y, m, np.random.default_rng(7))[0]
+    b = aug(x, y, m, np.random.default_rng(7))[0]
+    np.testing.assert_array_equal(a, b)
+    # flips move inputs, targets and mask together
+    y3 = np.zeros_like(y)
+    y3[0, :, 0, :5] = 1.0
+    x3 = x.copy()
+    x3[3] = y3[0]
+    flipped = BANetAugment(p_frp=0, p_fill=0, flips=True)
+    moved = False
+    for k in range(8):
+        ox, oy, _ = flipped(x3, y3, m, np.random.default_rng(k))
+        np.testing.assert_array_equal(ox[3], oy[0])
+        moved |= not np.array_equal(oy, y3)
+    assert moved
+
+
+# ----------------------------------------------------------------------------- loss
+def test_banet_loss_is_masked_scaled_bce():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 1, 16, 8, 8, generator=g)
+    target = torch.rand(2, 1, 16, 8, 8, generator=g)
+    mask = (torch.rand(2, 1, 16, 8, 8, generator=g) > 0.3).float()
+    p = torch.sigmoid(logits)
+    bce = -(target * torch.log(p) + (1 - target) * torch.log(1 - p))
+    expect = 100 * (bce * mask).sum() / mask.sum()
+    got = banet_loss(logits, target, mask)
+    assert float(got) == pytest.approx(float(expect), rel=1e-5)
+    # unobserved pixel-days do not matter
+    t2 = torch.where(mask > 0, target, torch.rand_like(target))
+    assert float(banet_loss(logits, t2, mask)) == pytest.approx(float(got), rel=1e-6)
+    assert float(banet_loss(logits, target)) == pytest.approx(float(100 * bce.mean()), rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- training
+@pytest.fixture(scope="module")
+def cubes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train_banet")
+    x, y = make_arrays(48, 64, 64, burns=((12, 4, 4, 14), (36, 40, 36, 12)))
+    train = write_pair(tmp, "TRA", x, y, chunks=(16, 32, 32))
+    x1, y1 = make_arrays(16, 32, 32, seed=1, burns=((7, 6, 6, 14),))
+    one = write_pair(tmp, "ONE", x1, y1, chunks=(16, 32, 32))
+    return {"train": train, "one": one, "start": pd.Timestamp("2021-06-01")}
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_loss_decreases_when_overfitting_one_batch(cubes, tmp_path):
+    # the sampler has a single candidate (the cube is one window): every step sees it
+    r = train_banet([cubes["one"]], tmp_path, steps=12, lr_max=1e-2, augment=False,
+                    log_every=1, checkpoint_every=100, **TINY)
+    losses = [row["loss"] for row in r.history if row["split"] == "train"]
+    assert len(losses) == 12
+    assert np.mean(losses[-3:]) < 0.4 * np.mean(losses[:2])
+
+
+def test_same_seed_same_weights_and_saved_metadata(cubes, tmp_path):
+    kw = dict(steps=2, checkpoint_every=100, jitter=True, flips=True, **TINY)
+    a = train_banet([cubes["train"]], tmp_path / "a", seed=5, **kw)
+    b = train_banet([cubes["train"]], tmp_path / "b", seed=5, **kw)
+    c = train_banet([cubes["train"]], tmp_path / "c", seed=6, **kw)
+    assert _same(_state(a.model), _state(b.model))
+    assert a.sha256 == b.sha256
+    assert not _same(_state(a.model), _state(c.model))
+    model, meta = load_weights(a.weights)
+    assert _same(_state(model), _state(a.model))
+    assert meta["bands"] == ["red", "nir", "mir", "frp"]
+    assert meta["normalization"]["mean"] == pytest.approx([0.2349, 0.3548, 0.1128, 0.0016])
+    assert meta["sequence_length"] == 16 and meta["training_patch"] == 32
+    assert "TRA" in meta["training_data"]
+    assert meta["training"]["steps"] == 2 and meta["training"]["optimizer"].startswith("AdamW")
+    assert (tmp_path / "a" / "metrics.csv").is_file() and (tmp_path / "a" / "metrics.json").is_file()
+
+
+def test_resume_gives_the_uninterrupted_weights(cubes, tmp_path):
+    s = cubes["start"]
+    val = (s + pd.Timedelta(days=32), s + pd.Timedelta(days=47))  # time split
+    kw = dict(steps=4, val=val, val_every=2, val_windows=2, checkpoint_every=2, jitter=True,
+              flips=True, seed=1, **TINY)
+    full = train_banet([cubes["train"]], tmp_path / "full", **kw)
+    part = train_banet([cubes["train"]], tmp_path / "part", stop_at=2, **kw)
+    assert part.weights is None and part.steps == 2
+    assert (tmp_path / "part" / "checkpoint.pt").is_file()
+    done = train_banet([cubes["train"]], tmp_path / "part", resume=True, **kw)
+    assert done.steps == 4
+    assert _same(_state(full.model), _state(done.model))
+    steps = [(r["step"], r["split"]) for r in done.history]
+    assert len(steps) == len(set(steps))  # no duplicated rows after the resume
+    assert [r["dice"] for r in full.history if r["split"] == "val"] == pytest.approx(
+        [r["dice"] for r in done.history if r["split"] == "val"], nan_ok=True)
+    assert done.splits["val"] and "TRA" in done.splits["train"]
+    # a resume with other settings is refused
+    with pytest.raises(InputError, match="other settings"):
+        train_banet([cubes["train"]], tmp_path / "part", resume=True,
+                    **{**kw, "seed": 2})
+
+
+def test_cli_entry(cubes, tmp_path):
+    cube, targets = cubes["train"]
+    s = cubes["start"]
+    r = train_banet_cli({
+        "cube": str(cube), "targets": str(targets), "out": str(tmp_path),
+        "val_period": f"{(s + pd.Timedelta(days=32)).date()}..{(s + pd.Timedelta(days=47)).date()}",
+        "steps": 2, "batch_size": 2, "seq_len": 16, "patch": 32, "progress": False,
+        "threshold": None,
+    })
+    assert r.weights is not None and r.weights.is_file()
+    assert r.metrics["validation_windows"] > 0
+    with pytest.raises(InputError, match="unknown option"):
+        train_banet_cli({"cube": str(cube), "targets": str(targets), "out": str(tmp_path),
+                         "step": 3})
+    with pytest.raises(InputError, match="steps"):
+        train_banet([cubes["train"]], tmp_path / "x", steps=1)
+    with pytest.raises(InputError, match="batch norm"):
+        train_banet([cubes["train"]], tmp_path / "x", steps=2, batch_size=1, seq_len=16,
+                    patch=32)

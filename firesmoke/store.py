@@ -235,7 +235,9 @@ def export_geotiff(
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".part")
-    arr = da
+    arr = da.copy()
+    arr.encoding = {}  # e.g. a _FillValue from Zarr would clash with rioxarray's own
+    arr.attrs = {k: v for k, v in arr.attrs.items() if k not in ("_FillValue", "missing_value")}
     if nodata is not None:
         arr = arr.rio.write_nodata(nodata)
     kwargs: dict[str, Any] = {"driver": "COG", "compress": "DEFLATE"} if cog else {

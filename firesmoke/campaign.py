@@ -1,0 +1,706 @@
+"""Large-area reprocessing: plan (regions x periods x blocks), run on Dask, resume, report.
+
+A campaign (spec: :mod:`firesmoke.campaign_spec`) turns raw inputs or existing cubes into
+burned-area product stores, one Zarr v3 store per product and region. It runs in four
+steps:
+
+1. **plan** (:func:`plan_campaign`, indices first as in xbatcher): every region is cut
+   into blocks of ``block_size`` px; a work unit is one block x one output period of one
+   product, with a stable id (``PT.burned-monthly.2020-08.y000512.x001024``);
+2. **cubes**: a region with a cube store uses it; otherwise its cube is built from the
+   raw inputs (:func:`~firesmoke.cube.build_cube`; corrupt granules are skipped and listed)
+   and written to ``<output>/cubes/<region>.zarr`` (resumable);
+3. **units**: the store's template (metadata only) is written once, then one task per
+   unit is submitted to the Dask client. A unit reads, for the 64 days of each window,
+   exactly the pixels of the tiles of the *global* tile plan that touch its block (the
+   block plus a halo of less than one tile), runs the model over those tiles (so mosaics
+   do not depend on the block size), reduces to
+   ``confidence``/``burn_date``, writes its own aligned region of the store and then its
+   ledger marker. A unit that fails (bad input) is reported and the others go on; a
+   killed worker's units are rescheduled by Dask; a rerun skips the units in the ledger;
+4. **finish**: stores are consolidated (plain ``xarray.open_zarr`` opens them, CRS
+   included), requested exports are made (COG, quicklook PNG, fire events GeoJSON) and a
+   JSON report listing done, skipped, empty and failed units is written beside the stores.
+
+Blocks whose whole input window (their tiles, 64 days) holds no observation (no finite
+reflectance, no FRP) are not run through the model when ``skip_empty`` is on (default):
+they stay fill values (NaN confidence, burn date 0) and no chunk is written for them.
+Peak memory per worker thread is bounded by the block size, never by the region: at most
+``(block + 2 * tile)**2 * 64 days * 4 bands * 4 bytes`` for the window (0.6 GB for 512 px
+blocks and 128 px tiles) plus the model's activations for one batch of tiles (about 2 GB
+for BA-Net's fast path with 4 tiles per batch, on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from firesmoke._version import __version__
+from firesmoke.campaign_spec import (
+    BurnedProduct,
+    CampaignSpec,
+    Plan,
+    RegionEntry,
+    Slot,
+    WorkUnit,
+    load_spec,
+    plan_campaign,
+)
+from firesmoke.errors import InputError
+from firesmoke.grid import Region
+from firesmoke.store import Ledger, safe_join
+from firesmoke.windows import Window
+
+__all__ = [
+    "Plan",
+    "Report",
+    "Slot",
+    "WorkUnit",
+    "load_spec",
+    "plan_campaign",
+    "resume_campaign",
+    "run_campaign",
+    "run_unit",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = bool | Callable[[int, int, str], Any] | None
+_WINDOW_RULES = {
+    "monthly": "64 days from the 15th of the previous month; days of the target month kept",
+    "range": "consecutive 64-day windows keeping their central 32 days",
+    "nrt": "the 64 days ending on the run date",
+}
+
+
+# =========================================================================== units
+@dataclass(frozen=True)
+class UnitTask:
+    """Everything a worker needs for one unit (small and picklable)."""
+
+    unit: WorkUnit
+    cube_store: str
+    store: str
+    shape: tuple[int, int]
+    windows: tuple[Window, ...]
+    product: BurnedProduct
+    model: Any
+    torch_threads: int | None = None
+
+
+def _has_data(x: np.ndarray) -> bool:
+    """Any finite reflectance or any positive FRP in a ``(4, T, h, w)`` window input."""
+    return bool(np.isfinite(x[:3]).any() or (np.nan_to_num(x[3]) > 0).any())
+
+
+def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndarray:
+    """``(4, 64, h, w)`` float32 model input of a window (NaN on days the cube lacks).
+
+    The same values as :func:`firesmoke.burned.window_input`, read band by band from the
+    (non-dask) store straight into one array: peak memory is the window plus one band.
+    """
+    from firesmoke.burned import BANET_BANDS
+
+    missing = [b for b in BANET_BANDS if b not in cube]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    pos = pd.DatetimeIndex(cube["time"].values).get_indexer(window.days)
+    have = np.flatnonzero(pos >= 0)
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    x = np.full((len(BANET_BANDS), len(window.days), h, w), np.nan, np.float32)
+    if have.size == 0:
+        return x
+    src = pos[have]
+    lo, hi = int(src.min()), int(src.max()) + 1
+    contiguous = np.array_equal(src, np.arange(lo, hi)) and np.array_equal(
+        have, np.arange(have[0], have[0] + have.size))
+    for i, band in enumerate(BANET_BANDS):
+        vals = cube[band].isel(time=slice(lo, hi), y=rows, x=cols).values
+        if contiguous:
+            x[i, have[0] : have[0] + have.size] = vals
+        else:
+            x[i, have] = vals[src - lo]
+        del vals
+    return x
+
+
+def _block_probabilities(task: UnitTask, cube: Any, window: Window) -> np.ndarray | None:
+    """``(1, 64, h, w)`` blended daily probabilities of the unit's block (None if empty)."""
+    from firesmoke.inference import TileModel, resolve_device
+    from firesmoke.tiling import TilePlan, accumulate_tiles
+
+    p = task.product
+    H, W = task.shape
+    (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
+    plan = TilePlan(H, W, tile=p.tile, step=p.step)
+    # read exactly the pixels of the global plan's tiles that touch the block (a halo of
+    # less than one tile); beyond the region edge tiles are zero padded
+    origins = plan.origins(r0, r1, c0, c1)
+    ya, xa = (max(0, int(v)) for v in origins.min(axis=0))
+    yb, xb = (min(n, int(v) + p.tile) for n, v in zip((H, W), origins.max(axis=0), strict=True))
+    x = _read_window(cube, window, slice(ya, yb), slice(xa, xb))
+    if p.skip_empty and not _has_data(x):
+        return None
+    dev = resolve_device(p.device)
+    model = task.model
+    fn = (lambda b: model(b, dev)) if isinstance(model, TileModel) else model
+    return accumulate_tiles(x, fn, plan, offset=(ya, xa), core=(r0, r1, c0, c1),
+                            batch_size=p.batch_size, window=p.blend)
+
+
+def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
+    """``confidence`` (float32) and ``burn_date`` (int16) of the block, as predict_burned."""
+    import xarray as xr
+
+    p = task.product
+    thr = p.effective_threshold
+    cube = xr.open_zarr(task.cube_store, consolidated=None, chunks=None)  # no dask: plain reads
+    total = best_p = best_doy = None
+    for w in task.windows:
+        prob = _block_probabilities(task, cube, w)
+        if prob is None:
+            continue
+        pk = prob[0, w.keep_slice]
+        if p.mode != "range":  # one window: the reduction of burned.predict_window
+            conf = np.minimum(pk.sum(axis=0), 1.0).astype(np.float32)
+            date = (pd.Timestamp(w.keep_start).dayofyear + np.argmax(pk, axis=0)).astype(np.float32)
+            date[conf < thr] = 0
+            return conf, date.astype(np.int16)
+        lut = np.array([d.dayofyear for d in w.days[w.keep_slice]], np.int16)
+        s, mx, wdoy = pk.sum(axis=0), pk.max(axis=0), lut[np.argmax(pk, axis=0)]
+        if total is None:
+            total, best_p, best_doy = s, mx, wdoy
+        else:
+            total = total + s
+            best_doy = np.where(mx > best_p, wdoy, best_doy)
+            best_p = np.maximum(mx, best_p)
+    if total is None:
+        return None
+    conf = np.minimum(total, 1.0).astype(np.float32)
+    return conf, np.where(conf >= thr, best_doy, 0).astype(np.int16)
+
+
+def run_unit(task: UnitTask) -> dict[str, Any]:
+    """Compute one unit and write it (runs on a worker); never raises for bad inputs.
+
+    Returns a dict with ``unit``, ``status`` (``done``, ``empty``, ``skipped`` or
+    ``failed``), ``seconds`` and, for failures, ``reason``.
+    """
+    import xarray as xr
+
+    from firesmoke.store import write_block
+
+    t0 = time.perf_counter()
+    u = task.unit
+    ledger = Ledger(task.store)
+    if ledger.done(u.id):
+        return {"unit": u.id, "status": "skipped", "seconds": 0.0}
+    try:
+        if task.torch_threads:
+            import torch
+
+            if torch.get_num_threads() != task.torch_threads:
+                torch.set_num_threads(task.torch_threads)
+        out = _compute_unit(task)
+        info = {"rows": list(u.rows), "cols": list(u.cols), "period": u.period, "pid": os.getpid()}
+        if out is None:
+            ledger.mark(u.id, {**info, "empty": True})
+            return {"unit": u.id, "status": "empty", "seconds": time.perf_counter() - t0}
+        conf, date = out
+        dims = ("period", "y", "x")
+        block = xr.Dataset({"confidence": (dims, conf[None]), "burn_date": (dims, date[None])})
+        region = {"period": slice(u.period_index, u.period_index + 1),
+                  "y": slice(*u.rows), "x": slice(*u.cols)}
+        write_block(block, task.store, region, block_id=u.id,
+                    info={**info, "seconds": round(time.perf_counter() - t0, 3)})
+    except Exception as exc:  # reported per unit; the campaign goes on
+        log.exception("unit %s failed", u.id)
+        return {"unit": u.id, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - t0}
+    return {"unit": u.id, "status": "done", "seconds": time.perf_counter() - t0}
+
+
+# =========================================================================== report
+@dataclass
+class Report:
+    """What a campaign run did. ``ok`` is true when no unit failed."""
+
+    name: str
+    output: str
+    n_units: int = 0
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped_inputs: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stores: list[str] = field(default_factory=list)
+    exports: list[str] = field(default_factory=list)
+    started: str = ""
+    elapsed_s: float = 0.0
+    path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["ok"] = self.ok
+        return d
+
+    def summary(self) -> str:
+        lines = [f"campaign {self.name}: {len(self.done)} unit(s) done, {len(self.skipped)} already "
+                 f"done, {len(self.empty)} empty, {len(self.failed)} failed of {self.n_units} "
+                 f"in {self.elapsed_s:.1f} s"]
+        lines += [f"  failed {f['unit']}: {f['reason']}" for f in self.failed]
+        lines += [f"  skipped input {s['path']}: {s['reason']}" for s in self.skipped_inputs]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  store {s}" for s in self.stores] + [f"  export {e}" for e in self.exports]
+        if self.path:
+            lines.append(f"  report {self.path}")
+        return "\n".join(lines)
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        p = Path(path)
+        self.path = str(p)
+        tmp = p.with_name(p.name + ".part")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        os.replace(tmp, p)
+        return p
+
+
+# =========================================================================== helpers
+def _weights_model(spec: CampaignSpec) -> tuple[Any, list[dict[str, str]]]:
+    from firesmoke.inference import TileModel
+    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.models.weights import find_weights, load_weights
+
+    if not spec.weights:
+        raise InputError("no weights given (top-level `weights = [...]`)", path=spec.source,
+                         field="weights")
+    paths = [os.fspath(find_weights(w).resolve()) for w in spec.weights]
+    prov = []
+    for w, p in zip(spec.weights, paths, strict=True):
+        _, meta = load_weights(p)
+        prov.append({"weights": w, "path": p, "sha256": meta["sha256"]})
+    return TileModel.from_weights(paths, prepare=prepare_for_inference), prov
+
+
+def _model_provenance(model: Any) -> list[dict[str, str]]:
+    meta = getattr(model, "metadata", {}) or {}
+    return [{"weights": str(getattr(model, "key", type(model).__name__)),
+             "sha256": str(meta.get("sha256", ""))}]
+
+
+def _fingerprint(product: BurnedProduct, region: Region, spec: CampaignSpec,
+                 slots: tuple[Slot, ...], prov: list[dict[str, str]]) -> str:
+    doc = {"product": {k: v for k, v in vars(product).items() if k not in ("batch_size", "device")},
+           "region": region.to_dict(), "block_size": spec.block_size,
+           "periods": [s.label for s in slots], "weights": [w["sha256"] or w["weights"] for w in prov]}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _store_attrs(p: BurnedProduct, r: Region, spec: CampaignSpec, slots: tuple[Slot, ...],
+                 prov: list[dict[str, str]], cube_path: Path, started: str) -> dict[str, Any]:
+    """Provenance attributes of a product store (as :func:`firesmoke.burned.predict_burned`)."""
+    return {
+        "title": f"firesmoke burned area {p.name} {r.name}",
+        "firesmoke_version": __version__, "product_mode": p.mode,
+        "window_rule": _WINDOW_RULES[p.mode],
+        "weights": json.dumps([w["weights"] for w in prov]),
+        "weights_sha256": ",".join(w["sha256"] for w in prov),
+        "tiling": json.dumps({"tile": p.tile, "step": p.step, "blend": p.blend}),
+        "inputs": os.fspath(cube_path), "region": r.name,
+        "region_json": json.dumps(r.to_dict()), "campaign": spec.name,
+        "campaign_fingerprint": _fingerprint(p, r, spec, slots, prov),
+        "block_size": spec.block_size, "skip_empty": int(p.skip_empty),
+        "created": started,
+    }
+
+
+def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], block: int,
+              attrs: dict[str, Any]) -> Any:
+    import dask.array as da
+
+    P, (H, W) = len(slots), region.shape
+    ds = region.coords_dataset().assign_coords(
+        period=("period", np.array([s.label for s in slots], dtype=object)),
+        period_start=("period", np.array([pd.Timestamp(s.start) for s in slots], "datetime64[ns]")),
+        period_end=("period", np.array([pd.Timestamp(s.end) for s in slots], "datetime64[ns]")),
+    )
+    dims, chunks = ("period", "y", "x"), (1, block, block)
+    ds["confidence"] = (dims, da.full((P, H, W), np.nan, dtype=np.float32, chunks=chunks), {
+        "long_name": "burned-area confidence", "units": "1", "grid_mapping": "spatial_ref",
+        "description": "min(sum of daily burn probabilities over the period, 1)"})
+    ds["burn_date"] = (dims, da.zeros((P, H, W), dtype=np.int16, chunks=chunks), {
+        "long_name": "day of year of burning", "units": "day of year", "flag_values": 0,
+        "flag_meanings": "not_burned", "threshold": product.effective_threshold,
+        "grid_mapping": "spatial_ref"})
+    ds.attrs.update(attrs)
+    return ds
+
+
+def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, overwrite: bool) -> None:
+    """Write the template, or check an existing store belongs to this campaign (resume)."""
+    import xarray as xr
+
+    from firesmoke.store import create_template
+
+    chunks = {"period": 1, "y": block, "x": block}
+    ledger = Ledger(store)
+    if not overwrite and store.exists():
+        try:
+            existing = xr.open_zarr(store, consolidated=False)
+        except Exception as exc:  # template write interrupted: safe to redo if nothing is done
+            if ledger.finished():
+                raise InputError(f"store is unreadable ({exc}) but its ledger lists finished units; "
+                                 "remove the store and its .ledger folder", path=store) from exc
+            log.warning("store %s unreadable (%s); writing its template again", store, exc)
+            overwrite = True
+        else:
+            got = existing.attrs.get("campaign_fingerprint")
+            if got != fingerprint:
+                raise InputError(
+                    "store was written by a different campaign configuration (region, product, "
+                    "periods, block size or weights); use another output folder or overwrite",
+                    path=store)
+    elif not store.exists() and ledger.finished():
+        log.warning("ledger of missing store %s cleared", store)
+        ledger.clear()
+    create_template(template, store, chunks=chunks, overwrite=overwrite)
+    # create_template leaves lazy non-index coordinates unwritten: write them (idempotent)
+    extra = {k: template[k].variable for k in ("period_start", "period_end")}
+    xr.Dataset(extra).to_zarr(store, region={"period": slice(None)}, zarr_format=3,
+                              consolidated=False)
+
+
+def _progress_bar(progress: Progress, total: int, label: str) -> Callable[[int], None]:
+    if callable(progress) and not isinstance(progress, bool):
+        return lambda done: progress(done, total, label)
+    if not progress:
+        return lambda done: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="unit", file=sys.stderr)
+
+    def update(done: int) -> None:
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+    return update
+
+
+def _cube_progress(progress: Progress, name: str) -> Callable[[int, int, str], None] | None:
+    if callable(progress):
+        return lambda done, total, what: progress(done, total, f"cube {name}")
+    if not progress:
+        return None
+    bars: dict[str, Callable[[int], None]] = {}
+
+    def cb(done: int, total: int, what: str) -> None:
+        if "bar" not in bars:
+            bars["bar"] = _progress_bar(True, total, f"cube {name} time chunks")
+        bars["bar"](done)
+    return cb
+
+
+@contextlib.contextmanager
+def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]:
+    """The given client, one on the spec's scheduler address, or a new LocalCluster."""
+    c = spec.cluster
+    if client is not None:
+        yield client, c.torch_threads
+        return
+    from distributed import Client, LocalCluster
+
+    if c.address:
+        try:
+            cl = Client(c.address, timeout="30s")
+        except OSError as exc:
+            raise InputError(f"cannot reach the Dask scheduler at {c.address} ({exc})",
+                             path=spec.source, field="cluster.address") from exc
+        with cl:
+            yield cl, c.torch_threads
+        return
+    n = c.n_workers or max(1, (os.cpu_count() or 2) // 2)
+    threads = c.torch_threads or max(1, (os.cpu_count() or 1) // (n * c.threads_per_worker))
+    with LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=c.processes,
+                      memory_limit=c.memory_limit, dashboard_address=None) as cluster, \
+            Client(cluster) as cl:
+        log.info("started %s", cluster)
+        yield cl, threads
+
+
+def _check_inputs(spec: CampaignSpec) -> None:
+    for i, p in enumerate(spec.inputs.viirs):
+        if not p.is_dir():
+            raise InputError("VIIRS folder not found", path=p, field=f"inputs.viirs[{i}]")
+    for i, p in enumerate(spec.inputs.firms):
+        if not p.exists():
+            raise InputError("FIRMS path not found", path=p, field=f"inputs.firms[{i}]")
+
+
+def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progress) -> Path:
+    """Open the region's cube store, or build it from the raw inputs (resumable).
+
+    A cube built by a campaign gets a record beside it (``<cube>.campaign.json``: days,
+    inputs, skipped inputs) once it is complete; a rerun with the same days and inputs
+    reuses it without scanning the inputs again.
+    """
+    from firesmoke.cube import build_cube, open_cube, write_cube
+
+    spec, r = plan.spec, entry.region
+    d0, d1 = plan.days[r.name]
+    if entry.cube is not None:
+        cube = open_cube(entry.cube)
+        Region.from_dataset(cube).check_same_grid(r, f"cube {entry.cube} and region {r.name}")
+        t = pd.DatetimeIndex(cube["time"].values)
+        if len(t) == 0 or t[0].date() > d0 or t[-1].date() < d1:
+            report.warnings.append(f"cube {entry.cube} does not cover {d0}..{d1}: missing days are "
+                                   "treated as no observation")
+        return entry.cube
+    inp = spec.inputs
+    path = plan.cubes[r.name]
+    record = path.with_name(path.name + ".campaign.json")
+    key = {"region": r.to_dict(), "days": [str(d0), str(d1)], "composite": inp.composite,
+           "viirs": [os.fspath(p) for p in inp.viirs], "firms": [os.fspath(p) for p in inp.firms]}
+    if record.exists() and path.exists():
+        done = json.loads(record.read_text())
+        if done.get("key") == key:
+            log.info("cube %s is complete; reusing it", path)
+            report.skipped_inputs += done["skipped_inputs"]
+            report.warnings += done["warnings"]
+            return path
+    ch = inp.cube_chunk
+    cube = build_cube(r, d0, d1, viirs=key["viirs"] or None, firms=key["firms"] or None,
+                      composite=inp.composite, chunks={"time": 16, "y": ch, "x": ch})
+    skipped = [{"region": r.name, **s} for s in json.loads(cube.attrs.get("skipped_inputs", "[]"))]
+    warnings = [f"{r.name} FIRMS: {w}" for w in json.loads(cube.attrs.get("firms_report", "[]"))
+                if re.search(r";.*\b\d+ x ", w)]  # rows dropped (per-file summaries are not news)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_cube(cube, path, mode="auto", progress=_cube_progress(progress, r.name))
+    tmp = record.with_name(record.name + ".part")
+    tmp.write_text(json.dumps({"key": key, "skipped_inputs": skipped, "warnings": warnings}))
+    os.replace(tmp, record)
+    report.skipped_inputs += skipped
+    report.warnings += warnings
+    return path
+
+
+# =========================================================================== exports
+def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: CampaignSpec) -> list[Path]:
+    from firesmoke.events import find_events, write_events_geojson
+    from firesmoke.store import export_geotiff, quicklook_png
+
+    ex = spec.exports
+    base = f"{product}_{region.name}_{slot.file_label}"
+    folder = safe_join(spec.output, "exports")
+    conf = ds["confidence"].isel(period=slot.index)
+    bd = ds["burn_date"].isel(period=slot.index)
+    out = []
+    if ex.geotiff:
+        out.append(export_geotiff(conf, safe_join(folder, f"{base}_confidence.tif")))
+        out.append(export_geotiff(bd, safe_join(folder, f"{base}_burn_date.tif"), nodata=0))
+    if ex.quicklook:
+        out.append(quicklook_png(
+            [(f"confidence {slot.label}", conf, {"cmap": "magma", "vmin": 0, "vmax": 1,
+                                                 "cbar_label": "confidence"}),
+             (f"burn date {slot.label}", bd.where(bd > 0), {"cmap": "plasma",
+                                                           "cbar_label": "day of year"})],
+            safe_join(folder, f"{base}_quicklook.png"),
+            title=f"firesmoke {product} {region.name} {slot.label} ({spec.name})"))
+    if ex.events:
+        d = bd.values.astype(np.float64)
+        origin = np.datetime64(f"{slot.start.year - 1}-12-31")
+        labels, table = find_events(d > 0, np.where(d > 0, d, np.nan), region.transform,
+                                    equal_area_crs=ex.equal_area_crs, date_origin=origin,
+                                    min_pixels=ex.min_pixels)
+        out.append(write_events_geojson(labels, table, region.transform,
+                                        safe_join(folder, f"{base}_events.geojson")))
+    return out
+
+
+# =========================================================================== run
+def run_campaign(
+    spec: CampaignSpec | str | os.PathLike[str] | Mapping[str, Any],
+    client: Any = None,
+    progress: Progress = True,
+    model: Any = None,
+    overwrite: bool = False,
+) -> Report:
+    """Run (or continue) a campaign and return its report.
+
+    Parameters
+    ----------
+    spec
+        A TOML path, a mapping or a :class:`~firesmoke.campaign_spec.CampaignSpec`.
+    client
+        A ``distributed.Client``; default: one on ``cluster.address`` or a new
+        LocalCluster as the spec says (closed at the end).
+    progress
+        ``True``: a tqdm bar over finished units; a callable ``(done, total, label)``;
+        ``False``: nothing.
+    model
+        Override the spec's weights with a :class:`~firesmoke.inference.TileModel` (or a
+        picklable callable on tile batches), e.g. for tests.
+    overwrite
+        Start the product stores afresh instead of resuming.
+
+    Returns
+    -------
+    Report
+        Also written as ``<output>/<name>_report.json``. Failed units do not raise: see
+        ``report.failed`` (rerun to retry them).
+    """
+    t_start = time.perf_counter()
+    spec = load_spec(spec)
+    plan = plan_campaign(spec)
+    report = Report(spec.name, str(spec.output), n_units=len(plan.units),
+                    started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    _check_inputs(spec)
+    model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
+    spec.output.mkdir(parents=True, exist_ok=True)
+    by_region = {e.region.name: e for e in spec.regions}
+    products = {p.name: p for p in spec.products}
+    region_failed: dict[str, str] = {}
+    tasks: list[UnitTask] = []
+    with _client(spec, client) as (cl, torch_threads):
+        for entry in spec.regions:
+            r = entry.region
+            try:
+                cube_path = _ensure_cube(entry, plan, report, progress)
+            except Exception as exc:  # bad inputs of one region: its units fail, others go on
+                log.exception("region %s failed", r.name)
+                region_failed[r.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            for p in spec.products:
+                store = plan.stores[(p.name, r.name)]
+                slots = plan.slots[p.name]
+                attrs = _store_attrs(p, r, spec, slots, prov, cube_path, report.started)
+                _prepare_store(store, _template(r, p, slots, spec.block_size, attrs),
+                               attrs["campaign_fingerprint"], spec.block_size, overwrite)
+                report.stores.append(str(store))
+            for u in plan.units:
+                if u.region != r.name:
+                    continue
+                store = plan.stores[(u.product, u.region)]
+                if Ledger(store).done(u.id):
+                    report.skipped.append(u.id)
+                    continue
+                p = products[u.product]
+                tasks.append(UnitTask(u, os.fspath(cube_path), os.fspath(store), r.shape,
+                                      plan.slots[p.name][u.period_index].windows, p, model,
+                                      torch_threads))
+        for u in plan.units:
+            if u.region in region_failed:
+                report.failed.append({"unit": u.id, "reason": region_failed[u.region]})
+        _run_tasks(cl, tasks, report, progress, spec.name)
+    _finish(plan, report, by_region)
+    report.elapsed_s = round(time.perf_counter() - t_start, 3)
+    report.write(safe_join(spec.output, f"{spec.name}_report.json"))
+    log.info("%s", report.summary())
+    return report
+
+
+def _run_tasks(cl: Any, tasks: list[UnitTask], report: Report, progress: Progress, name: str) -> None:
+    """Submit one task per unit and collect results as they complete."""
+    from distributed import as_completed
+
+    if not tasks:
+        return
+    token = uuid.uuid4().hex[:8]
+    futures = [cl.submit(run_unit, t, key=f"firesmoke-unit-{t.unit.id}-{token}", pure=False)
+               for t in tasks]
+    ids = {f.key: t.unit.id for f, t in zip(futures, tasks, strict=True)}
+    tick = _progress_bar(progress, len(futures), f"{name} units")
+    n = 0
+    try:
+        for fut in as_completed(futures):
+            uid = ids[fut.key]
+            if fut.status == "error":
+                exc = fut.exception()
+                report.failed.append({"unit": uid, "reason": f"{type(exc).__name__}: {exc}"})
+            elif fut.status == "cancelled":
+                report.failed.append({"unit": uid, "reason": "cancelled"})
+            else:
+                res = fut.result()
+                status = res["status"]
+                if status == "failed":
+                    report.failed.append({"unit": uid, "reason": res["reason"]})
+                else:
+                    {"done": report.done, "empty": report.empty, "skipped": report.skipped}[status].append(uid)
+            fut.release()
+            n += 1
+            tick(n)
+    except BaseException:
+        cl.cancel(futures)
+        raise
+
+
+def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> None:
+    """Consolidate the stores and make the exports of the completed periods."""
+    import xarray as xr
+
+    from firesmoke.store import finalize_store
+
+    spec = plan.spec
+    failed = {f["unit"] for f in report.failed}
+    for (product, region), store in plan.stores.items():
+        if str(store) not in report.stores:
+            continue
+        finalize_store(store)
+        if not spec.exports.any:
+            continue
+        ds = xr.open_zarr(store)
+        for slot in plan.slots[product]:
+            if spec.exports.periods is not None and slot.label not in spec.exports.periods:
+                continue
+            units = [u for u in plan.units_of(product, region) if u.period == slot.label]
+            bad = [u.id for u in units if u.id in failed]
+            if bad:
+                report.warnings.append(f"{product} {region} {slot.label}: not exported, "
+                                       f"{len(bad)} unit(s) failed")
+                continue
+            try:
+                report.exports += [str(p) for p in _export_slot(ds, slot, by_region[region].region,
+                                                                product, spec)]
+            except Exception as exc:
+                log.exception("export of %s %s %s failed", product, region, slot.label)
+                report.warnings.append(f"{product} {region} {slot.label}: export failed ({exc})")
+
+
+def resume_campaign(
+    spec: CampaignSpec | str | os.PathLike[str] | Mapping[str, Any],
+    client: Any = None,
+    progress: Progress = True,
+    model: Any = None,
+) -> Report:
+    """Continue an interrupted campaign: units in the stores' ledgers are skipped.
+
+    Same as :func:`run_campaign` (which also resumes), but refuses to start a campaign
+    that has no output yet, so a typo in the output folder does not silently start afresh.
+    """
+    spec = load_spec(spec)
+    plan = plan_campaign(spec)
+    if not any(s.exists() for s in plan.stores.values()):
+        raise InputError("nothing to resume: no product store of this campaign exists yet",
+                         path=spec.output)
+    return run_campaign(spec, client=client, progress=progress, model=model)

@@ -377,6 +377,42 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 _COMMANDS["predict"] = _cmd_predict
 
 
+# ---------------------------------------------------------------------------- campaign
+def _add_campaign(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("campaign", help="large-area reprocessing from a TOML spec",
+                       description="Plan and run a reprocessing campaign (regions x periods x "
+                                   "products) on a Dask cluster; reruns resume where it stopped. "
+                                   "See examples/campaign.toml.")
+    csub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    r = csub.add_parser("run", help="run (or continue) a campaign")
+    r.add_argument("spec", type=Path, help="campaign TOML file")
+    r.add_argument("--overwrite", action="store_true", help="start again from scratch")
+    r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    q = csub.add_parser("resume", help="continue an interrupted campaign")
+    q.add_argument("spec", type=Path, help="campaign TOML file")
+
+
+def _cmd_campaign(args: argparse.Namespace) -> int:
+    from firesmoke import campaign
+
+    if args.action == "run" and args.dry_run:
+        print(campaign.plan_campaign(campaign.load_spec(args.spec)).summary())
+        return 0
+    bar = _TqdmProgress(disable=args.quiet)
+    try:
+        if args.action == "run":
+            report = campaign.run_campaign(args.spec, progress=bar, overwrite=args.overwrite)
+        else:
+            report = campaign.resume_campaign(args.spec, progress=bar)
+    finally:
+        bar.close()
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+_COMMANDS["campaign"] = _cmd_campaign
+
+
 # ---------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -407,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_synthetic, _add_cube, _add_train, _add_predict, _add_demo,
+    _add_synthetic, _add_cube, _add_train, _add_predict, _add_campaign, _add_demo,
 ]
 
 

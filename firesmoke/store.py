@@ -145,6 +145,8 @@ def create_template(
     if overwrite:
         Ledger(path).clear()
     lazy = template.chunk({d: chunks.get(d, -1) for d in template.dims})
+    # coordinates are small: load them so that compute=False still writes them all
+    lazy = lazy.assign_coords({k: v.load() for k, v in lazy.coords.items() if k not in lazy.dims})
     lazy.to_zarr(
         path, mode="w", compute=False, zarr_format=3, consolidated=False,
         encoding=_encoding(lazy, chunks),

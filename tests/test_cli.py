@@ -26,7 +26,8 @@ def test_help_and_version(capsys):
     assert e.value.code == 0
     assert __version__ in capsys.readouterr().out
     for cmd in (["synthetic"], ["cube"], ["demo"], ["train", "banet"], ["train", "smoke-classifier"],
-                ["predict", "burned"], ["predict", "smoke"]):
+                ["predict", "burned"], ["predict", "smoke"], ["campaign", "run"],
+                ["campaign", "resume"]):
         with pytest.raises(SystemExit) as e:
             main([*cmd, "--help"])
         assert e.value.code == 0
@@ -71,3 +72,11 @@ def test_predict_smoke_chips(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "chips: 6 classified" in r.stdout
     assert (tmp_path / "out" / "chips.csv").exists()
+
+
+def test_campaign_dry_run(capsys):
+    from pathlib import Path
+
+    spec = Path(__file__).resolve().parents[1] / "examples" / "campaign.toml"
+    assert main(["campaign", "run", str(spec), "--dry-run"]) == 0
+    assert capsys.readouterr().out.strip()

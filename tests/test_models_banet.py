@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import ast
 import itertools
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _reference import read_tsv
 from torch import nn
 
 from firesmoke.models.banet import BANet, DayBatchNorm, FastBANet, PixelLSTM, prepare_for_inference
-
-REFERENCE = Path(
-    os.environ.get(
-        "FIRESMOKE_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference"
-    )
-)
-
-
-def read_tsv(name: str) -> list[tuple[str, tuple[int, ...], str]]:
-    path = REFERENCE / name
-    if not path.is_file():
-        pytest.skip(f"reference key list {path} not found")
-    rows = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            key, shape, dtype = line.split("\t")
-            rows.append((key, tuple(ast.literal_eval(shape)), dtype))
-    return rows
 
 
 def random_state_dict(rows, seed: int = 0) -> dict[str, torch.Tensor]:

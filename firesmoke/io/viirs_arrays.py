@@ -121,6 +121,19 @@ def _fill_test(attrs: Mapping[str, Any], dtype: np.dtype) -> float | None:
     return None
 
 
+def scale_to_float32(raw: np.ndarray, scale: float, offset: float, invalid: np.ndarray) -> np.ndarray:
+    """``raw * scale + offset`` (computed in float64) as float32, NaN where ``invalid``."""
+    if scale != 1.0 or offset != 0.0:
+        values = raw.astype(np.float64)
+        values *= scale
+        values += offset
+        out = values.astype(np.float32)
+    else:
+        out = raw.astype(np.float32)
+    out[invalid] = np.nan
+    return out
+
+
 @dataclass(frozen=True)
 class Decoder:
     """raw -> float32: ``raw * scale + offset``; fill (by the fill test) -> NaN.
@@ -156,15 +169,7 @@ class Decoder:
             invalid = ~np.isfinite(raw)
             if self.fill_test is not None:
                 invalid |= raw <= self.fill_test
-        if self.scale != 1.0 or self.offset != 0.0:
-            values = raw.astype(np.float64)
-            values *= self.scale
-            values += self.offset
-            out = values.astype(np.float32)
-        else:
-            out = raw.astype(np.float32)
-        out[invalid] = np.nan
-        return out
+        return scale_to_float32(raw, self.scale, self.offset, invalid)
 
 
 def read_hdf4_window(
@@ -388,15 +393,7 @@ class NcDecoder:
             )
             if inside:  # flag values outside the valid range are already invalid
                 invalid |= raw == fv
-        if self.scale != 1.0 or self.offset != 0.0:
-            values = raw.astype(np.float64)
-            values *= self.scale
-            values += self.offset
-            out = values.astype(np.float32)
-        else:
-            out = raw.astype(np.float32)
-        out[invalid] = np.nan
-        return out
+        return scale_to_float32(raw, self.scale, self.offset, invalid)
 
 
 class NcVariableArray:

@@ -27,6 +27,7 @@ resume after an interruption (a ledger of written time chunks).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -91,13 +92,25 @@ def _granule_block(granule: Any, region: Region, window: tuple[int, int, int, in
         return np.stack([np.asarray(sub[v].values, np.float32) for v in _LAYERS])
     from firesmoke.kernels.regrid import regrid_swath
 
-    ds = granule.open()
+    lat, lon, values, rows_per_scan = _swath_arrays(
+        str(granule.paths["observation"]), str(granule.paths["geolocation"]))
+    return regrid_swath(lat, lon, values, tuple(region.transform)[:6], region.shape,
+                        method=regrid, rows_per_scan=rows_per_scan, window=window)
+
+
+@functools.lru_cache(maxsize=4)
+def _swath_arrays(observation: str, geolocation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Decoded swath arrays of a granule, cached per process: every spatial block of a
+    day needs the same granule, so it is read once per worker instead of once per block."""
+    from firesmoke.io.viirs_swath import open_l1b_swath
+
+    ds = open_l1b_swath(observation, geolocation)
     values = np.stack([np.asarray(ds[v].values, np.float32) for v in _LAYERS])
-    return regrid_swath(
-        np.asarray(ds["latitude"].values), np.asarray(ds["longitude"].values), values,
-        tuple(region.transform)[:6], region.shape, method=regrid,
-        rows_per_scan=int(ds.attrs.get("rows_per_scan", 16)), window=window,
-    )
+    lat = np.array(ds["latitude"].values)
+    lon = np.array(ds["longitude"].values)
+    for a in (lat, lon, values):
+        a.flags.writeable = False  # shared by the cache: nobody may modify them
+    return lat, lon, values, int(ds.attrs.get("rows_per_scan", 16))
 
 
 def _granule_mean_zenith(granule: Any, region: Region) -> float:

@@ -30,22 +30,34 @@ __all__ = [
 ]
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, parallel=True, nogil=True,
+            fastmath={"reassoc", "nsz", "contract"})  # no "nnan": the NaN test must stay
 def _zenith_sums(zenith):
+    """Per-granule sum and count of valid angles: per-row partials in parallel (the row
+    sums are vectorised), then added in row order, so the result does not depend on the
+    number of threads."""
     n = zenith.shape[0]
+    h = zenith.shape[1]
+    w = zenith.shape[2]
+    row_sums = np.zeros((n, h), dtype=np.float64)
+    row_counts = np.zeros((n, h), dtype=np.int64)
+    for i in numba.prange(h):
+        for g in range(n):
+            s = 0.0
+            c = 0
+            for j in range(w):
+                z = zenith[g, i, j]
+                ok = z == z
+                s += np.float64(z) if ok else 0.0
+                c += ok
+            row_sums[g, i] = s
+            row_counts[g, i] = c
     sums = np.zeros(n, dtype=np.float64)
     counts = np.zeros(n, dtype=np.int64)
     for g in range(n):
-        s = 0.0
-        c = 0
-        for i in range(zenith.shape[1]):
-            for j in range(zenith.shape[2]):
-                z = zenith[g, i, j]
-                if not np.isnan(z):
-                    s += z
-                    c += 1
-        sums[g] = s
-        counts[g] = c
+        for i in range(h):
+            sums[g] += row_sums[g, i]
+            counts[g] += row_counts[g, i]
     return sums, counts
 
 
@@ -150,29 +162,32 @@ def select_min_zenith(zenith: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _composite_rows(stack, zenith, order, use_order, out):
-    """Fused select + gather, one output row per iteration (a row-local selection buffer)."""
+    """Fused select + gather, one output row per iteration.
+
+    The row's selection is computed branch-free into a small int32 buffer (for the order
+    rule by overwriting in reverse order of preference, for the minimum-zenith rule with a
+    running minimum), then every band is gathered from it."""
     n = zenith.shape[0]
     nb = stack.shape[1]
     h = zenith.shape[1]
     w = zenith.shape[2]
     for i in numba.prange(h):
-        sel = np.empty(w, dtype=np.int64)
-        for j in range(w):
-            s = -1
-            if use_order:
-                for k in range(order.shape[0]):
-                    g = order[k]
-                    if not np.isnan(zenith[g, i, j]):
-                        s = g
-                        break
-            else:
-                best = np.inf
-                for g in range(n):
+        sel = np.full(w, -1, dtype=np.int32)
+        if use_order:
+            for k in range(order.shape[0] - 1, -1, -1):
+                g = np.int32(order[k])
+                for j in range(w):
                     z = zenith[g, i, j]
-                    if not np.isnan(z) and (s < 0 or z < best):
-                        best = z
-                        s = g
-            sel[j] = s
+                    sel[j] = g if z == z else sel[j]
+        else:
+            best = np.full(w, np.inf, dtype=np.float64)
+            for g in range(n):
+                g32 = np.int32(g)
+                for j in range(w):
+                    z = np.float64(zenith[g, i, j])
+                    take = (z == z) and (sel[j] < 0 or z < best[j])
+                    sel[j] = g32 if take else sel[j]
+                    best[j] = z if take else best[j]
         for b in range(nb):
             for j in range(w):
                 g = sel[j]

@@ -128,6 +128,7 @@ def region_month_figures(size: int = 200, work: str | None = None) -> dict:
     from firesmoke.inference import TileModel, clear_model_cache
     from firesmoke.models.banet import prepare_for_inference
     from firesmoke.models.weights import save_weights
+    from firesmoke.runtime import tune_allocator
     from firesmoke.synthetic import generate_scenario
     from firesmoke.tiling import TilePlan
     from firesmoke.windows import monthly_windows
@@ -154,22 +155,35 @@ def region_month_figures(size: int = 200, work: str | None = None) -> dict:
         ref_conf, ref_date = reference_region_month(x, paths, window)
         t_ref = time.perf_counter() - t0
 
-        clear_model_cache()
-        t0 = time.perf_counter()
-        model = TileModel.from_weights(paths, prepare=prepare_for_inference)
-        ds = predict_burned(cube, model, *MONTH, mode="monthly", tile=TILE, step=STEP,
-                            blend="mean", batch_size=4)
-        ds = ds.compute(scheduler="synchronous")
-        t_fs = time.perf_counter() - t0
+        def firesmoke_pass(tuned: bool) -> tuple[float, xr.Dataset]:
+            # defaults everywhere (batch size, kept days only); the allocator tuning of
+            # firesmoke.runtime on (its default) or off, for the record
+            os.environ["FIRESMOKE_MALLOC_TUNING"] = "1" if tuned else "0"
+            tune_allocator(False)
+            clear_model_cache()
+            t0 = time.perf_counter()
+            model = TileModel.from_weights(paths, prepare=prepare_for_inference)
+            ds = predict_burned(cube, model, *MONTH, mode="monthly", tile=TILE, step=STEP,
+                                blend="mean")
+            ds = ds.compute(scheduler="synchronous")
+            return time.perf_counter() - t0, ds
 
+        try:
+            t_untuned, ds_untuned = firesmoke_pass(tuned=False)
+            t_fs, ds = firesmoke_pass(tuned=True)
+        finally:
+            os.environ.pop("FIRESMOKE_MALLOC_TUNING", None)
         conf = ds["confidence"].values[0]
         date = ds["burn_date"].values[0]
-        diff = float(np.abs(conf - ref_conf).max())
+        diff = float(max(np.abs(conf - ref_conf).max(),
+                         np.abs(ds_untuned["confidence"].values[0] - ref_conf).max()))
         if diff > 1e-4:
             raise AssertionError(f"firesmoke and reference confidence differ by {diff:.2e} > 1e-4")
         return {
             "size_px": size, "tiles": len(TilePlan(size, size, TILE, STEP)), "models": N_MODELS,
             "reference_s": t_ref, "firesmoke_s": t_fs, "speedup": t_ref / t_fs,
+            "firesmoke_untuned_allocator_s": t_untuned,
+            "speedup_untuned_allocator": t_ref / t_untuned,
             "max_confidence_difference": diff,
             "burn_date_agreement": float((date == ref_date).mean()),
             "confidence_mean": float(conf.mean()),

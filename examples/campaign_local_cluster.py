@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import Client, LocalCluster
 
     from firesmoke.campaign import plan_campaign, resume_campaign, run_campaign
+    from firesmoke.runtime import inference_worker_env
     from firesmoke.synthetic import demo_region, generate_scenario
 
     t0 = time.perf_counter()
@@ -95,9 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         spec["products"]["burned"]["step"] = 128
     print(plan_campaign(spec).summary())
 
-    # A LocalCluster here; Client("tcp://scheduler-host:8786") would use an existing one.
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    # A LocalCluster here; Client("tcp://scheduler-host:8786") would use an existing one
+    # (start its workers with firesmoke.runtime.worker_environment() in their environment
+    # for the faster CPU inference). inference_worker_env() does that for this cluster.
+    with inference_worker_env():
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as client:
         report = run_campaign(spec, client=client, progress=True)
         print(report.summary())
         again = resume_campaign(spec, client=client, progress=False)

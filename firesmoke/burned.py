@@ -30,7 +30,7 @@ import xarray as xr
 
 from firesmoke._version import __version__
 from firesmoke.errors import InputError
-from firesmoke.inference import TileModel, predict_array
+from firesmoke.inference import TileModel, keep_days, predict_array
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
 
 __all__ = ["BANET_BANDS", "predict_burned", "predict_window", "window_input"]
@@ -71,16 +71,19 @@ def predict_window(
     tile: int = 128,
     step: int = 100,
     blend: str = "mean",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str | None = None,
 ) -> tuple[da.Array, da.Array]:
     """Lazy ``confidence`` and ``burn_date`` (day of year) maps of one window."""
     x = window_input(cube, window)
-    prob = predict_array(x, model, out_channels=1, tile=tile, step=step, batch_size=batch_size,
-                         window=blend, device=device)
+    keep = window.keep_slice
+    # the model computes (and the engine blends) only the kept days
+    prob = predict_array(x, keep_days(model, keep), tile=tile, step=step,
+                         batch_size=batch_size, window=blend, device=device,
+                         out_lead=(1, keep.stop - keep.start))
     doy0 = pd.Timestamp(window.keep_start).dayofyear
     out = da.map_blocks(
-        _reduce_block, prob, keep=window.keep_slice, doy0=doy0, threshold=threshold,
+        _reduce_block, prob, keep=slice(None), doy0=doy0, threshold=threshold,
         chunks=((2,), prob.chunks[2], prob.chunks[3]), drop_axis=[0], dtype=np.float32,
         meta=np.array((), np.float32),
     )
@@ -97,7 +100,7 @@ def predict_burned(
     tile: int = 128,
     step: int = 100,
     blend: str = "mean",
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str | None = None,
 ) -> xr.Dataset:
     """Burned-area product of a cube.
@@ -122,7 +125,8 @@ def predict_burned(
     tile, step, blend
         Tiling (reference-compatible: 128, 100, ``"mean"``).
     batch_size, device
-        Tiles per forward pass; ``"cuda"``/``"cpu"``/``None`` (auto).
+        Tiles per forward pass (default: 1 on CPU, 4 on a GPU); ``"cuda"``/``"cpu"``/
+        ``None`` (auto).
 
     Returns
     -------
@@ -151,8 +155,10 @@ def predict_burned(
         best_doy = None
         for w in windows:
             x = window_input(cube, w)
-            prob = predict_array(x, model, out_channels=1, tile=tile, step=step,
-                                 batch_size=batch_size, window=blend, device=device)[0, w.keep_slice]
+            keep = w.keep_slice
+            prob = predict_array(x, keep_days(model, keep), tile=tile, step=step,
+                                 batch_size=batch_size, window=blend, device=device,
+                                 out_lead=(1, keep.stop - keep.start))[0]
             doy = np.array([d.dayofyear for d in w.days[w.keep_slice]], np.int16)
             s = prob.sum(axis=0)
             am = prob.argmax(axis=0)

@@ -65,6 +65,7 @@ from firesmoke.campaign_spec import (
 )
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
+from firesmoke.runtime import inference_worker_env
 from firesmoke.store import Ledger, safe_join
 from firesmoke.windows import Window
 
@@ -142,8 +143,9 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
 
 
 def _block_probabilities(task: UnitTask, cube: Any, window: Window) -> np.ndarray | None:
-    """``(1, 64, h, w)`` blended daily probabilities of the unit's block (None if empty)."""
-    from firesmoke.inference import TileModel, resolve_device
+    """``(1, n_kept, h, w)`` blended probabilities of the window's kept days in the unit's
+    block (None if the block has no data)."""
+    from firesmoke.inference import TileModel, default_batch_size, keep_days, resolve_device
     from firesmoke.tiling import TilePlan, accumulate_tiles
 
     p = task.product
@@ -159,10 +161,11 @@ def _block_probabilities(task: UnitTask, cube: Any, window: Window) -> np.ndarra
     if p.skip_empty and not _has_data(x):
         return None
     dev = resolve_device(p.device)
-    model = task.model
+    model = keep_days(task.model, window.keep_slice)  # only the kept days are computed
     fn = (lambda b: model(b, dev)) if isinstance(model, TileModel) else model
     return accumulate_tiles(x, fn, plan, offset=(ya, xa), core=(r0, r1, c0, c1),
-                            batch_size=p.batch_size, window=p.blend)
+                            batch_size=p.batch_size or default_batch_size(dev),
+                            window=p.blend)
 
 
 def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
@@ -177,7 +180,7 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
         prob = _block_probabilities(task, cube, w)
         if prob is None:
             continue
-        pk = prob[0, w.keep_slice]
+        pk = prob[0]
         if p.mode != "range":  # one window: the reduction of burned.predict_window
             conf = np.minimum(pk.sum(axis=0), 1.0).astype(np.float32)
             date = (pd.Timestamp(w.keep_start).dayofyear + np.argmax(pk, axis=0)).astype(np.float32)
@@ -442,9 +445,11 @@ def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]
         return
     n = c.n_workers or max(1, (os.cpu_count() or 2) // 2)
     threads = c.torch_threads or max(1, (os.cpu_count() or 1) // (n * c.threads_per_worker))
-    with LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=c.processes,
-                      memory_limit=c.memory_limit, dashboard_address=None) as cluster, \
-            Client(cluster) as cl:
+    with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker,
+                               processes=c.processes, memory_limit=c.memory_limit,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as cl:
         log.info("started %s", cluster)
         yield cl, threads
 

@@ -121,7 +121,7 @@ class BurnedProduct:
     tile: int = 128
     step: int = 100
     blend: str = "mean"
-    batch_size: int = 4
+    batch_size: int | None = None  # None: firesmoke.inference.default_batch_size
     device: str | None = None
     skip_empty: bool = True
 
@@ -369,7 +369,8 @@ def _product(ctx: _Ctx, item: Any, fld: str) -> BurnedProduct:
         raise ctx.error(f"step ({step}) larger than tile ({tile}) would leave gaps", f"{fld}.step")
     kw.update(tile=tile, step=step,
               blend=_str(ctx, t.get("blend", "mean"), f"{fld}.blend", BLENDS),
-              batch_size=_int(ctx, t.get("batch_size", 4), f"{fld}.batch_size"),
+              batch_size=(None if t.get("batch_size") is None
+                          else _int(ctx, t["batch_size"], f"{fld}.batch_size")),
               skip_empty=_bool(ctx, t.get("skip_empty", True), f"{fld}.skip_empty"))
     dev = t.get("device", "auto")
     dev = _str(ctx, dev, f"{fld}.device")

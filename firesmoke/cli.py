@@ -150,10 +150,13 @@ class _Cluster:
             self.client = Client(self.args.scheduler)
         else:
             n = self.args.workers or max(1, (os.cpu_count() or 2) // 2)
-            self.cluster = LocalCluster(
-                n_workers=n, threads_per_worker=self.args.threads_per_worker or 2,
-                memory_limit=self.args.memory_limit, dashboard_address=None,
-            )
+            from firesmoke.runtime import inference_worker_env
+
+            with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
+                self.cluster = LocalCluster(
+                    n_workers=n, threads_per_worker=self.args.threads_per_worker or 2,
+                    memory_limit=self.args.memory_limit, dashboard_address=None,
+                )
             self.client = Client(self.cluster)
         log.info("dask client: %s", self.client)
         return self.client
@@ -294,7 +297,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--threshold", type=float, default=None)
     b.add_argument("--blend", choices=("mean", "centre"), default="mean",
                    help="tile blending (mean = reference)")
-    b.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    b.add_argument("--batch-size", type=int, default=None,
+                   help="tiles per forward pass (default: 1 on CPU, 4 on a GPU)")
     b.add_argument("--device", default=None)
     b.add_argument("--geotiff", action="store_true", help="also export each period as COG + PNG")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")

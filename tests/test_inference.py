@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import functools
+import typing
 
 import dask.array as da
 import numpy as np
 import pytest
 import torch
 
-from firesmoke.inference import TileModel, clear_model_cache, predict_array, predict_numpy
+from firesmoke.inference import (
+    TileModel,
+    clear_model_cache,
+    default_batch_size,
+    keep_days,
+    predict_array,
+    predict_numpy,
+)
 from firesmoke.tiling import TilePlan
 
 
@@ -113,3 +121,56 @@ def test_time_axis_passes_through():
 def test_bad_out_lead():
     with pytest.raises(ValueError, match="leading dims"):
         predict_array(np.zeros((2, 4, 8, 8)), lambda b: b, out_lead=(1,))
+
+
+class _DayNet(torch.nn.Module):
+    """(n, 1, T, h, w) -> same, each day scaled by its index + 1; counts ``days=`` calls."""
+
+    supports_days = True
+    calls: typing.ClassVar[list] = []
+
+    def forward(self, x, days=None):
+        t = x.shape[2]
+        y = x * torch.arange(1, t + 1, dtype=x.dtype).view(1, 1, t, 1, 1)
+        type(self).calls.append(days)
+        return y if days is None else y[:, :, days[0] : days[1]]
+
+
+class _PlainDayNet(torch.nn.Module):
+    def forward(self, x):
+        t = x.shape[2]
+        return x * torch.arange(1, t + 1, dtype=x.dtype).view(1, 1, t, 1, 1)
+
+
+def test_keep_days_passes_days_to_modules_that_support_them():
+    arr = np.random.default_rng(4).random((1, 8, 40, 40)).astype(np.float32)
+    full = predict_numpy(arr, TileModel(builders=(_DayNet,), key="dn", activation=None),
+                         tile=32, step=16)
+    _DayNet.calls.clear()
+    kept = predict_numpy(arr, TileModel(builders=(_DayNet,), key="dn", activation=None)
+                         .keep_days(slice(2, 6)), tile=32, step=16)
+    assert kept.shape == (1, 4, 40, 40)
+    np.testing.assert_allclose(kept, full[:, 2:6], rtol=1e-6)
+    assert _DayNet.calls and set(_DayNet.calls) == {(2, 6)}
+    # a module without the argument is sliced after its forward pass: same result
+    plain = TileModel(builders=(_PlainDayNet,), key="pdn", activation=None).keep_days((2, 6))
+    np.testing.assert_allclose(predict_numpy(arr, plain, tile=32, step=16), kept, rtol=1e-6)
+    # a plain callable through keep_days()
+    sliced = keep_days(lambda b: b * 2, slice(1, 3))
+    np.testing.assert_allclose(predict_numpy(arr, sliced, tile=32, step=16), arr[:, 1:3] * 2,
+                               rtol=1e-6)
+
+
+def test_keep_days_bad_values():
+    m = tiny_model()
+    for bad in (slice(3, 1), slice(None, 4), slice(0, 8, 2), (-1, 2)):
+        with pytest.raises(ValueError, match="days"):
+            m.keep_days(bad)
+    over = TileModel(builders=(_PlainDayNet,), key="pdn", activation=None).keep_days((2, 9))
+    with pytest.raises(ValueError, match="output_days"):
+        predict_numpy(np.zeros((1, 8, 32, 32), np.float32), over, tile=32, step=32)
+
+
+def test_default_batch_size():
+    assert default_batch_size("cpu") == 1
+    assert default_batch_size("cuda:0") == 4

@@ -249,3 +249,34 @@ def test_fast_path_equals_eval_module_on_a_full_tile():
         want = m(x)
     got = prepare_for_inference(m)(x)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+# -- only some output days ------------------------------------------------------------------
+@pytest.mark.parametrize("channels_last", [True, False])
+@pytest.mark.parametrize("days", [(0, 32), (8, 23), (9, 24), (0, 1), (31, 32), (5, 6), (1, 31)])
+def test_days_give_the_slice_of_the_full_output(channels_last, days):
+    """The pruned decoder computes exactly the kept days (edges and odd bounds included)."""
+    m = randomized_banet(seed=11)
+    x = torch.randn(2, 4, 32, 32, 32) * 2
+    with torch.no_grad():
+        full = m(x)
+    fast = prepare_for_inference(m, channels_last=channels_last)
+    got = fast(x, days=days)
+    want = full[:, :, days[0] : days[1]]
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    # the pruned pass equals the fast module's own full pass to float rounding
+    torch.testing.assert_close(got, fast(x)[:, :, days[0] : days[1]], atol=2e-5, rtol=1e-5)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x, days=days), want)
+
+
+@pytest.mark.parametrize("days", [(0, 0), (-1, 3), (3, 2), (0, 17)])
+def test_bad_days_rejected(days):
+    m = randomized_banet()
+    fast = prepare_for_inference(m)
+    x = torch.zeros(1, 4, 16, 32, 32)
+    with pytest.raises(ValueError, match="days"):
+        fast(x, days=days)
+    with pytest.raises(ValueError, match="days"), torch.no_grad():
+        m(x, days=days)

@@ -256,8 +256,14 @@ class BANet(nn.Module):
                 f"got time={t}, height={h}, width={w}"
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, days: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits ``(B, n_classes, T, H, W)``; only days ``[d0, d1)`` with ``days``.
+
+        This module computes every day and slices (it is the plain reference network);
+        :class:`FastBANet` skips the decoder work of the days not asked for.
+        """
         self.check_input(x, self.in_ch)
+        d0, d1 = _check_days(days, x.shape[2])
         c1 = self.stconv1(x)
         c2 = self.stconv2(c1)
         c3 = self.stconv3(c2)
@@ -269,7 +275,7 @@ class BANet(nn.Module):
         up = self.ustconv3(torch.cat((c3, up), dim=1))
         up = self.ustconv2(torch.cat((c2, up), dim=1))
         up = torch.cat((c1, up), dim=1)
-        return self.final_conv(self.relu(self.bn(self.conv3(up))))
+        return self.final_conv(self.relu(self.bn(self.conv3(up))))[:, :, d0:d1]
 
 
 # --------------------------------------------------------------------------------------
@@ -445,6 +451,16 @@ class _FoldedUpConv(nn.Module):
         return y.relu_() if relu else y
 
 
+def _check_days(days: tuple[int, int] | None, n_days: int) -> tuple[int, int]:
+    """``(d0, d1)`` with ``0 <= d0 < d1 <= n_days`` (all days when ``None``)."""
+    if days is None:
+        return 0, n_days
+    d0, d1 = (int(v) for v in days)
+    if not 0 <= d0 < d1 <= n_days:
+        raise ValueError(f"days must be (d0, d1) with 0 <= d0 < d1 <= {n_days}, got {days}")
+    return d0, d1
+
+
 class FastBANet(nn.Module):
     """Eval-only BA-Net equal to ``BANet.eval()`` up to float rounding, but faster.
 
@@ -488,8 +504,19 @@ class FastBANet(nn.Module):
         self._compiled = None
         self.eval()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    #: ``forward`` takes ``days=`` and computes only what those days need
+    supports_days = True
+
+    def forward(self, x: torch.Tensor, days: tuple[int, int] | None = None) -> torch.Tensor:
+        """Logits ``(B, n_classes, T, H, W)``, or only days ``[d0, d1)`` with ``days``.
+
+        With ``days`` the decoder (time-local but for the head's 3-day kernel) runs only
+        on the days those outputs depend on: the same values, less work when a monthly
+        product keeps half of its 64-day window. The encoder always runs whole (the LSTM
+        and the strided time convolutions see the whole window).
+        """
         BANet.check_input(x, self.in_ch)
+        keep = _check_days(days, x.shape[2])
         if self._compiled is not None:
             pre, post = self._compiled
         elif self.channels_last:
@@ -499,7 +526,7 @@ class FastBANet(nn.Module):
         lstm = self._lstm_ndhwc if self.channels_last else self._lstm_ncdhw
         with torch.inference_mode():
             # the LSTM runs eagerly between two (optionally compiled) stages
-            return post(lstm(pre(x)), x.shape)
+            return post(lstm(pre(x)), x.shape, keep)
 
     def _fuse(self, x: torch.Tensor) -> bool:
         return (
@@ -518,7 +545,9 @@ class FastBANet(nn.Module):
         out = self.lstm(x.permute(2, 0, 3, 4, 1).reshape(t, b * h * w, c))[0]
         return out.view(t, b, h, w, -1).permute(1, 4, 0, 2, 3).contiguous()
 
-    def _post_ncdhw(self, x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    def _post_ncdhw(
+        self, x: torch.Tensor, shape: torch.Size, keep: tuple[int, int]
+    ) -> torch.Tensor:
         x = self.time[0].ncdhw(x)
         skips = [x]
         for sc, tc in zip(self.space[1:], self.time[1:], strict=True):
@@ -528,13 +557,15 @@ class FastBANet(nn.Module):
         for us, ut, skip in zip(self.up_space, self.up_time, skips[:0:-1], strict=True):
             up = ut.ncdhw(us.ncdhw(torch.cat((skip, up), dim=1)))
         up = self.head.ncdhw(torch.cat((skips[0], up), dim=1))
-        return self.final.ncdhw(up)
+        return self.final.ncdhw(up[:, :, keep[0] : keep[1]])
 
     # -- NDHWC ---------------------------------------------------------------------------
     def _pre_ndhwc(self, x: torch.Tensor) -> torch.Tensor:
         return self.space[0].ndhwc(x.permute(0, 2, 3, 4, 1).contiguous(), self._fuse(x))
 
-    def _post_ndhwc(self, x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    def _post_ndhwc(
+        self, x: torch.Tensor, shape: torch.Size, keep: tuple[int, int]
+    ) -> torch.Tensor:
         fuse = self._fuse(x)
         x = self.time[0].ndhwc(x, fuse)
         skips = [x]
@@ -542,29 +573,47 @@ class FastBANet(nn.Module):
             x = tc.ndhwc(sc.ndhwc(x, fuse), fuse)
             skips.append(x)
         x = self.bottom.ndhwc(x, fuse)
+        # days each decoder level must produce: the kept days and the head's +-1 day,
+        # halved (floor / ceil) per level, since every up step maps day t to 2t, 2t + 1
+        t_full = shape[2]
+        a0, a1 = max(keep[0] - 1, 0), min(keep[1] + 1, t_full)
+        level = len(skips) - 1
+        d0, d1 = a0 >> level, -(-a1 >> level)
+        x = x[:, d0:d1].contiguous()
         b, t, h, w, c = x.shape
         co = self.up6.out_ch
         y = self.up6.gemm(x.view(-1, c), relu=False, fuse=fuse)  # rows (b,t,h,w), cols (kh,kw,co)
         # skips are popped as they are copied into the concat buffers: bounded memory
-        buf, dst = self._concat_buffer(skips.pop(), co, (t, 2 * h, 2 * w), (1, 2, 2))
+        buf, dst = self._concat_buffer(skips.pop()[:, d0:d1], co, (t, 2 * h, 2 * w), (1, 2, 2))
         _relu_into(y.view(b, t, h, w, 1, 2, 2, co).permute(0, 1, 4, 2, 5, 3, 6, 7), dst)
         del x, y, dst
         for us, ut in zip(self.up_space, self.up_time, strict=True):
+            # buf holds days [d0, d1) of this level; keep those the finer level needs
+            n0, n1 = a0 >> level, -(-a1 >> level)
+            buf = buf[:, n0 - d0 : n1 - d0]
+            level -= 1
+            d0, d1 = 2 * n0, 2 * n1
             b, t, h, w, c = buf.shape
-            y1 = us.gemm(buf.view(-1, c), relu=True, fuse=fuse)  # rows (b,t,h,w), cols (kh,kw,c1)
+            y1 = us.gemm(buf.reshape(-1, c), relu=True, fuse=fuse)  # rows (b,t,h,w), cols (kh,kw,c1)
             del buf
             y2 = ut.gemm(y1.view(-1, us.out_ch), relu=False, fuse=fuse)  # cols (kt, co)
             del y1
             co = ut.out_ch
-            buf, dst = self._concat_buffer(skips.pop(), co, (2 * t, 2 * h, 2 * w), (2, 2, 2))
+            buf, dst = self._concat_buffer(
+                skips.pop()[:, d0:d1], co, (2 * t, 2 * h, 2 * w), (2, 2, 2)
+            )
             # y2 rows (b,t,h,w,kh,kw), cols (kt,co) -> grid (b, t,kt, h,kh, w,kw, co)
             _relu_into(y2.view(b, t, h, w, 2, 2, 2, co).permute(0, 1, 6, 2, 4, 3, 5, 7), dst)
             del y2, dst
-        y = self.head.ndhwc(buf, fuse)
+        # the head's 3-day kernel on days [a0, a1) (zero padding at their ends, which is
+        # the real padding at the window ends); its first/last day are dropped when they
+        # are only context
+        y = self.head.ndhwc(buf[:, a0 - d0 : a1 - d0].contiguous(), fuse)
         del buf
-        y = self.final.ndhwc(y, fuse)
-        batch, _, t_len, height, width = shape
-        return y.view(batch, t_len, height, width, -1).permute(0, 4, 1, 2, 3).contiguous()
+        y = self.final.ndhwc(y[:, keep[0] - a0 : keep[1] - a0].contiguous(), fuse)
+        batch, _, _, height, width = shape
+        n_days = keep[1] - keep[0]
+        return y.view(batch, n_days, height, width, -1).permute(0, 4, 1, 2, 3).contiguous()
 
     def _lstm_ndhwc(self, x: torch.Tensor) -> torch.Tensor:
         b, t, h, w, c = x.shape

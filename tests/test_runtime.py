@@ -1,0 +1,74 @@
+"""Allocator tuning for CPU inference (firesmoke.runtime), checked in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from firesmoke.runtime import inference_worker_env, worker_environment
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+
+# allocate, touch and free a 64 MiB torch tensor several times (as the activations of a
+# forward pass); count the page faults once the heap has settled.
+# (numpy would not do: it asks for huge pages for large arrays itself)
+_PROBE = r"""
+import json, resource, sys
+import torch
+from firesmoke.runtime import tune_allocator
+tuned = tune_allocator() if sys.argv[1] == "tune" else False
+for _ in range(10):  # the heap settles in the first rounds
+    a = torch.ones(64 << 18)
+    del a
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    a = torch.ones(64 << 18)
+    del a
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(json.dumps({"tuned": tuned, "faults": faults}))
+"""
+
+
+def _probe(mode: str, **env: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True,
+                          env={**os.environ, **env}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_tuned_process_reuses_freed_memory():
+    plain = _probe("plain")
+    tuned = _probe("tune")
+    pages = 5 * (64 << 20) // 4096
+    assert plain["faults"] > pages // 2  # glibc default: every block mmap'ed afresh
+    assert tuned["tuned"] is True
+    assert tuned["faults"] < pages // 20  # the freed block is reused
+
+
+def test_tuning_can_be_switched_off():
+    res = _probe("tune", FIRESMOKE_MALLOC_TUNING="0")
+    assert res["tuned"] is False
+    assert res["faults"] > 5 * (64 << 20) // 4096 // 2
+
+
+def test_worker_environment(monkeypatch):
+    env = worker_environment()
+    assert env["MALLOC_MMAP_MAX_"] == "0" and env["MALLOC_ARENA_MAX"] == "1"
+    monkeypatch.setenv("FIRESMOKE_MALLOC_TUNING", "off")
+    assert worker_environment() == {}
+
+
+def test_local_cluster_workers_start_with_the_tuned_allocator():
+    from distributed import Client, LocalCluster
+
+    with inference_worker_env():
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        got = client.run(lambda: {k: os.environ.get(k) for k in
+                                  ("MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_")})
+    (env,) = got.values()
+    assert env == worker_environment()

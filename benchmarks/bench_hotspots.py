@@ -133,6 +133,11 @@ class HotspotRasterisation:
     def time_reference_rasterio_per_day_into_buffer(self, data):
         reference_cube(*self.args, out=self.buffer)
 
+    # the kernels take ~0.1-0.3 s: several samples (median) outside ``--quick``
+    time_firesmoke_kernel.repeat = 7
+    time_firesmoke_kernel_into_buffer.repeat = 7
+    time_numpy_add_at.repeat = 3
+
 
 class HotspotStatsOnePass:
     """All four statistics at once (sum, count, max, log1p) in one pass, 30 days."""

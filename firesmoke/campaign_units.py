@@ -1,0 +1,177 @@
+"""Campaign work units, the worker side: read a block's window, run the model, write.
+
+A :class:`UnitTask` holds everything one unit needs (small and picklable); :func:`run_unit`
+runs on a Dask worker: it reads, for each window, exactly the pixels of the global tile
+plan's tiles that touch the block, runs the model over them (kept days only), reduces to
+``confidence``/``burn_date`` as :func:`firesmoke.burned.predict_window` does, writes the
+block's aligned region of the product store and then its ledger marker. Planning,
+scheduling and reporting are in :mod:`firesmoke.campaign`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from firesmoke.campaign_spec import BurnedProduct, WorkUnit
+from firesmoke.errors import InputError
+from firesmoke.store import Ledger
+from firesmoke.windows import Window
+
+__all__ = ["UnitTask", "run_unit"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """Everything a worker needs for one unit (small and picklable)."""
+
+    unit: WorkUnit
+    cube_store: str
+    store: str
+    shape: tuple[int, int]
+    windows: tuple[Window, ...]
+    product: BurnedProduct
+    model: Any
+    torch_threads: int | None = None
+
+
+def _has_data(x: np.ndarray) -> bool:
+    """Any finite reflectance or any positive FRP in a ``(4, T, h, w)`` window input."""
+    return bool(np.isfinite(x[:3]).any() or (np.nan_to_num(x[3]) > 0).any())
+
+
+def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndarray:
+    """``(4, 64, h, w)`` float32 model input of a window (NaN on days the cube lacks).
+
+    The same values as :func:`firesmoke.burned.window_input`, read band by band from the
+    (non-dask) store straight into one array: peak memory is the window plus one band.
+    """
+    from firesmoke.burned import BANET_BANDS
+
+    missing = [b for b in BANET_BANDS if b not in cube]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    pos = pd.DatetimeIndex(cube["time"].values).get_indexer(window.days)
+    have = np.flatnonzero(pos >= 0)
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    x = np.full((len(BANET_BANDS), len(window.days), h, w), np.nan, np.float32)
+    if have.size == 0:
+        return x
+    src = pos[have]
+    lo, hi = int(src.min()), int(src.max()) + 1
+    contiguous = np.array_equal(src, np.arange(lo, hi)) and np.array_equal(
+        have, np.arange(have[0], have[0] + have.size))
+    for i, band in enumerate(BANET_BANDS):
+        vals = cube[band].isel(time=slice(lo, hi), y=rows, x=cols).values
+        if contiguous:
+            x[i, have[0] : have[0] + have.size] = vals
+        else:
+            x[i, have] = vals[src - lo]
+        del vals
+    return x
+
+
+def _block_probabilities(task: UnitTask, cube: Any, window: Window) -> np.ndarray | None:
+    """``(1, n_kept, h, w)`` blended probabilities of the window's kept days in the unit's
+    block (None if the block has no data)."""
+    from firesmoke.inference import TileModel, default_batch_size, keep_days, resolve_device
+    from firesmoke.tiling import TilePlan, accumulate_tiles
+
+    p = task.product
+    H, W = task.shape
+    (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
+    plan = TilePlan(H, W, tile=p.tile, step=p.step)
+    # read exactly the pixels of the global plan's tiles that touch the block (a halo of
+    # less than one tile); beyond the region edge tiles are zero padded
+    origins = plan.origins(r0, r1, c0, c1)
+    ya, xa = (max(0, int(v)) for v in origins.min(axis=0))
+    yb, xb = (min(n, int(v) + p.tile) for n, v in zip((H, W), origins.max(axis=0), strict=True))
+    x = _read_window(cube, window, slice(ya, yb), slice(xa, xb))
+    if p.skip_empty and not _has_data(x):
+        return None
+    dev = resolve_device(p.device)
+    model = keep_days(task.model, window.keep_slice)  # only the kept days are computed
+    fn = (lambda b: model(b, dev)) if isinstance(model, TileModel) else model
+    return accumulate_tiles(x, fn, plan, offset=(ya, xa), core=(r0, r1, c0, c1),
+                            batch_size=p.batch_size or default_batch_size(dev),
+                            window=p.blend)
+
+
+def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
+    """``confidence`` (float32) and ``burn_date`` (int16) of the block, as predict_burned."""
+    import xarray as xr
+
+    p = task.product
+    thr = p.effective_threshold
+    cube = xr.open_zarr(task.cube_store, consolidated=None, chunks=None)  # no dask: plain reads
+    total = best_p = best_doy = None
+    for w in task.windows:
+        prob = _block_probabilities(task, cube, w)
+        if prob is None:
+            continue
+        pk = prob[0]
+        if p.mode != "range":  # one window: the reduction of burned.predict_window
+            conf = np.minimum(pk.sum(axis=0), 1.0).astype(np.float32)
+            date = (pd.Timestamp(w.keep_start).dayofyear + np.argmax(pk, axis=0)).astype(np.float32)
+            date[conf < thr] = 0
+            return conf, date.astype(np.int16)
+        lut = np.array([d.dayofyear for d in w.days[w.keep_slice]], np.int16)
+        s, mx, wdoy = pk.sum(axis=0), pk.max(axis=0), lut[np.argmax(pk, axis=0)]
+        if total is None:
+            total, best_p, best_doy = s, mx, wdoy
+        else:
+            total = total + s
+            best_doy = np.where(mx > best_p, wdoy, best_doy)
+            best_p = np.maximum(mx, best_p)
+    if total is None:
+        return None
+    conf = np.minimum(total, 1.0).astype(np.float32)
+    return conf, np.where(conf >= thr, best_doy, 0).astype(np.int16)
+
+
+def run_unit(task: UnitTask) -> dict[str, Any]:
+    """Compute one unit and write it (runs on a worker); never raises for bad inputs.
+
+    Returns a dict with ``unit``, ``status`` (``done``, ``empty``, ``skipped`` or
+    ``failed``), ``seconds`` and, for failures, ``reason``.
+    """
+    import xarray as xr
+
+    from firesmoke.store import write_block
+
+    t0 = time.perf_counter()
+    u = task.unit
+    ledger = Ledger(task.store)
+    if ledger.done(u.id):
+        return {"unit": u.id, "status": "skipped", "seconds": 0.0}
+    try:
+        if task.torch_threads:
+            import torch
+
+            if torch.get_num_threads() != task.torch_threads:
+                torch.set_num_threads(task.torch_threads)
+        out = _compute_unit(task)
+        info = {"rows": list(u.rows), "cols": list(u.cols), "period": u.period, "pid": os.getpid()}
+        if out is None:
+            ledger.mark(u.id, {**info, "empty": True})
+            return {"unit": u.id, "status": "empty", "seconds": time.perf_counter() - t0}
+        conf, date = out
+        dims = ("period", "y", "x")
+        block = xr.Dataset({"confidence": (dims, conf[None]), "burn_date": (dims, date[None])})
+        region = {"period": slice(u.period_index, u.period_index + 1),
+                  "y": slice(*u.rows), "x": slice(*u.cols)}
+        write_block(block, task.store, region, block_id=u.id,
+                    info={**info, "seconds": round(time.perf_counter() - t0, 3)})
+    except Exception as exc:  # reported per unit; the campaign goes on
+        log.exception("unit %s failed", u.id)
+        return {"unit": u.id, "status": "failed", "reason": f"{type(exc).__name__}: {exc}",
+                "seconds": time.perf_counter() - t0}
+    return {"unit": u.id, "status": "done", "seconds": time.perf_counter() - t0}

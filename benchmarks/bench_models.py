@@ -4,7 +4,9 @@
   module (the reference formulation: per-day batch norm with permute copies, NCDHW)
   beside :func:`firesmoke.models.banet.prepare_for_inference` (folded batch norm,
   channels-last, GEMM up-convolutions, fused ReLU) at batch 1 and batch 4
-  (``time_fast_batch4`` is for 4 tiles: divide by 4 for seconds per tile).
+  (``time_fast_batch4`` is for 4 tiles: divide by 4 for seconds per tile);
+  :class:`BANetTileTunedAllocator` the same with firesmoke's allocator tuning and the
+  monthly kept days.
 * :class:`SmokeChips`: ResNet-50 classifier and U-Net segmenter on 8 chips of
   12 x 120 x 120 px, reference-style (NCHW, ``no_grad``) beside channels-last +
   ``inference_mode``.
@@ -69,6 +71,26 @@ class BANetTile:
 
     def peakmem_fast_batch4(self) -> None:
         self.fast(self.x4)
+
+
+class BANetTileTunedAllocator(BANetTile):
+    """As :class:`BANetTile`, in a process with firesmoke's allocator tuning
+    (:func:`firesmoke.runtime.tune_allocator`, what CPU inference runs with), plus the
+    fast path asked only for the days of a monthly product (``days=(16, 47)``: August in
+    its 64-day window), which skips that share of the decoder."""
+
+    def setup(self) -> None:
+        from firesmoke.runtime import tune_allocator
+
+        tune_allocator()
+        super().setup()
+        # the heap settles over the first large passes
+        for _ in range(2):
+            self.fast(self.x1)
+            self.fast(self.x1, days=(16, 47))
+
+    def time_fast_batch1_monthly_days(self) -> None:
+        self.fast(self.x1, days=(16, 47))
 
 
 class SmokeChips:

@@ -56,9 +56,9 @@ def resolve_device(device: str | None = None) -> str:
 def default_batch_size(device: str) -> int:
     """Tiles per forward pass when none is given: 1 on CPU, 4 on a GPU.
 
-    On CPU a larger batch is not faster (measured on BA-Net: a 128 px x 64-day tile's
-    activations already fill the caches) and multiplies the memory; a GPU needs a batch
-    to fill its cores.
+    On CPU a larger batch is not faster and multiplies the memory (BA-Net on a 2-core
+    VM: 2.5-2.7 s per tile at batch 4 against 1.2-1.65 s at batch 1, see
+    ``benchmarks/bench_models.py``); a GPU needs a batch to fill its cores.
     """
     return 1 if str(device).startswith("cpu") else 4
 

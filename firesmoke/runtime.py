@@ -149,7 +149,11 @@ def inference_worker_env() -> Iterator[dict[str, str]]:
     """Within the block, Dask nannies started here spawn workers with the tuned allocator.
 
     Wrap the creation of a ``distributed.LocalCluster`` (the variables must be set before
-    the worker process starts, hence ``distributed.nanny.pre-spawn-environ``).
+    the worker process starts, hence ``distributed.nanny.pre-spawn-environ``). A nanny
+    prefers a variable already in ``os.environ`` to its configuration, and every nanny
+    writes its pre-spawn variables into ``os.environ`` (Dask's 64 KiB trim threshold
+    stays there after any earlier cluster), so the variables are also set in
+    ``os.environ`` for the duration of the block, then restored.
     """
     import dask
 
@@ -158,5 +162,14 @@ def inference_worker_env() -> Iterator[dict[str, str]]:
         yield env
         return
     current = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": {**current, **env}}):
-        yield env
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {**current, **env}}):
+            yield env
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

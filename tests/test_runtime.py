@@ -61,9 +61,12 @@ def test_worker_environment(monkeypatch):
     assert worker_environment() == {}
 
 
-def test_local_cluster_workers_start_with_the_tuned_allocator():
+def test_local_cluster_workers_start_with_the_tuned_allocator(monkeypatch):
     from distributed import Client, LocalCluster
 
+    # what any earlier nanny leaves in the parent's environment: Dask's own setting
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
     with inference_worker_env():
         cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                dashboard_address=None)
@@ -72,3 +75,6 @@ def test_local_cluster_workers_start_with_the_tuned_allocator():
                                   ("MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_")})
     (env,) = got.values()
     assert env == worker_environment()
+    # the parent's environment is given back as it was
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert "MALLOC_MMAP_MAX_" not in os.environ

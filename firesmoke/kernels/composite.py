@@ -90,37 +90,39 @@ def reference_order(means: np.ndarray) -> np.ndarray:
     return np.argsort(np.where(np.isnan(m), np.inf, m), kind="stable").astype(np.int64)
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _select_by_order(zenith, order, sel):
-    n = order.shape[0]
-    h = zenith.shape[1]
-    w = zenith.shape[2]
-    for i in numba.prange(h):
-        for j in range(w):
-            s = -1
-            for k in range(n):
-                g = order[k]
-                if not np.isnan(zenith[g, i, j]):
-                    s = g
-                    break
-            sel[i, j] = s
+@numba.njit(cache=True, nogil=True, inline="always")
+def _select_row(zenith, i, order, use_order, sel, best):
+    """Granule of each pixel of row ``i`` into ``sel`` (int32, -1 = none), branch-free.
 
-
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _select_min_zenith(zenith, sel):
-    n = zenith.shape[0]
-    h = zenith.shape[1]
+    Order rule: overwrite in reverse order of preference; minimum-zenith rule: a running
+    minimum (``best``, float64 scratch) with ties going to the earliest granule."""
     w = zenith.shape[2]
-    for i in numba.prange(h):
-        for j in range(w):
-            s = -1
-            best = np.inf
-            for g in range(n):
+    sel[:] = -1
+    if use_order:
+        for k in range(order.shape[0] - 1, -1, -1):
+            g = np.int32(order[k])
+            for j in range(w):
                 z = zenith[g, i, j]
-                if not np.isnan(z) and (s < 0 or z < best):
-                    best = z
-                    s = g
-            sel[i, j] = s
+                sel[j] = g if z == z else sel[j]
+    else:
+        for g in range(zenith.shape[0]):
+            g32 = np.int32(g)
+            for j in range(w):
+                z = np.float64(zenith[g, i, j])
+                take = (z == z) and (sel[j] < 0 or z < best[j])
+                sel[j] = g32 if take else sel[j]
+                best[j] = z if take else best[j]
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _select(zenith, order, use_order, out):
+    w = zenith.shape[2]
+    for i in numba.prange(zenith.shape[1]):
+        sel = np.empty(w, dtype=np.int32)
+        best = np.empty(w if not use_order else 0, dtype=np.float64)
+        _select_row(zenith, i, order, use_order, sel, best)
+        for j in range(w):
+            out[i, j] = sel[j]
 
 
 def _check(stack: np.ndarray, zenith: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +148,7 @@ def select_by_order(zenith: np.ndarray, order: np.ndarray) -> np.ndarray:
         z = z.astype(np.float32)
     o = _check_order(order, z.shape[0])
     sel = np.empty(z.shape[1:], dtype=np.int64)
-    _select_by_order(z, o, sel)
+    _select(z, o, True, sel)
     return sel
 
 
@@ -156,38 +158,19 @@ def select_min_zenith(zenith: np.ndarray) -> np.ndarray:
     if not np.issubdtype(z.dtype, np.floating):
         z = z.astype(np.float32)
     sel = np.empty(z.shape[1:], dtype=np.int64)
-    _select_min_zenith(z, sel)
+    _select(z, np.zeros(0, np.int64), False, sel)
     return sel
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _composite_rows(stack, zenith, order, use_order, out):
-    """Fused select + gather, one output row per iteration.
-
-    The row's selection is computed branch-free into a small int32 buffer (for the order
-    rule by overwriting in reverse order of preference, for the minimum-zenith rule with a
-    running minimum), then every band is gathered from it."""
-    n = zenith.shape[0]
+    """Fused select + gather, one output row per iteration (row-local selection)."""
     nb = stack.shape[1]
-    h = zenith.shape[1]
     w = zenith.shape[2]
-    for i in numba.prange(h):
-        sel = np.full(w, -1, dtype=np.int32)
-        if use_order:
-            for k in range(order.shape[0] - 1, -1, -1):
-                g = np.int32(order[k])
-                for j in range(w):
-                    z = zenith[g, i, j]
-                    sel[j] = g if z == z else sel[j]
-        else:
-            best = np.full(w, np.inf, dtype=np.float64)
-            for g in range(n):
-                g32 = np.int32(g)
-                for j in range(w):
-                    z = np.float64(zenith[g, i, j])
-                    take = (z == z) and (sel[j] < 0 or z < best[j])
-                    sel[j] = g32 if take else sel[j]
-                    best[j] = z if take else best[j]
+    for i in numba.prange(zenith.shape[1]):
+        sel = np.empty(w, dtype=np.int32)
+        best = np.empty(w if not use_order else 0, dtype=np.float64)
+        _select_row(zenith, i, order, use_order, sel, best)
         for b in range(nb):
             for j in range(w):
                 g = sel[j]

@@ -23,26 +23,36 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from firesmoke._version import __version__
 from firesmoke.errors import InputError
-from firesmoke.inference import TileModel, keep_days, predict_array
-from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
+from firesmoke.inference import TileModel, keep_days, predict_array, resolve_device
+from firesmoke.products import (
+    BANET_BANDS,
+    MODES,
+    WINDOW_RULES,
+    BurnedRangeStats,
+    BurnedWindow,
+    check_mode,
+    combine_range,
+    day_of_year_lut,
+    default_threshold,
+    product_windows,
+)
+from firesmoke.windows import Window
 
-__all__ = ["BANET_BANDS", "predict_burned", "predict_window", "window_input"]
+__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_input"]
 
 log = logging.getLogger(__name__)
 
-BANET_BANDS = ("red", "nir", "mir", "frp")
-MODES = ("monthly", "range", "nrt")
 
-
-def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> da.Array:
+def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
     """``(4, 64, H, W)`` float32 dask array of a window; days missing from the cube are NaN."""
+    import dask.array as da
+
     missing = [b for b in bands if b not in cube]
     if missing:
         raise InputError(f"cube lacks variables {missing}", field="cube")
@@ -54,13 +64,23 @@ def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_
     return arr.rechunk((len(bands), window.length, ych, xch))
 
 
-def _reduce_block(prob: np.ndarray, keep: slice, doy0: int, threshold: float) -> np.ndarray:
-    """``(1, T, h, w)`` probabilities -> ``(2, h, w)`` confidence, burn day of year."""
-    p = prob[0, keep]
-    conf = np.minimum(p.sum(axis=0), 1.0).astype(np.float32)
-    date = (doy0 + np.argmax(p, axis=0)).astype(np.float32)
-    date[conf < threshold] = 0
-    return np.stack([conf, date])
+def _window_product(
+    cube: xr.Dataset,
+    model: TileModel | Callable[[np.ndarray], np.ndarray],
+    window: Window,
+    reduce: Any,
+    tile: int,
+    step: int,
+    blend: str,
+    batch_size: int | None,
+    device: str,
+) -> Any:
+    """The reduced product of one window (lazy ``(R, H, W)``), computed by the engine."""
+    keep = window.keep_slice
+    # the model computes (and the engine blends) only the kept days
+    return predict_array(window_input(cube, window), keep_days(model, keep), tile=tile,
+                         step=step, batch_size=batch_size, window=blend, device=device,
+                         reduce=reduce)
 
 
 def predict_window(
@@ -73,21 +93,16 @@ def predict_window(
     blend: str = "mean",
     batch_size: int | None = None,
     device: str | None = None,
-) -> tuple[da.Array, da.Array]:
+) -> tuple[Any, Any]:
     """Lazy ``confidence`` and ``burn_date`` (day of year) maps of one window."""
-    x = window_input(cube, window)
-    keep = window.keep_slice
-    # the model computes (and the engine blends) only the kept days
-    prob = predict_array(x, keep_days(model, keep), tile=tile, step=step,
-                         batch_size=batch_size, window=blend, device=device,
-                         out_lead=(1, keep.stop - keep.start))
-    doy0 = pd.Timestamp(window.keep_start).dayofyear
-    out = da.map_blocks(
-        _reduce_block, prob, keep=slice(None), doy0=doy0, threshold=threshold,
-        chunks=((2,), prob.chunks[2], prob.chunks[3]), drop_axis=[0], dtype=np.float32,
-        meta=np.array((), np.float32),
-    )
+    red = BurnedWindow(day_of_year_lut(window), float(threshold))
+    out = _window_product(cube, model, window, red, tile, step, blend, batch_size,
+                          resolve_device(device))
     return out[0], out[1].astype(np.int16)
+
+
+def _combine_blocks(*stats: np.ndarray, threshold: float) -> np.ndarray:
+    return combine_range(stats, threshold)
 
 
 def predict_burned(
@@ -135,53 +150,30 @@ def predict_burned(
         dims ``(period, y, x)``, coordinates ``period`` (window labels) and
         ``period_start``/``period_end``, the cube's CRS, and provenance attrs. Lazy.
     """
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose from {MODES}", field="mode")
-    if mode == "monthly":
-        windows = monthly_windows(start, end if end is not None else start)
-        thr = 0.5 if threshold is None else threshold
-    elif mode == "nrt":
-        windows = [nrt_window(start)]
-        thr = 0.5 if threshold is None else threshold
-    else:
-        windows = range_windows(start, end if end is not None else start)
-        thr = 0.05 if threshold is None else threshold
-    kw = dict(tile=tile, step=step, blend=blend, batch_size=batch_size, device=device)
-    confs, dates = [], []
+    import dask.array as da
+
+    check_mode(mode)
+    windows = product_windows(mode, start, None if mode == "nrt" else end)  # nrt: start = run date
+    thr = default_threshold(mode) if threshold is None else float(threshold)
+    dev = resolve_device(device)
+    kw = dict(tile=tile, step=step, blend=blend, batch_size=batch_size, device=dev)
     if mode == "range":
-        # accumulate probabilities and the best day over the consecutive windows
-        total = None
-        best_p = None
-        best_doy = None
-        for w in windows:
-            x = window_input(cube, w)
-            keep = w.keep_slice
-            prob = predict_array(x, keep_days(model, keep), tile=tile, step=step,
-                                 batch_size=batch_size, window=blend, device=device,
-                                 out_lead=(1, keep.stop - keep.start))[0]
-            doy = np.array([d.dayofyear for d in w.days[w.keep_slice]], np.int16)
-            s = prob.sum(axis=0)
-            am = prob.argmax(axis=0)
-            mx = prob.max(axis=0)
-            wdoy = da.map_blocks(lambda a, lut=doy: lut[a], am, dtype=np.int16)
-            if total is None:
-                total, best_p, best_doy = s, mx, wdoy
-            else:
-                total = total + s
-                better = mx > best_p
-                best_doy = da.where(better, wdoy, best_doy)
-                best_p = da.maximum(mx, best_p)
-        conf = da.minimum(total, 1.0).astype(np.float32)
-        date = da.where(conf >= thr, best_doy, 0).astype(np.int16)
-        confs, dates = [conf], [date]
+        # per-window sums / maxima reduced on the device, combined over the windows
+        stats = [_window_product(cube, model, w, BurnedRangeStats(day_of_year_lut(w)), **kw)
+                 for w in windows]
+        out = da.map_blocks(_combine_blocks, *stats, threshold=thr, dtype=np.float32,
+                            meta=np.array((), np.float32), chunks=((2,), *stats[0].chunks[1:]))
+        confs, dates = [out[0]], [out[1].astype(np.int16)]
+        end = start if end is None else end
         labels = [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
         p_start = [pd.Timestamp(start)]
         p_end = [pd.Timestamp(end)]
     else:
+        confs, dates = [], []
         for w in windows:
-            c, d = predict_window(cube, model, w, threshold=thr, **kw)
-            confs.append(c)
-            dates.append(d)
+            out = _window_product(cube, model, w, BurnedWindow(day_of_year_lut(w), thr), **kw)
+            confs.append(out[0])
+            dates.append(out[1].astype(np.int16))
         labels = [w.label for w in windows]
         p_start = [pd.Timestamp(w.keep_start) for w in windows]
         p_end = [pd.Timestamp(w.keep_end) for w in windows]
@@ -211,11 +203,7 @@ def predict_burned(
     prov = {
         "firesmoke_version": __version__,
         "product_mode": mode,
-        "window_rule": {
-            "monthly": "64 days from the 15th of the previous month; days of the target month kept",
-            "range": "consecutive 64-day windows keeping their central 32 days",
-            "nrt": "the 64 days ending on the run date",
-        }[mode],
+        "window_rule": WINDOW_RULES[mode],
         "weights": json.dumps(meta.get("weights", meta.get("name", getattr(model, "key", "callable")))),
         "weights_sha256": str(meta.get("sha256", "")),
         "tiling": json.dumps({"tile": tile, "step": step, "blend": blend}),

@@ -76,7 +76,8 @@ class _Runner:
         self.pad_value = float("nan") if self.tile_model is not None else 0.0
 
     def prepare(self, x: Any) -> Any:
-        return self.tile_model.prepare_input(x) if self.tile_model is not None else x
+        """Normalise the engine's own buffer ``x`` in place."""
+        return self.tile_model.prepare_input(x, inplace=True) if self.tile_model is not None else x
 
     def forward(self, tiles: Any) -> Any:
         import torch
@@ -93,7 +94,7 @@ def to_device(a: np.ndarray, device: str) -> Any:
 
     a = np.asarray(a, dtype=np.float32)
     if not str(device).startswith("cuda"):
-        return torch.from_numpy(np.ascontiguousarray(a))
+        return torch.from_numpy(a)  # a strided view: copied once, into the device buffer
     pinned = torch.empty(a.shape, dtype=torch.float32, pin_memory=True)
     pinned.numpy()[...] = a
     return pinned.to(device, non_blocking=True)
@@ -140,8 +141,8 @@ def accumulate_block(
     acc = None
     for i in range(0, len(origins), batch_size):
         batch = origins[i : i + batch_size]
-        tiles = torch.stack([buf[..., r - py0 : r - py0 + t, c - px0 : c - px0 + t]
-                             for r, c in batch])
+        views = [buf[..., r - py0 : r - py0 + t, c - px0 : c - px0 + t] for r, c in batch]
+        tiles = views[0][None] if len(views) == 1 else torch.stack(views)  # one tile: no copy
         out = runner.forward(tiles)
         if acc is None:
             acc = torch.zeros((*out.shape[1:-2], y1 - y0, x1 - x0), dtype=torch.float64,
@@ -153,9 +154,9 @@ def accumulate_block(
                 continue
             sy = slice(r + ty0 - y0, r + ty1 - y0)
             sx = slice(c + tx0 - x0, c + tx1 - x0)
-            piece = out[k, ..., ty0:ty1, tx0:tx1].double()
+            piece = out[k, ..., ty0:ty1, tx0:tx1]
             wv = wt[ty0:ty1, tx0:tx1]
-            acc[..., sy, sx] += piece if ones else piece * wv
+            acc[..., sy, sx] += piece if ones else piece * wv  # float32 into float64
             wsum[sy, sx] += wv
     return acc, wsum
 

@@ -245,18 +245,24 @@ class TileModel:
                 log.info("built %d model(s) %s on %s (pid %d)", len(mods), self.key, device, os.getpid())
         return mods
 
-    def prepare_input(self, x: Any) -> Any:
-        """Normalised float32 tensor of raw input ``x`` (channels on axis 0 or 1 of a batch).
+    def prepare_input(self, x: Any, inplace: bool = False) -> Any:
+        """Normalised float32 tensor of raw input ``x`` ``(C, ...)`` (channels on axis 0):
+        the normalisation's NaN fill and z-score, then ``nan_value`` for any NaN left.
 
-        The channel axis is 0 for a block ``(C, ..., h, w)``; pass batches through
-        :meth:`normalise`.
+        ``inplace``: ``x`` (float32) may be overwritten (the engine's own buffers).
         """
         import torch
 
-        x = x.float()
-        if self.normalization is not None:
-            x = self.normalization.apply(x, channel_dim=0)
-        return torch.nan_to_num(x, nan=self.nan_value)
+        if x.dtype != torch.float32:
+            x, inplace = x.float(), True
+        norm = self.normalization
+        if norm is not None:
+            x = norm.apply(x, channel_dim=0, inplace=inplace)
+            if norm.nan_fill is not None:
+                return x  # nothing is NaN any more
+            inplace = True
+        return torch.nan_to_num(x, nan=self.nan_value, out=x) if inplace else torch.nan_to_num(
+            x, nan=self.nan_value)
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
         """Normalised copy of a numpy batch ``(n, C, ...)`` (same rule as :meth:`prepare_input`)."""

@@ -120,7 +120,7 @@ class BurnedWindow:
         p = p[0]
         conf = torch.clamp(_sum_days(p), max=1.0)
         lut = torch.tensor(self.doy, dtype=torch.float32, device=p.device)
-        date = lut[torch.argmax(p, dim=0)]
+        date = lut[torch.max(p, dim=0).indices]  # the first maximum
         date = torch.where(conf < self.threshold, torch.zeros_like(date), date)
         return torch.stack([conf, date])
 
@@ -140,8 +140,8 @@ class BurnedRangeStats:
 
         p = p[0]
         lut = torch.tensor(self.doy, dtype=torch.float32, device=p.device)
-        first = torch.argmax(p, dim=0)  # the first maximum
-        return torch.stack([_sum_days(p), torch.amax(p, dim=0), lut[first]])
+        mx, first = torch.max(p, dim=0)  # the first maximum
+        return torch.stack([_sum_days(p), mx, lut[first]])
 
 
 def combine_range(stats: Sequence[np.ndarray], threshold: float) -> np.ndarray:

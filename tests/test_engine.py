@@ -181,3 +181,38 @@ def test_tile_model_holds_a_normalization():
     np.testing.assert_allclose(m.normalise(x)[0, :, 0, 0], [1.0, -0.5])
     b = TileModel(builders=(), key="b", normalization=BANET.to_dict())
     assert b.normalization == BANET
+
+
+_NO_IO = '''
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("rasterio", "pyhdf", "zarr", "netCDF4", "rioxarray", "numba"):
+            raise ImportError(f"blocked {name}")
+sys.meta_path.insert(0, Block())
+import numpy as np, pandas as pd, xarray as xr
+from firesmoke.burned import predict_burned
+import firesmoke.inference, firesmoke.tiling, firesmoke.engine
+days = pd.date_range("2020-06-15", "2020-09-30")
+cube = xr.Dataset({b: (("time", "y", "x"), np.zeros((len(days), 40, 50), np.float32))
+                   for b in ("red", "nir", "mir", "frp")},
+                  coords={"time": days, "y": np.arange(40), "x": np.arange(50)})
+f = lambda b: np.full((b.shape[0], 1, *b.shape[2:]), 0.02, np.float32)
+out = predict_burned(cube, f, "2020-08-01", tile=32, step=24).compute()
+assert abs(float(out.confidence.max()) - 0.62) < 1e-5
+print("ok")
+'''
+
+
+def test_burned_and_engine_import_without_io_libraries():
+    import os
+    import subprocess
+    import sys
+
+    import firesmoke
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(firesmoke.__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    res = subprocess.run([sys.executable, "-c", _NO_IO], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]

@@ -31,8 +31,11 @@ Accumulating in float64 makes the mosaic independent of the chunking.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable, Sequence
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +64,30 @@ class Identity:
 
     def __call__(self, p: Any) -> Any:
         return p.reshape(*self.out_lead, *p.shape[-2:])
+
+
+_SLOTS: dict[str, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def device_slot(device: str) -> Iterator[None]:
+    """Hold one of the accelerator's block slots (``FIRESMOKE_BLOCKS_PER_GPU``, default 2).
+
+    Dask's threads scheduler runs as many blocks at once as there are cores; on one GPU
+    two blocks in flight keep it busy (one copies in while the other computes) and more
+    only multiply its memory. CPU blocks are not limited.
+    """
+    if str(device).startswith("cpu"):
+        yield
+        return
+    with _SLOTS_LOCK:
+        sem = _SLOTS.get(device)
+        if sem is None:
+            n = max(1, int(os.environ.get("FIRESMOKE_BLOCKS_PER_GPU", "2")))
+            sem = _SLOTS[device] = threading.BoundedSemaphore(n)
+    with sem:
+        yield
 
 
 # ----------------------------------------------------------------------------- model adapter
@@ -207,7 +234,7 @@ def run_block(
         core = (oy, oy + x.shape[-2], ox, ox + x.shape[-1])
     runner = _Runner(model, device)
     origins = plan.origins(*core)
-    with torch.inference_mode():
+    with device_slot(device), torch.inference_mode():
         acc, wsum = accumulate_block([(x, oy, ox)], x.shape[:-2], runner, plan, origins, core,
                                      batch_size, window)
         if acc is None:
@@ -278,7 +305,7 @@ def _first_pass(
     region = (g.y0, g.ya1, g.x0, g.xa1)
     parts = [(b, oy, ox) for b, (oy, ox) in zip(blocks, origins_of_parts, strict=True)]
     lead = blocks[0].shape[:-2]
-    with torch.inference_mode():
+    with device_slot(device), torch.inference_mode():
         acc, wsum = accumulate_block(parts, lead, runner, plan, origins, region, batch_size,
                                      window)
         out: dict[str, Any] = {"interior": None, "pieces": []}

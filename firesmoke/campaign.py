@@ -296,6 +296,18 @@ def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]
         yield cl, threads
 
 
+def _check_devices(spec: CampaignSpec, local: bool) -> None:
+    """Each product's device is valid (and present here when the workers are local)."""
+    from firesmoke.inference import resolve_device
+
+    for p in spec.products:
+        try:
+            resolve_device(p.device, check_available=local)
+        except InputError as exc:
+            raise InputError(exc.reason, path=spec.source,
+                             field=f"products.{p.name}.device") from exc
+
+
 def _check_inputs(spec: CampaignSpec) -> None:
     for i, p in enumerate(spec.inputs.viirs):
         if not p.is_dir():
@@ -423,6 +435,7 @@ def run_campaign(
     report = Report(spec.name, str(spec.output), n_units=len(plan.units),
                     started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
     _check_inputs(spec)
+    _check_devices(spec, local=client is None and not spec.cluster.address)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
     spec.output.mkdir(parents=True, exist_ok=True)
     by_region = {e.region.name: e for e in spec.regions}

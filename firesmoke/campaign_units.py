@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,11 +80,8 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
     return x
 
 
-def _block_product(task: UnitTask, cube: Any, window: Window, reduce: Any) -> np.ndarray | None:
-    """The reduced product ``(R, h, w)`` of one window in the unit's block, from every tile
-    of the global plan that touches it (None if the block has no data)."""
-    from firesmoke.engine import run_block
-    from firesmoke.inference import default_batch_size, keep_days, resolve_device
+def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray, tuple[int, int]]:
+    """The window's input over the block plus the halo its tiles need, and its origin."""
     from firesmoke.tiling import TilePlan
 
     p = task.product
@@ -95,14 +93,42 @@ def _block_product(task: UnitTask, cube: Any, window: Window, reduce: Any) -> np
     origins = plan.origins(r0, r1, c0, c1)
     ya, xa = (max(0, int(v)) for v in origins.min(axis=0))
     yb, xb = (min(n, int(v) + p.tile) for n, v in zip((H, W), origins.max(axis=0), strict=True))
-    x = _read_window(cube, window, slice(ya, yb), slice(xa, xb))
+    return _read_window(cube, window, slice(ya, yb), slice(xa, xb)), (ya, xa)
+
+
+def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[int, int],
+                   reduce: Any) -> np.ndarray | None:
+    """The reduced product ``(R, h, w)`` of one window in the unit's block, from every tile
+    of the global plan that touches it (None if the block has no data)."""
+    from firesmoke.engine import run_block
+    from firesmoke.inference import default_batch_size, keep_days, resolve_device
+    from firesmoke.tiling import TilePlan
+
+    p = task.product
     if p.skip_empty and not _has_data(x):
         return None
+    plan = TilePlan(*task.shape, tile=p.tile, step=p.step)
+    (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
     dev = resolve_device(p.device, check_available=False)
     model = keep_days(task.model, window.keep_slice)  # only the kept days are computed
-    return run_block(x, model, plan, offset=(ya, xa), core=(r0, r1, c0, c1), reduce=reduce,
+    return run_block(x, model, plan, offset=offset, core=(r0, r1, c0, c1), reduce=reduce,
                      batch_size=p.batch_size or default_batch_size(dev), window=p.blend,
                      device=dev)
+
+
+def _prefetched(read: Callable[[Window], Any], windows: Sequence[Window]) -> Iterator[Any]:
+    """``read(w)`` for each window, the next one read on a thread while this one computes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not windows:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="firesmoke-read") as pool:
+        fut = pool.submit(read, windows[0])
+        for i in range(len(windows)):
+            cur = fut.result()
+            if i + 1 < len(windows):
+                fut = pool.submit(read, windows[i + 1])
+            yield cur
 
 
 def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
@@ -115,16 +141,18 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
     p = task.product
     thr = p.effective_threshold
     cube = xr.open_zarr(task.cube_store, consolidated=None, chunks=None)  # no dask: plain reads
-    if p.mode != "range":  # one window
-        (w,) = task.windows
-        out = _block_product(task, cube, w, BurnedWindow(day_of_year_lut(w), thr))
-    else:
-        stats = [s for w in task.windows
-                 if (s := _block_product(task, cube, w, BurnedRangeStats(day_of_year_lut(w))))
-                 is not None]
-        out = combine_range(stats, thr) if stats else None
-    if out is None:
+    stats = []
+    reads = _prefetched(lambda w: _block_input(task, cube, w), task.windows)
+    for w, (x, offset) in zip(task.windows, reads, strict=True):
+        lut = day_of_year_lut(w)
+        red = BurnedWindow(lut, thr) if p.mode != "range" else BurnedRangeStats(lut)
+        s = _block_product(task, w, x, offset, red)
+        del x
+        if s is not None:
+            stats.append(s)
+    if not stats:
         return None
+    out = stats[0] if p.mode != "range" else combine_range(stats, thr)
     return out[0], out[1].astype(np.int16)
 
 

@@ -216,3 +216,15 @@ def test_burned_and_engine_import_without_io_libraries():
     res = subprocess.run([sys.executable, "-c", _NO_IO], capture_output=True, text=True,
                          env=env, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_campaign_rejects_a_bad_device_before_running(tmp_path):
+    from firesmoke.campaign import run_campaign
+
+    spec = {"name": "t", "output": str(tmp_path / "out"), "weights": ["banet_synthetic"],
+            "regions": [{"name": "A", "bbox": [-8.0, 40.0, -7.9, 40.1], "pixel_size": 0.01,
+                         "cube": str(tmp_path / "missing.zarr")}],
+            "periods": [{"start": "2020-08-01", "end": "2020-08-31"}],
+            "products": {"burned": {"mode": "monthly", "device": "gpu0"}}}
+    with pytest.raises(InputError, match="device"):
+        run_campaign(spec, progress=False)

@@ -136,21 +136,25 @@ def accumulate_block(
     region: tuple[int, int, int, int],
     batch_size: int,
     window: str | np.ndarray,
+    acc_dtype: str = "float64",
 ) -> tuple[Any, Any]:
-    """Weighted sums ``(K.., rh, rw)`` and weights ``(rh, rw)`` (float64, on the device) of
-    the tiles ``origins`` over the global ``region = (y0, y1, x0, x1)``.
+    """Weighted sums ``(K.., rh, rw)`` and weights ``(rh, rw)`` (``acc_dtype``, on the
+    device) of the tiles ``origins``, added in that order, over the global
+    ``region = (y0, y1, x0, x1)``.
 
     ``parts`` are host arrays ``(*lead, h, w)`` with the global ``(row, col)`` of their
     first pixel; together they must hold every pixel of the tiles inside the global array.
+    ``acc_dtype="float16"`` reproduces BA-Net 0.6.7's float16 blending.
     """
     import torch
 
     dev, t = runner.device, plan.tile
     y0, y1, x0, x1 = region
+    adt = getattr(torch, acc_dtype)
     w2d = blend_window(t, window) if isinstance(window, str) else np.asarray(window, np.float32)
-    wt = torch.from_numpy(np.ascontiguousarray(w2d, dtype=np.float64)).to(dev)
+    wt = torch.from_numpy(np.ascontiguousarray(w2d, dtype=np.float64)).to(dev, adt)
     ones = isinstance(window, str) and window == "mean"
-    wsum = torch.zeros((y1 - y0, x1 - x0), dtype=torch.float64, device=dev)
+    wsum = torch.zeros((y1 - y0, x1 - x0), dtype=adt, device=dev)
     if len(origins) == 0:
         return None, wsum
     py0, px0 = int(origins[:, 0].min()), int(origins[:, 1].min())
@@ -172,8 +176,7 @@ def accumulate_block(
         tiles = views[0][None] if len(views) == 1 else torch.stack(views)  # one tile: no copy
         out = runner.forward(tiles)
         if acc is None:
-            acc = torch.zeros((*out.shape[1:-2], y1 - y0, x1 - x0), dtype=torch.float64,
-                              device=dev)
+            acc = torch.zeros((*out.shape[1:-2], y1 - y0, x1 - x0), dtype=adt, device=dev)
         for k, (r, c) in enumerate(batch):
             ty0, ty1 = max(y0 - r, 0), min(y1 - r, t)
             tx0, tx1 = max(x0 - c, 0), min(x1 - c, t)
@@ -202,6 +205,7 @@ def run_block(
     batch_size: int = 1,
     window: str | np.ndarray = "mean",
     device: str = "cpu",
+    acc_dtype: str = "float64",
 ) -> np.ndarray:
     """Product of the block ``core`` from every plan tile touching it (no neighbours needed).
 
@@ -221,22 +225,32 @@ def run_block(
         Per-pixel reduction of the blended stack (default: none).
     batch_size, window, device
         Tiles per forward pass, blending window, resolved device string.
+    acc_dtype
+        Blending accumulator: ``"float64"`` or ``"float16"`` (BA-Net 0.6.7).
 
     Returns
     -------
     numpy.ndarray
         float32 ``(*out_lead, y1 - y0, x1 - x0)``.
     """
-    import torch
 
     oy, ox = offset
     if core is None:
         core = (oy, oy + x.shape[-2], ox, ox + x.shape[-1])
+    return _run_parts([(x, oy, ox)], model, plan, core, reduce, batch_size, window, device,
+                      acc_dtype)
+
+
+def _run_parts(parts: list[tuple[np.ndarray, int, int]], model: Any, plan: TilePlan,
+               core: tuple[int, int, int, int], reduce: Reduction | None, batch_size: int,
+               window: str | np.ndarray, device: str, acc_dtype: str) -> np.ndarray:
+    import torch
+
     runner = _Runner(model, device)
     origins = plan.origins(*core)
     with device_slot(device), torch.inference_mode():
-        acc, wsum = accumulate_block([(x, oy, ox)], x.shape[:-2], runner, plan, origins, core,
-                                     batch_size, window)
+        acc, wsum = accumulate_block(parts, parts[0][0].shape[:-2], runner, plan, origins, core,
+                                     batch_size, window, acc_dtype)
         if acc is None:
             raise ValueError("no tile of the plan touches the block")
         p = _blend(acc, wsum)
@@ -296,6 +310,7 @@ def _first_pass(
     batch_size: int,
     window: str | np.ndarray,
     device: str,
+    acc_dtype: str = "float64",
 ) -> dict[str, Any]:
     """Run the block's own tiles; reduce the interior; return the border accumulators."""
     import torch
@@ -307,7 +322,7 @@ def _first_pass(
     lead = blocks[0].shape[:-2]
     with device_slot(device), torch.inference_mode():
         acc, wsum = accumulate_block(parts, lead, runner, plan, origins, region, batch_size,
-                                     window)
+                                     window, acc_dtype)
         out: dict[str, Any] = {"interior": None, "pieces": []}
         if acc is None:
             return out
@@ -346,8 +361,8 @@ def _second_pass(
                     if iy1 <= iy0 or ix1 <= ix0:
                         continue
                     if acc is None:
-                        acc = np.zeros((*a.shape[:-2], zy1 - zy0, zx1 - zx0), np.float64)
-                        wsum = np.zeros((zy1 - zy0, zx1 - zx0), np.float64)
+                        acc = np.zeros((*a.shape[:-2], zy1 - zy0, zx1 - zx0), a.dtype)
+                        wsum = np.zeros((zy1 - zy0, zx1 - zx0), w.dtype)
                     dst = (..., slice(iy0 - zy0, iy1 - zy0), slice(ix0 - zx0, ix1 - zx0))
                     src = (..., slice(iy0 - qy0, iy1 - qy0), slice(ix0 - qx0, ix1 - qx0))
                     acc[dst] += a[src]
@@ -379,11 +394,16 @@ def predict_blocks(
     batch_size: int,
     window: str | np.ndarray,
     device: str,
+    acc_dtype: str = "float64",
+    plan_order: bool = False,
 ) -> Any:
     """Overlap-add over a dask array ``(C, ..., H, W)`` -> ``(*out_lead, H, W)`` float32.
 
     Spatial chunks smaller than a tile are merged with a neighbour; leading dims are
     made whole. Each tile of ``plan`` is run once (by the block holding its origin).
+    ``plan_order=True`` instead runs, for each block, every tile touching it and adds
+    them in plan order (as one pass over the whole array would: what float16 blending
+    needs to be reproducible), at the price of running tiles near block edges twice.
     """
     import dask.array as da
     from dask.base import tokenize
@@ -401,7 +421,23 @@ def predict_blocks(
     first, name = f"engine-tiles-{token}", f"engine-blend-{token}"
     zero_lead = (0,) * (nd - 2)
     zero_out = (0,) * len(out_lead)
+    chunks = (*((n,) for n in out_lead), ych, xch)
+    meta = np.empty((0,) * (len(out_lead) + 2), np.float32)
     dsk: dict[Any, Any] = {}
+    if plan_order:
+        for i, j in itertools.product(range(ny), range(nx)):
+            core = (int(ys[i]), int(ys[i + 1]), int(xs[j]), int(xs[j + 1]))
+            keys, offs = [], []
+            for bi, bj in itertools.product((i - 1, i, i + 1), (j - 1, j, j + 1)):
+                if 0 <= bi < ny and 0 <= bj < nx:
+                    keys.append((arr.name, *zero_lead, bi, bj))
+                    offs.append((int(ys[bi]), int(xs[bj])))
+            fn = _partial(_halo_task, offsets=tuple(offs), model=model, plan=plan, core=core,
+                          reduce=reduce, batch_size=batch_size, window=window, device=device,
+                          acc_dtype=acc_dtype)
+            dsk[(name, *zero_out, i, j)] = (fn, *keys)
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[arr])
+        return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
     geoms = {}
     for i, j in itertools.product(range(ny), range(nx)):
         g, origins = _geometry(plan, int(ys[i]), int(ys[i + 1]), int(xs[j]), int(xs[j + 1]))
@@ -414,7 +450,7 @@ def predict_blocks(
                 offs.append((int(ys[bi]), int(xs[bj])))
         fn = _partial(_first_pass, origins_of_parts=tuple(offs), geometry=g, origins=origins,
                       model=model, plan=plan, reduce=reduce, batch_size=batch_size,
-                      window=window, device=device)
+                      window=window, device=device, acc_dtype=acc_dtype)
         dsk[(first, i, j)] = (fn, *keys)
     for i, j in itertools.product(range(ny), range(nx)):
         deps = [(first, a, b) for a, b in ((i - 1, j - 1), (i - 1, j), (i, j - 1), (i, j))
@@ -422,9 +458,15 @@ def predict_blocks(
         fn = _partial(_second_pass, geometry=geoms[i, j], reduce=reduce, out_lead=out_lead)
         dsk[(name, *zero_out, i, j)] = (fn, *deps)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[arr])
-    chunks = (*((n,) for n in out_lead), ych, xch)
-    return da.Array(graph, name, chunks=chunks, dtype=np.float32,
-                    meta=np.empty((0,) * (len(out_lead) + 2), np.float32))
+    return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
+
+
+def _halo_task(*blocks: np.ndarray, offsets: tuple[tuple[int, int], ...], model: Any,
+               plan: TilePlan, core: tuple[int, int, int, int], reduce: Reduction,
+               batch_size: int, window: str | np.ndarray, device: str,
+               acc_dtype: str) -> np.ndarray:
+    parts = [(b, oy, ox) for b, (oy, ox) in zip(blocks, offsets, strict=True)]
+    return _run_parts(parts, model, plan, core, reduce, batch_size, window, device, acc_dtype)
 
 
 def _partial(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:

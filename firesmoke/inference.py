@@ -137,6 +137,9 @@ class TileModel:
         ``prepare_for_inference``).
     autocast
         ``"bf16"``, ``"fp16"`` or ``None``; used on CUDA only.
+    ensemble
+        ``"mean"`` (float32 mean of the members' activations) or ``"float16"`` (BA-Net
+        0.6.7: each member's sigmoid rounded to float16, their mean rounded to float16).
     output_days
         ``(d0, d1)``: return only positions ``d0:d1`` of the first axis after the
         channels (the days of a BA-Net window). Modules with ``supports_days = True``
@@ -154,6 +157,7 @@ class TileModel:
     autocast: str | None = "bf16"
     metadata: dict = field(default_factory=dict, compare=False, hash=False)
     output_days: tuple[int, int] | None = None
+    ensemble: str = "mean"
     mean: dataclasses.InitVar[Sequence[float] | None] = None
     std: dataclasses.InitVar[Sequence[float] | None] = None
 
@@ -295,7 +299,9 @@ class TileModel:
                 y = y.float()
                 if self.activation == "sigmoid":
                     y = torch.sigmoid(y)
-                outs.append(y)
+                outs.append(y.half() if self.ensemble == "float16" else y)
+            if self.ensemble == "float16":  # float32 mean of float16 values, rounded (numpy's)
+                return torch.stack(outs).float().mean(0).half().float()
             return outs[0] if len(outs) == 1 else torch.stack(outs).mean(0)
 
     def __call__(self, batch: np.ndarray, device: str = "cpu") -> np.ndarray:
@@ -368,6 +374,9 @@ def predict_array(
     device: str | None = None,
     out_lead: tuple[int, ...] | None = None,
     reduce: Callable[[Any], Any] | None = None,
+    plan_rule: str = "firesmoke",
+    acc_dtype: str = "float64",
+    plan_order: bool = False,
 ) -> Any:
     """Run a tile model over a dask (or numpy) array ``(C, ..., H, W)``.
 
@@ -397,6 +406,12 @@ def predict_array(
     reduce
         Per-pixel reduction of the blended output, run on the device (see
         :mod:`firesmoke.products`); default none.
+    plan_rule, acc_dtype, plan_order
+        Tile plan rule (:func:`~firesmoke.tiling.tile_origins`), blending accumulator
+        (``"float64"``, or ``"float16"`` as BA-Net 0.6.7) and whether tiles must be added
+        in plan order (each block then runs every tile touching it; see
+        :func:`firesmoke.engine.predict_blocks`). The BA-Net-compatible mode uses
+        ``"reference"``, ``"float16"``, ``True``.
 
     Returns
     -------
@@ -423,6 +438,7 @@ def predict_array(
     else:
         out_lead = tuple(getattr(reduce, "out_lead", out_lead or ()))
     dev = resolve_device(device)
-    plan = TilePlan(H, W, tile=tile, step=step)
+    plan = TilePlan(H, W, tile=tile, step=step, rule=plan_rule)
     return predict_blocks(arr, model, plan, reduce, out_lead,
-                          batch_size or default_batch_size(dev), window, dev)
+                          batch_size or default_batch_size(dev), window, dev,
+                          acc_dtype=acc_dtype, plan_order=plan_order)

@@ -105,24 +105,41 @@ class BurnedWindow:
         Day of year of each of the ``T`` kept days.
     threshold
         Minimum confidence for a burn date (below it the date is 0).
+    dtype
+        ``"float32"``, or ``"float16"`` to sum and compare as BA-Net 0.6.7 does (its
+        blended probabilities are float16; the sum is accumulated day after day in float16
+        and compared with the threshold rounded to float16).
+    doy_reference
+        If given, a third output: the date the reference reports for each kept day.
     """
 
     doy: tuple[int, ...]
     threshold: float
+    dtype: str = "float32"
+    doy_reference: tuple[int, ...] | None = None
 
     @property
     def out_lead(self) -> tuple[int, ...]:
-        return (2,)
+        return (2,) if self.doy_reference is None else (3,)
 
     def __call__(self, p: Any) -> Any:
         import torch
 
         p = p[0]
+        thr = self.threshold
+        if self.dtype == "float16":
+            p, thr = p.half(), float(np.float16(thr))
         conf = torch.clamp(_sum_days(p), max=1.0)
-        lut = torch.tensor(self.doy, dtype=torch.float32, device=p.device)
-        date = lut[torch.max(p, dim=0).indices]  # the first maximum
-        date = torch.where(conf < self.threshold, torch.zeros_like(date), date)
-        return torch.stack([conf, date])
+        idx = torch.max(p, dim=0).indices  # the first maximum
+        burned = conf >= thr
+        outs = [conf.float()]
+        for doy in (self.doy, self.doy_reference):
+            if doy is None:
+                continue
+            lut = torch.tensor(doy, dtype=torch.float32, device=p.device)
+            date = lut[idx]
+            outs.append(torch.where(burned, date, torch.zeros_like(date)))
+        return torch.stack(outs)
 
 
 @dataclass(frozen=True)

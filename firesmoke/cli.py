@@ -284,6 +284,7 @@ _COMMANDS["train"] = _cmd_train
 
 # ---------------------------------------------------------------------------- predict
 def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from firesmoke.compat import COMPAT_MODES
     from firesmoke.products import MODES
 
     p = sub.add_parser("predict", help="burned-area or smoke products",
@@ -304,6 +305,12 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--batch-size", type=int, default=None,
                    help="tiles per forward pass (default: 1 on CPU, 4 on a GPU)")
     b.add_argument("--device", default=None)
+    b.add_argument("--compat", choices=COMPAT_MODES, default=None,
+                   help="reproduce the reference software's numbers (quantised inputs, its tile "
+                        "plan, float16 blending, its range/NRT rules; docs/compatibility.md)")
+    b.add_argument("--allow-partial", action="store_true",
+                   help="accept windows the cube does not fully cover (the product records the "
+                        "observed days per period) instead of stopping with an error")
     b.add_argument("--geotiff", action="store_true", help="also export each period as COG + PNG")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
     _add_cluster_args(b)
@@ -346,12 +353,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.gpus = 0  # default: every visible GPU only when running on CUDA
     cube = open_cube(args.cube)
     model = TileModel.from_weights(args.weights)  # BA-Net: prepare_for_inference by default
-    product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
-                             threshold=args.threshold, blend=args.blend,
-                             batch_size=args.batch_size, device=device)
     from tqdm.dask import TqdmCallback
 
     with _Cluster(args):
+        product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
+                                 threshold=args.threshold, blend=args.blend,
+                                 batch_size=args.batch_size, device=device,
+                                 compat=args.compat, allow_partial=args.allow_partial)
         with TqdmCallback(desc="burned area", disable=args.quiet):
             product = product.compute()
     from firesmoke.store import write_product

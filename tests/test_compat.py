@@ -214,3 +214,26 @@ def test_window_outside_the_cube_is_an_input_error(cube):
         predict_burned(short, _model(), "2020-08-01")
     ds = predict_burned(short, _model(), "2020-08-01", allow_partial=True, device="cpu")
     assert int(ds.observed_days.values[0]) == 48  # Jul 1 .. Aug 17 of Jun 15 .. Aug 17
+
+
+def test_cli_predict_burned_compat_and_bad_device(cube, tmp_path, capsys):
+    from firesmoke.cli import main
+    from firesmoke.models.banet import BANet
+    from firesmoke.models.weights import save_weights
+
+    store = tmp_path / "cube.zarr"
+    small = cube.isel(y=slice(0, 64), x=slice(0, 64)).sel(time=slice("2020-07-15", "2020-09-20"))
+    small.chunk({"time": -1, "y": 64, "x": 64}).to_zarr(store, zarr_format=3)
+    torch.manual_seed(0)
+    weights = tmp_path / "w.pt"
+    save_weights(BANet().eval(), weights)
+    out = tmp_path / "ba.zarr"
+    code = main(["predict", "burned", "--cube", str(store), "--start", "2020-08-01",
+                 "--weights", str(weights), "--out", str(out), "--device", "gpu0"])
+    assert code == 1 and "device" in capsys.readouterr().err
+    code = main(["predict", "burned", "--cube", str(store), "--start", "2020-08-01",
+                 "--weights", str(weights), "--out", str(out), "--compat", "banet-0.6.7",
+                 "--device", "cpu", "--gpus", "0", "--workers", "1", "--memory-limit", "2GiB"])
+    assert code == 0
+    ds = xr.open_zarr(out)
+    assert ds.attrs["compat"] == "banet-0.6.7" and "burn_date_reference" in ds

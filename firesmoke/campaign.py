@@ -175,7 +175,9 @@ def _store_attrs(p: BurnedProduct, r: Region, spec: CampaignSpec, slots: tuple[S
         "window_rule": WINDOW_RULES[p.mode],
         "weights": json.dumps([w["weights"] for w in prov]),
         "weights_sha256": ",".join(w["sha256"] for w in prov),
-        "tiling": json.dumps({"tile": p.tile, "step": p.step, "blend": p.blend}),
+        "tiling": json.dumps({"tile": p.tile, "step": p.step, "blend": p.blend,
+                              "plan": "reference" if p.compat else "firesmoke"}),
+        "compat": p.compat or "",
         "inputs": os.fspath(cube_path), "region": r.name,
         "region_json": json.dumps(r.to_dict()), "campaign": spec.name,
         "campaign_fingerprint": _fingerprint(p, r, spec, slots, prov),
@@ -202,6 +204,10 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
         "long_name": "day of year of burning", "units": "day of year", "flag_values": 0,
         "flag_meanings": "not_burned", "threshold": product.effective_threshold,
         "grid_mapping": "spatial_ref"})
+    if product.compat:
+        ds["burn_date_reference"] = (dims, da.zeros((P, H, W), dtype=np.int16, chunks=chunks), {
+            **ds["burn_date"].attrs, "long_name": f"day of year of burning as {product.compat} "
+                                                  "reports it"})
     ds.attrs.update(attrs)
     return ds
 
@@ -294,6 +300,21 @@ def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]
     with dask_client(n_workers=n, threads_per_worker=c.threads_per_worker,
                      processes=c.processes, memory_limit=c.memory_limit, gpus=0) as cl:
         yield cl, threads
+
+
+def _compat_zero_days(spec: CampaignSpec, plan: Plan, cube_path: Path) -> dict[str, Any]:
+    """For compat products: per window label, the days without VIIRS data (read once)."""
+    windows = {w.label: w for p in spec.products if p.compat
+               for slot in plan.slots[p.name] for w in slot.windows}
+    if not windows:
+        return {}
+    from firesmoke.compat import viirs_days
+    from firesmoke.cube import open_cube
+
+    cube = open_cube(cube_path)
+    every = pd.DatetimeIndex(sorted({d for w in windows.values() for d in w.days}))
+    has = dict(zip(every, viirs_days(cube, every), strict=True))
+    return {k: tuple(not has[d] for d in w.days) for k, w in windows.items()}
 
 
 def _check_devices(spec: CampaignSpec, local: bool) -> None:
@@ -458,6 +479,7 @@ def run_campaign(
                 _prepare_store(store, _template(r, p, slots, spec.block_size, attrs),
                                attrs["campaign_fingerprint"], spec.block_size, overwrite)
                 report.stores.append(str(store))
+            zero = _compat_zero_days(spec, plan, cube_path)
             for u in plan.units:
                 if u.region != r.name:
                     continue
@@ -466,9 +488,10 @@ def run_campaign(
                     report.skipped.append(u.id)
                     continue
                 p = products[u.product]
+                windows = plan.slots[p.name][u.period_index].windows
+                zd = tuple(zero[w.label] for w in windows) if p.compat else None
                 tasks.append(UnitTask(u, os.fspath(cube_path), os.fspath(store), r.shape,
-                                      plan.slots[p.name][u.period_index].windows, p, model,
-                                      torch_threads))
+                                      windows, p, model, torch_threads, zd))
         for u in plan.units:
             if u.region in region_failed:
                 report.failed.append({"unit": u.id, "reason": region_failed[u.region]})

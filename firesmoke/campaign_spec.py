@@ -124,11 +124,16 @@ class BurnedProduct:
     batch_size: int | None = None  # None: firesmoke.inference.default_batch_size
     device: str | None = None
     skip_empty: bool = True
+    compat: str | None = None  # "banet-0.6.7": the reference's numbers (firesmoke.compat)
 
     @property
     def effective_threshold(self) -> float:
         if self.threshold is not None:
             return float(self.threshold)
+        if self.compat:
+            from firesmoke.compat import compat_threshold
+
+            return compat_threshold(self.mode)
         return default_threshold(self.mode)
 
 
@@ -348,7 +353,7 @@ def _periods(ctx: _Ctx, value: Any) -> tuple[Period, ...]:
 
 
 _PRODUCT_KEYS = ("name", "mode", "threshold", "tile", "step", "blend", "batch_size", "device",
-                 "skip_empty")
+                 "skip_empty", "compat")
 
 
 def _product(ctx: _Ctx, item: Any, fld: str) -> BurnedProduct:
@@ -375,6 +380,13 @@ def _product(ctx: _Ctx, item: Any, fld: str) -> BurnedProduct:
     dev = t.get("device", "auto")
     dev = _str(ctx, dev, f"{fld}.device")
     kw["device"] = None if dev == "auto" else dev
+    if t.get("compat") is not None:
+        from firesmoke.compat import COMPAT_MODES
+
+        kw["compat"] = _str(ctx, t["compat"], f"{fld}.compat", COMPAT_MODES)
+        if (kw["tile"], kw["step"], kw["blend"]) != (128, 100, "mean"):
+            raise ctx.error("compat mode uses the reference tiling (tile 128, step 100, mean "
+                            "blend)", f"{fld}.compat")
     return BurnedProduct(**kw)
 
 
@@ -606,7 +618,13 @@ def _slots(product: BurnedProduct, spec: CampaignSpec) -> tuple[Slot, ...]:
             w = nrt_window(p.end)
             found[w.label] = (w.keep_start, w.keep_end, (w,))
         else:  # same label as predict_burned's range product
-            found[f"{p.start}..{p.end}"] = (p.start, p.end, tuple(range_windows(p.start, p.end)))
+            if product.compat:  # the months strictly inside the span (firesmoke.compat)
+                from firesmoke.compat import compat_windows
+
+                ws = tuple(compat_windows("range", p.start, p.end))
+            else:
+                ws = tuple(range_windows(p.start, p.end))
+            found[f"{p.start}..{p.end}"] = (p.start, p.end, ws)
     ordered = sorted(found.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
     return tuple(Slot(i, lab, s, e, ws) for i, (lab, (s, e, ws)) in enumerate(ordered))
 

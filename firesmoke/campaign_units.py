@@ -42,6 +42,7 @@ class UnitTask:
     product: BurnedProduct
     model: Any
     torch_threads: int | None = None
+    zero_days: tuple[tuple[bool, ...], ...] | None = None  # compat: per window, no-VIIRS days
 
 
 def _has_data(x: np.ndarray) -> bool:
@@ -87,7 +88,7 @@ def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray,
     p = task.product
     H, W = task.shape
     (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
-    plan = TilePlan(H, W, tile=p.tile, step=p.step)
+    plan = TilePlan(H, W, tile=p.tile, step=p.step, rule="reference" if p.compat else "firesmoke")
     # read exactly the pixels of the global plan's tiles that touch the block (a halo of
     # less than one tile); beyond the region edge tiles are zero padded
     origins = plan.origins(r0, r1, c0, c1)
@@ -97,23 +98,26 @@ def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray,
 
 
 def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[int, int],
-                   reduce: Any) -> np.ndarray | None:
+                   reduce: Any, skip: bool = True) -> np.ndarray | None:
     """The reduced product ``(R, h, w)`` of one window in the unit's block, from every tile
     of the global plan that touches it (None if the block has no data)."""
+    from firesmoke.compat import compat_model
     from firesmoke.engine import run_block
     from firesmoke.inference import default_batch_size, keep_days, resolve_device
     from firesmoke.tiling import TilePlan
 
     p = task.product
-    if p.skip_empty and not _has_data(x):
+    if skip and p.skip_empty and not _has_data(x):
         return None
-    plan = TilePlan(*task.shape, tile=p.tile, step=p.step)
+    plan = TilePlan(*task.shape, tile=p.tile, step=p.step,
+                    rule="reference" if p.compat else "firesmoke")
     (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
     dev = resolve_device(p.device, check_available=False)
-    model = keep_days(task.model, window.keep_slice)  # only the kept days are computed
+    model = compat_model(task.model) if p.compat else task.model
+    model = keep_days(model, window.keep_slice)  # only the kept days are computed
     return run_block(x, model, plan, offset=offset, core=(r0, r1, c0, c1), reduce=reduce,
                      batch_size=p.batch_size or default_batch_size(dev), window=p.blend,
-                     device=dev)
+                     device=dev, acc_dtype="float16" if p.compat else "float64")
 
 
 def _prefetched(read: Callable[[Window], Any], windows: Sequence[Window]) -> Iterator[Any]:
@@ -131,29 +135,50 @@ def _prefetched(read: Callable[[Window], Any], windows: Sequence[Window]) -> Ite
             yield cur
 
 
-def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
+def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
     """``confidence`` (float32) and ``burn_date`` (int16) of the block, as predict_burned
-    (the same engine and reductions: :mod:`firesmoke.products`)."""
+    (the same engine and reductions: :mod:`firesmoke.products`); in compat mode also the
+    reference's dates (:mod:`firesmoke.compat`)."""
     import xarray as xr
 
+    from firesmoke.compat import concat_range_product, quantise, reference_day_of_year_lut
+    from firesmoke.engine import Identity
     from firesmoke.products import BurnedRangeStats, BurnedWindow, combine_range, day_of_year_lut
 
     p = task.product
     thr = p.effective_threshold
     cube = xr.open_zarr(task.cube_store, consolidated=None, chunks=None)  # no dask: plain reads
+    zero = task.zero_days or (None,) * len(task.windows)
+
+    def read(i: int) -> tuple[np.ndarray, tuple[int, int]]:
+        x, offset = _block_input(task, cube, task.windows[i])
+        return (quantise(x, np.asarray(zero[i])) if p.compat else x), offset
+
     stats = []
-    reads = _prefetched(lambda w: _block_input(task, cube, w), task.windows)
+    reads = _prefetched(read, list(range(len(task.windows))))
     for w, (x, offset) in zip(task.windows, reads, strict=True):
         lut = day_of_year_lut(w)
-        red = BurnedWindow(lut, thr) if p.mode != "range" else BurnedRangeStats(lut)
-        s = _block_product(task, w, x, offset, red)
+        if p.mode != "range":
+            red: Any = BurnedWindow(lut, thr, "float16", reference_day_of_year_lut(w)) \
+                if p.compat else BurnedWindow(lut, thr)
+        else:
+            n = w.keep_slice.stop - w.keep_slice.start
+            red = Identity((1, n)) if p.compat else BurnedRangeStats(lut)
+        # compat time range: every month counts (an empty one is zeros for the reference)
+        s = _block_product(task, w, x, offset, red, skip=not (p.compat and p.mode == "range"))
         del x
         if s is not None:
             stats.append(s)
     if not stats:
         return None
-    out = stats[0] if p.mode != "range" else combine_range(stats, thr)
-    return out[0], out[1].astype(np.int16)
+    if p.mode != "range":
+        out = stats[0]
+    elif p.compat:
+        out = concat_range_product(*stats, doy=tuple(d for w in task.windows
+                                                     for d in day_of_year_lut(w)), threshold=thr)
+    else:
+        out = combine_range(stats, thr)
+    return tuple(o.astype(np.int16) if i else o for i, o in enumerate(out))
 
 
 def run_unit(task: UnitTask) -> dict[str, Any]:
@@ -182,9 +207,11 @@ def run_unit(task: UnitTask) -> dict[str, Any]:
         if out is None:
             ledger.mark(u.id, {**info, "empty": True})
             return {"unit": u.id, "status": "empty", "seconds": time.perf_counter() - t0}
-        conf, date = out
+        conf, date = out[:2]
         dims = ("period", "y", "x")
         block = xr.Dataset({"confidence": (dims, conf[None]), "burn_date": (dims, date[None])})
+        if len(out) > 2:  # compat mode
+            block["burn_date_reference"] = (dims, out[2][None])
         region = {"period": slice(u.period_index, u.period_index + 1),
                   "y": slice(*u.rows), "x": slice(*u.cols)}
         write_block(block, task.store, region, block_id=u.id,

@@ -9,6 +9,7 @@ confidence within 1e-3, identical burned masks and dates.
 from __future__ import annotations
 
 import functools
+import os
 
 import dask
 import numpy as np
@@ -237,3 +238,42 @@ def test_cli_predict_burned_compat_and_bad_device(cube, tmp_path, capsys):
     assert code == 0
     ds = xr.open_zarr(out)
     assert ds.attrs["compat"] == "banet-0.6.7" and "burn_date_reference" in ds
+
+
+def test_campaign_compat_equals_predict_burned(tmp_path):
+    from _campaign_helpers import make_cube, standin_model
+    from distributed import Client, LocalCluster
+
+    from firesmoke.campaign import run_campaign
+    from firesmoke.cube import open_cube
+    from firesmoke.grid import Region
+
+    store = make_cube(tmp_path / "cube.zarr", shape=(130, 205), start="2020-06-10",
+                      end="2020-10-25")
+    region = Region.from_dataset(open_cube(store))
+    model = standin_model((0, 1))
+    spec = {"name": "c", "output": str(tmp_path / "out"), "block_size": 128,
+            "regions": [{"name": region.name, "bbox": list(region.bbox),
+                         "pixel_size": region.pixel_size, "cube": str(store)}],
+            "periods": [{"start": "2020-07-10", "end": "2020-10-05"}],
+            "products": {"burned": [{"mode": "monthly", "compat": "banet-0.6.7",
+                                     "name": "m"},
+                                    {"mode": "range", "compat": "banet-0.6.7", "name": "r"}]},
+            "cluster": {"torch_threads": 1}}
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        rep = run_campaign(spec, client=client, model=model, progress=False)
+    assert rep.ok
+    stores = {os.path.basename(s).split("_")[0]: s for s in rep.stores}
+    cube = open_cube(store)
+    with dask.config.set(scheduler="threads"):
+        ref_m = predict_burned(cube, model, "2020-07-10", "2020-10-05", compat="banet-0.6.7",
+                               device="cpu", allow_partial=True).compute()  # Oct: partial
+        ref_r = predict_burned(cube, model, "2020-07-10", "2020-10-05", mode="range",
+                               compat="banet-0.6.7", device="cpu").compute()
+    for key, ref in (("m", ref_m), ("r", ref_r)):
+        out = xr.open_zarr(stores[key])
+        assert out.attrs["compat"] == "banet-0.6.7"
+        for v in ("confidence", "burn_date", "burn_date_reference"):
+            np.testing.assert_array_equal(out[v].values, ref[v].values, err_msg=f"{key} {v}")
+    assert (ref_r.burn_date.values > 0).any()

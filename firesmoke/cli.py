@@ -239,6 +239,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=None)
     b.add_argument("--device", default=None, help="cuda, cpu (default: cuda when available)")
     b.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint")
+    b.add_argument("--recipe", choices=("firesmoke", "reference"), default=None,
+                   help="firesmoke's sampler/augmentations (default) or the reference's")
     for name, helptext in (("smoke-classifier", "the ResNet-50 smoke classifier"),
                            ("smoke-segmenter", "the U-Net smoke segmenter")):
         q = tsub.add_parser(name, help=helptext + " from a chip dataset")
@@ -258,12 +260,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "banet":
-        from firesmoke.train.banet import train_banet_cli
+        from firesmoke.train.banet import train_banet_stores
 
-        opts = {k: v for k, v in vars(args).items()
-                if k not in ("command", "model", "verbose", "quiet")}
-        opts["progress"] = not args.quiet
-        result = train_banet_cli(opts)
+        given = {k: getattr(args, k) for k in ("steps", "batch_size", "seq_len", "patch",
+                                                "lr_max", "seed", "device", "resume", "recipe")}
+        result = train_banet_stores(
+            args.cube, args.targets, args.out, val_cube=args.val_cube,
+            val_targets=args.val_targets, val_period=args.val_period,
+            progress=not args.quiet, **{k: v for k, v in given.items() if v is not None})
     else:
         from firesmoke.train import smoke as trainers
 

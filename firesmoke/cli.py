@@ -249,8 +249,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--out", type=Path, required=True, help="output folder")
         q.add_argument("--epochs", type=int, default=None)
         q.add_argument("--batch-size", type=int, default=None)
-        q.add_argument("--recipe", choices=("reference", "adamw"), default="reference",
-                       help="reference SGD recipe of the paper, or AdamW + cosine")
+        q.add_argument("--recipe", choices=("reference", "reference-scratch", "adamw"),
+                       default="reference",
+                       help="reference SGD recipe of the paper (the classifier's needs --init), "
+                            "the same from scratch (classifier), or AdamW + cosine")
+        if name == "smoke-classifier":
+            q.add_argument("--init", type=Path, default=None,
+                           help="torchvision ResNet-50 ImageNet weights file (reference recipe)")
         q.add_argument("--width", type=int, default=64, help="base width (64 = published size)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", default=None)
@@ -273,9 +278,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         fn = (trainers.train_smoke_classifier if args.model == "smoke-classifier"
               else trainers.train_smoke_segmenter)
+        extra = {"init": args.init} if args.model == "smoke-classifier" else {}
         result = fn(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                     recipe=args.recipe, width=args.width, seed=args.seed, device=args.device,
-                    progress=not args.quiet, resume=args.resume, half=args.half)
+                    progress=not args.quiet, resume=args.resume, half=args.half, **extra)
     print(f"weights: {result.weights} (sha256 {result.sha256})")
     print(f"logs: {result.out}")
     return 0

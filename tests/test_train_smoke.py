@@ -334,3 +334,33 @@ def test_reference_schedule_halves_every_11_epochs_from_epoch_13():
         sched.step(epoch)  # stepped with the epoch number, as the reference code
     halvings = [e + 1 for e in range(1, 40) if lrs[e] < lrs[e - 1]]  # 1-based epochs
     assert halvings == [13, 24, 35]
+
+
+def test_legacy_evaluation_populations(chips):
+    from firesmoke.models.resnet import smoke_resnet50
+    from firesmoke.models.unet import SmokeUNet
+    from firesmoke.train.smoke_data import (
+        evaluate_smoke_classifier,
+        evaluate_smoke_segmenter,
+        legacy_classifier_rows,
+        legacy_segmentation_rows,
+        load_smoke_data,
+    )
+
+    data = load_smoke_data(chips.root)
+    rows = legacy_classifier_rows(len(data), seed=0)
+    assert len(rows) == -(-len(data) // 10) and len(set(rows)) == len(rows)
+    assert not np.array_equal(rows, legacy_classifier_rows(len(data), seed=1))
+    seg = legacy_segmentation_rows(data)
+    has_smoke = data.masks.reshape(len(data), -1).any(axis=1)
+    pos = np.flatnonzero((data.labels == 1) & has_smoke)
+    neg = np.flatnonzero(data.labels == 0)
+    np.testing.assert_array_equal(seg, np.sort(np.r_[pos, neg[: len(pos)]]))  # first negatives
+    torch.manual_seed(0)
+    cls = evaluate_smoke_classifier(smoke_resnet50(width=2).eval(), data, batch_size=16)
+    assert cls["legacy_population"]["n_images"] == len(rows)
+    unet = SmokeUNet(in_ch=12, n_classes=1, base=2, bilinear=True).eval()
+    legacy = evaluate_smoke_segmenter(unet, data, population="legacy")
+    assert legacy["n_images"] == len(seg) and legacy["n_positive"] == len(pos)
+    with pytest.raises(InputError, match="population"):
+        evaluate_smoke_segmenter(unet, data, population="nope")

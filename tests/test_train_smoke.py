@@ -234,6 +234,9 @@ def test_segmenter_run(chips, tmp_path):
     res = train_smoke_segmenter(chips.root, tmp_path / "s", recipe="reference", **TINY)
     cfg = json.loads((tmp_path / "s" / "metrics.json").read_text())["config"]
     assert cfg["n_train"] % 2 == 0  # positives with polygons + as many negatives
+    # the reference's epochs: 2/3 of N drawn with replacement; the plateau stops at 1e-6
+    assert cfg["with_replacement"] and cfg["min_lr"] == 1e-6
+    assert cfg["epoch_fraction"] == pytest.approx(2 / 3)
     test = res.metrics["test"]
     assert {"standard", "legacy_definitions", "legacy_protocol"} <= set(test)
     assert {"pooled_iou", "mean_iou", "f1", "area_error"} <= set(test["standard"])

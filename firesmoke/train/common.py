@@ -341,6 +341,7 @@ def make_scheduler(
     gamma: float = 0.5,
     patience: int = 10,
     min_lr_ratio: float = 0.0,
+    min_lr: float = 0.0,
 ) -> Any:
     """A learning-rate schedule.
 
@@ -353,7 +354,8 @@ def make_scheduler(
         ``"plateau"``: multiply by ``gamma`` when the validation loss has not improved for
         ``patience`` validations (call ``.step(val_loss)``); ``"epoch-plateau"``: the same
         scheduler stepped with the epoch number (the smoke reference's usage: the rate
-        halves every ``patience + 1`` epochs); ``None``: constant.
+        halves every ``patience + 1`` epochs); both never go below ``min_lr``;
+        ``None``: constant.
     """
     if name is None or name == "constant":
         return None
@@ -361,7 +363,7 @@ def make_scheduler(
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
     if name in ("plateau", "epoch-plateau"):
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=gamma, patience=patience
+            optimizer, mode="min", factor=gamma, patience=patience, min_lr=min_lr
         )
     if name == "cosine":
         total = max(int(total_steps), 1)

@@ -12,13 +12,15 @@ the full 120 x 120 images, deterministically.
 * classifier: every epoch draws ``epoch_fraction`` x N chips, half positives and half
   negatives (the minority class is upsampled, as the reference balanced its classes);
 * segmenter: the training set is the positives with at least one polygon plus as many
-  negatives (reference), shuffled every epoch.
+  negatives (reference); the reference recipe draws 2/3 of it per epoch with
+  replacement, the others the whole set shuffled every epoch.
 
 Recipes: ``"reference"`` is the paper's SGD (classifier lr 0.3, momentum 0.7, batch 30,
 2/3 N per epoch, and ReduceLROnPlateau(factor 0.5, patience 10) stepped with the *epoch
 number*, as the reference code did: the rate halves after epochs 12, 23, 34, ...
 (1-based), every 11 epochs from epoch 13; segmenter lr 0.7, momentum 0.7, batch 60,
-reduce-on-plateau x0.5 after 10 validations without improvement of the validation loss).
+reduce-on-plateau x0.5 after 10 validations without improvement of the validation loss,
+down to 1e-6, and 2/3 N draws per epoch with replacement).
 The reference classifier starts from torchvision's ImageNet ResNet-50 weights, which
 the user must supply (``init=``, :func:`~firesmoke.train.smoke_init.load_imagenet_resnet50`);
 the classifier's ``"reference"`` recipe refuses to run without them
@@ -126,7 +128,8 @@ class Recipe:
     each residual block starts as the identity (Goyal et al. 2017); measured here, it
     turns a classifier that stays at chance for 30 epochs on small synthetic sets into
     one that learns within 10. ``imagenet_init`` requires ImageNet ResNet-50 weights
-    (``init=``) to start from.
+    (``init=``) to start from. ``with_replacement`` draws the segmenter's epoch samples
+    with replacement; ``min_lr`` bounds a plateau schedule from below.
     """
 
     optimizer: str
@@ -143,6 +146,8 @@ class Recipe:
     epoch_fraction: float = 1.0
     zero_init_residual: bool = False
     imagenet_init: bool = False
+    with_replacement: bool = False
+    min_lr: float = 0.0
 
 
 RECIPES: dict[str, dict[str, Recipe]] = {
@@ -155,7 +160,8 @@ RECIPES: dict[str, dict[str, Recipe]] = {
                         zero_init_residual=True),
     },
     "segmenter": {
-        "reference": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5, patience=10),
+        "reference": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5, patience=10,
+                            epoch_fraction=2 / 3, with_replacement=True, min_lr=1e-6),
         "adamw": Recipe("adamw", 2e-3, 16, "cosine", 30, weight_decay=1e-4, warmup_fraction=0.05),
     },
 }
@@ -273,7 +279,7 @@ def _train(
     sched = make_scheduler(
         cfg.schedule, opt, total_steps=total_steps,
         warmup_steps=round(cfg.warmup_fraction * total_steps),
-        step_size=cfg.step_size, gamma=cfg.gamma, patience=cfg.patience,
+        step_size=cfg.step_size, gamma=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr,
     )
     loss_fn = nn.BCEWithLogitsLoss()
     aug = CropFlipRotate(CROP_SIZE)
@@ -308,6 +314,8 @@ def _train(
             rng = step_rng(seed, ORDER_STREAM, epoch)
             if task == "classifier":
                 order_cache[epoch] = balanced_order(train.labels, n_epoch, rng)
+            elif cfg.with_replacement:
+                order_cache[epoch] = rng.integers(0, len(train), n_epoch)
             else:
                 order_cache[epoch] = draw_indices(rng, np.arange(len(train)), n_epoch)
         return order_cache[epoch]

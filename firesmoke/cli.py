@@ -252,7 +252,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--recipe", choices=("reference", "reference-scratch", "adamw"),
                        default="reference",
                        help="reference SGD recipe of the paper (the classifier's needs --init), "
-                            "the same from scratch (classifier), or AdamW + cosine")
+                            "the same from a random start, or AdamW + cosine")
         if name == "smoke-classifier":
             q.add_argument("--init", type=Path, default=None,
                            help="torchvision ResNet-50 ImageNet weights file (reference recipe)")

@@ -162,6 +162,10 @@ RECIPES: dict[str, dict[str, Recipe]] = {
     "segmenter": {
         "reference": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5, patience=10,
                             epoch_fraction=2 / 3, with_replacement=True, min_lr=1e-6),
+        # the segmenter has no pretrained start in the reference: the same recipe
+        "reference-scratch": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5,
+                                    patience=10, epoch_fraction=2 / 3, with_replacement=True,
+                                    min_lr=1e-6),
         "adamw": Recipe("adamw", 2e-3, 16, "cosine", 30, weight_decay=1e-4, warmup_fraction=0.05),
     },
 }
@@ -409,7 +413,8 @@ _DOC_PARAMS = """
         Override the recipe's values (``None`` keeps them).
     recipe
         ``"reference"`` (the paper's SGD schedule; for the classifier it needs ``init``),
-        ``"reference-scratch"`` (classifier: the same from a random initialisation) or
+        ``"reference-scratch"`` (the same from a random initialisation; for the segmenter,
+        which has no pretrained start, identical to ``"reference"``) or
         ``"adamw"`` (AdamW + cosine).
     width
         Width of the first stage (64 = the published network; 8-16 for small models).

@@ -266,3 +266,32 @@ def test_reference_recipe_runs_with_its_sampler_and_augmentation(cubes, tmp_path
     with pytest.raises(InputError, match="flips"):
         train_banet([cubes["train"]], tmp_path / "x", steps=2, recipe="reference", flips=True,
                     **TINY)
+
+
+def test_targets_built_from_mcd64_with_either_denominator(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from firesmoke.train.banet import _prepare_targets
+    from firesmoke.train.sampler import open_targets
+
+    x, y = make_arrays(16, 32, 32, burns=((5, 4, 4, 8),))
+    cube, _ = write_pair(tmp_path, "MCD", x, y, chunks=(16, 32, 32))  # 10.0..10.32 E, 19.68..20 N
+    res = 0.01 / 2.4
+    bd = np.zeros((96, 96), np.int16)
+    bd[10:40, 10:40] = 152 + 3       # burned on 2021-06-04 (the cube starts 2021-06-01)
+    bd[30:50, 30:60] = -1            # unmapped cells, partly over the burn
+    src = tmp_path / "mcd"
+    src.mkdir()
+    profile = {"driver": "GTiff", "height": 96, "width": 96, "count": 1, "crs": "EPSG:4326",
+               "transform": from_origin(9.99, 20.01, res, res), "dtype": "int16", "nodata": -1}
+    with rasterio.open(src / "MCD64monthly.A2021152.Win20.061.burndate.tif", "w", **profile) as dst:
+        dst.write(bd, 1)
+    obs = open_targets(_prepare_targets(str(cube), str(src), tmp_path / "run", 0)).values
+    every = open_targets(_prepare_targets(str(cube), str(src), tmp_path / "run", 0, "all")).values
+    assert (tmp_path / "run" / "targets" / "targets_0_all.zarr").is_dir()
+    assert np.nansum(obs[3]) > 0 and np.nansum(obs[:3]) == 0
+    # the same burned area over a larger (all cells) or equal (observed) area
+    assert (np.nan_to_num(every[3]) <= np.nan_to_num(obs[3]) + 1e-6).all()
+    assert (every[3] < obs[3] - 1e-3).any()
+    assert np.isnan(obs).sum() > np.isnan(every).sum()

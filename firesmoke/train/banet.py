@@ -373,7 +373,8 @@ def _is_zarr_store(path: Path) -> bool:
     return path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
 
 
-def _prepare_targets(cube: Any, targets: Any, out: Path, i: int) -> Any:
+def _prepare_targets(cube: Any, targets: Any, out: Path, i: int,
+                     denominator: str = "observed") -> Any:
     """A target store for ``cube``: the given store, or one built from MCD64A1 sources."""
     if isinstance(targets, str | os.PathLike) and _is_zarr_store(Path(targets)):
         return targets
@@ -384,10 +385,13 @@ def _prepare_targets(cube: Any, targets: Any, out: Path, i: int) -> Any:
 
     ds = open_cube(cube) if isinstance(cube, str | os.PathLike) else cube
     region = Region.from_dataset(ds)
-    store = out / "targets" / f"targets_{i}.zarr"
+    suffix = "" if denominator == "observed" else f"_{denominator}"
+    store = out / "targets" / f"targets_{i}{suffix}.zarr"
     if not _is_zarr_store(store):
         logger.info("building burned-fraction targets from %s into %s", targets, store)
-        frac = burned_fraction_cube(region, targets, None, None, like=ds)
+        frac = burned_fraction_cube(region, targets, None, None, like=ds, denominator=denominator)
+        for item in frac.attrs.get("skipped_inputs", []):
+            logger.warning("targets %s: skipped %s", store.name, item)
         write_targets(frac, store, like=ds)
     return store
 
@@ -404,6 +408,7 @@ def train_banet_stores(
     val_cube: Any = None,
     val_targets: Any = None,
     val_period: str | tuple[Any, Any] | None = None,
+    targets_denominator: str = "observed",
     **train_kwargs: Any,
 ) -> TrainResult:
     """Train BA-Net from stores on disk (what ``firesmoke train banet`` calls).
@@ -421,6 +426,9 @@ def train_banet_stores(
         Held-out cubes and their targets (split by region).
     val_period
         ``"YYYY-MM-DD..YYYY-MM-DD"`` or a pair (split by time); not with ``val_cube``.
+    targets_denominator
+        Denominator of targets built from MCD64A1 files: ``"observed"`` (default) or
+        ``"all"`` (the reference's; see :func:`firesmoke.io.mcd64.daily_burned_fraction`).
     **train_kwargs
         Keyword arguments of :func:`train_banet` (``steps``, ``recipe``, ...).
     """
@@ -430,7 +438,7 @@ def train_banet_stores(
     if len(tgts) != len(cubes):
         raise InputError(f"{len(cubes)} cube(s) but {len(tgts)} target source(s)",
                          field="targets")
-    pairs = [(c, _prepare_targets(c, t, out, i))
+    pairs = [(c, _prepare_targets(c, t, out, i, targets_denominator))
              for i, (c, t) in enumerate(zip(cubes, tgts, strict=True))]
     val: Any = None
     if val_period is not None:
@@ -442,7 +450,7 @@ def train_banet_stores(
             raise InputError("val_cube needs val_targets", field="val_targets")
         if val is not None:
             raise InputError("give either val_cube or val_period, not both", field="val_cube")
-        val = [(c, _prepare_targets(c, t, out, 1000 + i))
+        val = [(c, _prepare_targets(c, t, out, 1000 + i, targets_denominator))
                for i, (c, t) in enumerate(zip(_as_list(val_cube), _as_list(val_targets),
                                               strict=True))]
     unknown = sorted(set(train_kwargs) - set(train_banet.__kwdefaults__ or {}) - {"val"})

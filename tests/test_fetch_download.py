@@ -12,7 +12,14 @@ from _fetch_helpers import FAST, range_response
 from werkzeug import Response
 
 from firesmoke.errors import InputError
-from firesmoke.fetch import AuthError, Checksum, ChecksumError, FetchError, RetryPolicy, download_file
+from firesmoke.fetch import (
+    AuthError,
+    Checksum,
+    ChecksumError,
+    FetchError,
+    RetryPolicy,
+    download_file,
+)
 from firesmoke.fetch.config import earthdata_credentials, redact
 from firesmoke.fetch.http import new_session
 from firesmoke.fetch.manifest import read_manifest

@@ -154,7 +154,7 @@ def plan_burned_fraction(
             if not path.exists():
                 skipped.append(SkippedInput(str(path), "file not found"))
             else:
-                skipped.append(SkippedInput(str(path), "not an MCD64A1/VNP64A1 tile or MCD64monthly burndate GeoTIFF name"))
+                skipped.append(SkippedInput(str(path), "not an MCD64A1 tile or MCD64monthly burndate GeoTIFF name"))
             continue
         if src.kind == "tif" and src.layer != "burndate":
             continue  # sibling layers are read with their burndate file

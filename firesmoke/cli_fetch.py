@@ -90,7 +90,7 @@ def add_fetch(sub: argparse._SubParsersAction, commands: dict | None = None) -> 
                    metavar="PRODUCT=VERSION", help="pin a CMR collection version, e.g. VNP64A1=002")
     p.add_argument("--site", dest="sites", type=_site, action="append", default=[], metavar="NAME,LON,LAT[,BUFFER_M]",
                    help="Sentinel-2 around an emitter site (repeatable; default buffer 2000 m)")
-    p.add_argument("--sites-csv", type=Path, help="CSV of sites with columns name,lon,lat[,buffer_m]")
+    p.add_argument("--sites-csv", type=Path, help="CSV of sites with columns name (or site_id),lon,lat[,buffer_m]")
     p.add_argument("--max-cloud", type=float, default=20.0, help="Sentinel-2 eo:cloud_cover limit, %% (default 20)")
     p.add_argument("--assets", nargs="+", metavar="BAND",
                    help="Sentinel-2 bands/assets to download (e.g. B04 B08 B11 B12); default: item JSONs only")
@@ -143,9 +143,12 @@ def _read_sites(path: Path) -> list:
     out = []
     for i, r in enumerate(rows, start=2):
         try:
-            out.append(Site(r["name"], float(r["lon"]), float(r["lat"]), float(r.get("buffer_m") or 2000.0)))
+            name = r.get("name") or r.get("site_id")
+            if not name:
+                raise KeyError("name")
+            out.append(Site(name, float(r["lon"]), float(r["lat"]), float(r.get("buffer_m") or 2000.0)))
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"line {i}: needs name, lon, lat[, buffer_m] ({exc})", path=path) from exc
+            raise InputError(f"line {i}: needs name (or site_id), lon, lat[, buffer_m] ({exc})", path=path) from exc
     return out
 
 

@@ -115,10 +115,13 @@ def test_fetch_earthdata_pairs_l1b_downloads_and_verifies(httpserver, tmp_path, 
     res = fetch_earthdata(["VNP02MOD"], "2020-08-01", "2020-08-01", (-10, 36, 5, 44), tmp_path,
                           policy=FAST, workers=2, progress=lambda d, t, w: progress.append((d, t, w)))
     got = sorted(e.path for e in res.entries)
-    assert got == sorted(f"{n.split('.')[0]}/{n}" for n in blobs if ".1212." not in n)  # unpaired left out
+    assert got == sorted(f"viirs_l1b/{n}" for n in blobs if ".1212." not in n)  # unpaired left out
     assert all(e.status == "downloaded" for e in res.entries)
     for e in res.entries:
         assert (tmp_path / e.path).read_bytes() == blobs[e.path.split("/")[1]]
+    from firesmoke.io.discovery import find_granules
+
+    assert len(find_granules(tmp_path / "viirs_l1b", kind="l1b")) == 2  # pairs found as downloaded
     assert set(auth) == {"Bearer tok-abcdef-123456"}
     assert progress and progress[-1][0] == progress[-1][1]
     man = read_manifest(tmp_path)
@@ -142,9 +145,9 @@ def test_wrong_cmr_checksum_fails_that_granule_only(httpserver, tmp_path, monkey
     httpserver.expect_request("/d/bad.hdf").respond_with_handler(lambda r: range_response(bad, r))
     res = fetch_earthdata(["MCD64A1"], "2020-08-01", "2020-09-30", (0, 40, 1, 41), tmp_path, policy=FAST)
     status = {e.path: e.status for e in res.entries}
-    assert status == {"MCD64A1/good.hdf": "downloaded", "MCD64A1/bad.hdf": "failed"}
-    assert not (tmp_path / "MCD64A1" / "bad.hdf").exists()
-    assert not (tmp_path / "MCD64A1" / "bad.hdf.part").exists()
+    assert status == {"burned_area/good.hdf": "downloaded", "burned_area/bad.hdf": "failed"}
+    assert not (tmp_path / "burned_area" / "bad.hdf").exists()
+    assert not (tmp_path / "burned_area" / "bad.hdf.part").exists()
 
 
 def test_download_401_stops_with_credentials_hint(httpserver, tmp_path, monkeypatch, caplog):

@@ -61,10 +61,10 @@ def test_resolve_bbox_accepts_names_files_tuples_and_strings(tmp_path):
 def test_fetch_for_region_cmr_and_firms(servers, tmp_path):
     res = fetch_for_region("PT", "2017-06-01", "2017-06-30", ["VNP64A1", "VIIRS_SNPP_SP"], tmp_path)
     assert not res.failed
-    assert (tmp_path / "VNP64A1" / servers["name"]).read_bytes() == servers["blob"]
+    assert (tmp_path / "burned_area" / servers["name"]).read_bytes() == servers["blob"]
     assert len(read_firms(tmp_path / "firms")) == 3  # 3 spans of 10 days, one detection each
     man = read_manifest(tmp_path)
-    assert man[f"VNP64A1/{servers['name']}"]["checksum"].startswith("SHA-256:")
+    assert man[f"burned_area/{servers['name']}"]["checksum"].startswith("SHA-256:")
     assert servers["cmr_args"][0]["short_name"] == "VNP64A1"
 
 
@@ -111,7 +111,7 @@ def test_cli_fetch_runs_and_reports(servers, tmp_path, capsys):
                "--products", "VNP64A1", "--out", str(tmp_path), "--dry-run", "-q"])
     out = capsys.readouterr().out
     assert rc == 0 and servers["name"] in out and "1 file(s) would be fetched" in out
-    assert not (tmp_path / "VNP64A1").exists()
+    assert not (tmp_path / "burned_area").exists()
     rc = main(["fetch", "--region=-10,36,-6,42", "--start", "2017-06-01", "--end", "2017-06-05",
                "--products", "VNP64A1", "VIIRS_NOAA20_SP", "--out", str(tmp_path), "-q"])
     out = capsys.readouterr().out

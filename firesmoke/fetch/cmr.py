@@ -67,15 +67,17 @@ class EarthdataProduct:
     version: str | None
     description: str
     pair: str | None = None
+    folder: str = "burned_area"
+    """Sub-folder of the output folder (L1B pairs share one, as the granule discovery wants)."""
 
 
 EARTHDATA_PRODUCTS: dict[str, EarthdataProduct] = {
     p.short_name: p
     for p in (
-        EarthdataProduct("VNP02MOD", None, "VIIRS/NPP L1B 750 m radiances (6-min swath)", pair="VNP03MOD"),
-        EarthdataProduct("VNP03MOD", None, "VIIRS/NPP L1 750 m geolocation", pair="VNP02MOD"),
-        EarthdataProduct("VJ102MOD", None, "VIIRS/NOAA-20 L1B 750 m radiances (6-min swath)", pair="VJ103MOD"),
-        EarthdataProduct("VJ103MOD", None, "VIIRS/NOAA-20 L1 750 m geolocation", pair="VJ102MOD"),
+        EarthdataProduct("VNP02MOD", None, "VIIRS/NPP L1B 750 m radiances (6-min swath)", pair="VNP03MOD", folder="viirs_l1b"),
+        EarthdataProduct("VNP03MOD", None, "VIIRS/NPP L1 750 m geolocation", pair="VNP02MOD", folder="viirs_l1b"),
+        EarthdataProduct("VJ102MOD", None, "VIIRS/NOAA-20 L1B 750 m radiances (6-min swath)", pair="VJ103MOD", folder="viirs_l1b"),
+        EarthdataProduct("VJ103MOD", None, "VIIRS/NOAA-20 L1 750 m geolocation", pair="VJ102MOD", folder="viirs_l1b"),
         EarthdataProduct("MCD64A1", "061", "MODIS Terra+Aqua burned area monthly 500 m (C6.1)"),
         EarthdataProduct("VNP64A1", None, "VIIRS/NPP burned area monthly 500 m"),
     )
@@ -269,7 +271,11 @@ def fetch_earthdata(
     manifest: Manifest | None = None,
     dry_run: bool = False,
 ) -> FetchResult:
-    """Search CMR for ``products`` and download their granules into ``out/<short name>/``.
+    """Search CMR for ``products`` and download their granules into ``out``.
+
+    L1B swaths go to ``out/viirs_l1b/`` (observation and geolocation files together, as
+    :func:`firesmoke.io.discovery.find_granules` pairs them), MCD64A1 and VNP64A1 tiles to
+    ``out/burned_area/``.
 
     L1B observation products bring their geolocation pair (and vice versa); unpaired
     granules are left out with a warning. ``dry_run`` only searches (the result lists the
@@ -299,7 +305,7 @@ def fetch_earthdata(
             if keys is not None and _pair_key(g) not in keys:
                 log.warning("%s: no %s granule of the same time; left out", g.name, pair)
                 continue
-            files.append(g.remote())
+            files.append(g.remote(EARTHDATA_PRODUCTS[n].folder))
     if dry_run:
         from firesmoke.fetch.manifest import ManifestEntry
 

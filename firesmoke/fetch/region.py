@@ -152,7 +152,8 @@ def fetch_for_region(
 ) -> FetchResult:
     """Fetch ``products`` for ``region`` and days ``start..end`` into ``out`` (one manifest).
 
-    Layout under ``out``: ``<CMR short name>/<granule file>``, ``firms/<source>_<first>_<last>.csv``,
+    Layout under ``out``: ``viirs_l1b/<granule>`` (L1B pairs), ``burned_area/<tile>``
+    (MCD64A1, VNP64A1), ``firms/<source>_<first>_<last>.csv``,
     ``sentinel2/<site or bbox>/items.json`` (+ ``sentinel2/<collection>/<item>/<asset>``),
     and ``manifest.jsonl``. Files already present and verified are skipped, so calling
     this again (or for an overlapping unit) costs only the searches.

@@ -221,3 +221,55 @@ def test_safe_join_cleans_odd_characters(tmp_path):
     p = safe_join(tmp_path, "VNP64A1/VNP64A1 x;y.h5")
     assert p == tmp_path / "VNP64A1" / "VNP64A1_x_y.h5"
     assert safe_join(tmp_path, ".hidden").name == "_hidden"
+
+
+def test_html_login_page_is_not_saved_as_data(httpserver, tmp_path):
+    httpserver.expect_request("/VNP64A1.h5").respond_with_data("<html>Earthdata Login</html>",
+                                                               content_type="text/html; charset=utf-8")
+    with pytest.raises(AuthError, match="HTML page"):
+        download_file(new_session(), httpserver.url_for("/VNP64A1.h5"), tmp_path / "VNP64A1.h5", policy=FAST)
+    assert not (tmp_path / "VNP64A1.h5").exists()
+
+
+def test_part_file_locked_by_another_download(httpserver, tmp_path):
+    import fcntl
+
+    httpserver.expect_request("/k.bin").respond_with_data(DATA)
+    part = tmp_path / "k.bin.part"
+    part.write_bytes(b"x")
+    with open(part, "ab") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(FetchError, match="another process"):
+            download_file(new_session(), httpserver.url_for("/k.bin"), tmp_path / "k.bin", policy=FAST)
+    assert part.read_bytes() == b"x"
+
+
+def test_bearer_token_is_not_forwarded_to_another_host(httpserver, tmp_path, monkeypatch):
+    monkeypatch.setenv("EARTHDATA_TOKEN", "tok-do-not-forward-1")
+    seen = {}
+
+    def first(req):
+        seen["first"] = req.headers.get("Authorization")
+        return Response(status=302, headers={"Location": f"http://127.0.0.1:{httpserver.port}/signed/x.bin"})
+
+    def signed(req):  # e.g. a pre-signed S3 URL: a second Authorization would be refused
+        seen["signed"] = req.headers.get("Authorization")
+        return range_response(DATA, req)
+
+    httpserver.expect_request("/daac/x.bin").respond_with_handler(first)
+    httpserver.expect_request("/signed/x.bin").respond_with_handler(signed)
+    session = new_session(earthdata_credentials())
+    download_file(session, f"http://localhost:{httpserver.port}/daac/x.bin", tmp_path / "x.bin", policy=FAST)
+    assert seen == {"first": "Bearer tok-do-not-forward-1", "signed": None}
+
+
+def test_retry_after_http_date_and_cap():
+    import email.utils
+    import time
+
+    p = RetryPolicy(backoff=1.0, max_wait=30.0)
+    assert p.wait(0, "5") == 5.0
+    assert p.wait(0, "600") == 30.0  # capped
+    later = email.utils.formatdate(time.time() + 10, usegmt=True)
+    assert 8.0 <= p.wait(0, later) <= 10.5
+    assert 1.0 <= p.wait(0, "garbage") <= 1.1 and 4.0 <= p.wait(2) <= 4.4  # backoff with jitter

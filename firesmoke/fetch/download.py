@@ -31,7 +31,7 @@ from pathlib import Path
 import requests
 
 from firesmoke.fetch.config import redact
-from firesmoke.fetch.http import ChecksumError, FetchError, RetryPolicy, request
+from firesmoke.fetch.http import AuthError, ChecksumError, FetchError, RetryPolicy, request
 from firesmoke.fetch.manifest import ManifestEntry
 
 __all__ = ["Checksum", "ProgressCallback", "download_file", "file_digest"]
@@ -106,16 +106,31 @@ def _refuse_symlink(path: Path) -> None:
         raise FetchError(f"{path}: exists and is not a regular file (symlink?); refusing to write through it")
 
 
+def _lock(fd: int, part: Path) -> None:
+    """Take an exclusive advisory lock on the part file: two processes never append to one file."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        raise FetchError(f"{part}: being downloaded by another process (locked)") from exc
+
+
 def _open_part(part: Path, resume: bool) -> tuple[int, int]:
-    """Open the part file for appending -> ``(fd, bytes already there)``; never follows symlinks."""
+    """Open (and lock) the part file for appending -> ``(fd, bytes already there)``; never follows symlinks."""
     _refuse_symlink(part)
     flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     if resume and part.exists():
         fd = os.open(part, flags | os.O_APPEND)
+        _lock(fd, part)
         return fd, os.fstat(fd).st_size
     if part.exists():
         part.unlink()
     fd = os.open(part, flags | os.O_CREAT | os.O_EXCL, 0o644)
+    _lock(fd, part)
     return fd, 0
 
 
@@ -216,6 +231,12 @@ def download_file(
                     log.info("%s: server ignored the range request; restarting from 0", dest)
                     os.ftruncate(fd, 0)
                     offset = 0
+                ctype = resp.headers.get("Content-Type", "").lower()
+                if ctype.startswith("text/html") and dest.suffix.lower() not in (".html", ".htm"):
+                    raise AuthError(
+                        f"{shown_url}: the server sent an HTML page instead of {dest.name} (an Earthdata "
+                        "login page? check EARTHDATA_TOKEN or ~/.netrc, and that the application is "
+                        "authorised in your Earthdata profile)")
                 total = _total_from(resp, offset)
                 if expected is None:
                     expected = total

@@ -118,8 +118,10 @@ class _ByteBars:
         with self._lock:
             bar = self._bars.get(label)
             if bar is None:
-                bar = tqdm(total=total or None, desc=label[:40], unit="B", unit_scale=True, unit_divisor=1024,
-                           disable=self.disable, leave=False, file=sys.stderr)
+                counts = label.startswith(("FIRMS", "STAC"))  # requests, not bytes
+                bar = tqdm(total=total or None, desc=label[:40], unit="req" if counts else "B",
+                           unit_scale=not counts, unit_divisor=1024, disable=self.disable,
+                           leave=counts, file=sys.stderr)
                 self._bars[label] = bar
             bar.n = done
             bar.refresh()

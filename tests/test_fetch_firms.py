@@ -136,3 +136,18 @@ def test_archive_zip_is_unpacked_safely(httpserver, tmp_path):
     assert not (tmp_path.parent / "evil.csv").exists()
     df = read_firms(tmp_path / "firms")
     assert len(df) == 5 and set(df["instrument"]) == {"MODIS", "VIIRS"}
+
+
+def test_antimeridian_box_is_asked_in_two_parts_and_dry_run_sends_nothing(httpserver, tmp_path, monkeypatch):
+    monkeypatch.setenv("MAP_KEY", KEY)
+    boxes = []
+    httpserver.expect_request(__import__("re").compile(r"/api/.*")).respond_with_handler(
+        lambda r: boxes.append(r.path.split("/")[6]) or Response(VIIRS_HEADER + "\n"))
+    plan = fetch_firms_area(["VIIRS_SNPP_SP"], (170, 50, 190, 60), "2020-01-01", "2020-01-03", tmp_path,
+                            firms_url=httpserver.url_for(""), dry_run=True)
+    assert [e.status for e in plan.entries] == ["planned", "planned"] and boxes == []
+    res = fetch_firms_area(["VIIRS_SNPP_SP"], (170, 50, 190, 60), "2020-01-01", "2020-01-03", tmp_path,
+                           firms_url=httpserver.url_for(""), policy=FAST, today=dt.date(2026, 1, 1))
+    assert sorted(boxes) == ["-180,50,-170,60", "170,50,180,60"]
+    assert [e.path for e in res.entries] == ["firms/VIIRS_SNPP_SP_20200101_20200103_part1.csv",
+                                             "firms/VIIRS_SNPP_SP_20200101_20200103_part2.csv"]

@@ -165,3 +165,17 @@ def test_planetary_computer_signing_uses_token_endpoint(httpserver, stac_api, tm
     assert asset_queries == ["st=2099&se=2099&sig=SECRETSIG"] * 2  # both B04 files, signed
     assert "SECRETSIG" not in (tmp_path / "manifest.jsonl").read_text()
     assert "SECRETSIG" not in (tmp_path / "sentinel2" / "bbox" / "items.json").read_text()
+
+
+def test_cli_fetch_sentinel2_for_sites_csv(stac_api, tmp_path, capsys):
+    from firesmoke.cli import main
+
+    sites = tmp_path / "sites.csv"
+    sites.write_text("site_id,lon,lat\nplant_a,-8.995,40.605\nplant_b,-8.99,40.61\n")
+    rc = main(["fetch", "--region=-9.1,40.5,-8.9,40.7", "--start", "2021-08-01", "--end", "2021-08-31",
+               "--products", "sentinel-2-l2a", "--catalog", stac_api["base"], "--sites-csv", str(sites),
+               "--max-cloud", "50", "--out", str(tmp_path / "out"), "-q"])
+    assert rc == 0 and "2 written" in capsys.readouterr().out
+    for site in ("plant_a", "plant_b"):
+        coll = json.loads((tmp_path / "out" / "sentinel2" / site / "items.json").read_text())
+        assert [f["id"] for f in coll["features"]] == ["S2B_29TNE_20210801_0_L2A", "S2B_29TNE_20210803_0_L2A"]

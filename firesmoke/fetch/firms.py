@@ -85,11 +85,13 @@ def day_spans(start: Any, end: Any, max_days: int = MAX_DAY_RANGE) -> list[tuple
     return out
 
 
-def _bbox_text(bbox: Sequence[float]) -> str:
+def _bbox_texts(bbox: Sequence[float]) -> list[str]:
+    """``west,south,east,north`` strings for the API; a box across the antimeridian gives two."""
+    from firesmoke.io.sinusoidal import _lon_intervals
+
     left, bottom, right, top = (float(v) for v in bbox)
-    left, right = max(left, -180.0), min(right, 180.0)
     bottom, top = max(bottom, -90.0), min(top, 90.0)
-    return ",".join(f"{v:g}" for v in (left, bottom, right, top))
+    return [",".join(f"{v:g}" for v in (lo, bottom, hi, top)) for lo, hi in _lon_intervals(left, right)]
 
 
 def _check_csv(body: bytes, url: str) -> None:
@@ -117,14 +119,17 @@ def fetch_firms_area(
     manifest: Manifest | None = None,
     overwrite: bool = False,
     today: dt.date | None = None,
+    dry_run: bool = False,
 ) -> FetchResult:
     """Fetch FIRMS detections for ``bbox`` and days ``start..end`` from the area API.
 
-    Returns the manifest entries of the CSV files written under ``out/firms/``.
+    Returns the manifest entries of the CSV files written under ``out/firms/`` (with
+    ``dry_run``, the requests that would be made, status ``planned``; nothing is sent).
+    A box across the antimeridian is asked in two parts (``..._part1.csv``, ``_part2``).
     Raises :class:`~firesmoke.fetch.http.AuthError` without a ``MAP_KEY`` or when FIRMS
     refuses it.
     """
-    key = firms_map_key(map_key)
+    key = firms_map_key(map_key) or ("MAP_KEY" if dry_run else None)
     if not key:
         raise AuthError("FIRMS needs a MAP_KEY: set the MAP_KEY environment variable "
                         "(free key from https://firms.modaps.eosdis.nasa.gov/api/map_key/)")
@@ -136,42 +141,45 @@ def fetch_firms_area(
     manifest = manifest or Manifest(root)
     session = session or new_session()
     today = today or dt.datetime.now(dt.UTC).date()
-    box = _bbox_text(bbox)
+    boxes = _bbox_texts(bbox)
     spans = day_spans(start, end)
     entries: list[ManifestEntry] = []
-    total = len(spans) * len(sources)
-    for source in (s.upper() for s in sources):
-        for first, n in spans:
-            last = first + dt.timedelta(days=n - 1)
-            dest = safe_join(root, FOLDER, f"{source}_{first:%Y%m%d}_{last:%Y%m%d}.csv")
-            rel = os.path.relpath(dest, root)
-            url = f"{base}/api/area/csv/{key}/{source}/{box}/{n}/{first.isoformat()}"
-            shown = redact(url)
-            fresh = (today - last).days < NRT_REFRESH_DAYS
-            if dest.exists() and not overwrite and not fresh:
-                entries.append(manifest.add(ManifestEntry(shown, rel, dest.stat().st_size, None, "skipped", "firms")))
-            else:
-                try:
-                    resp = request(session, "GET", url, policy=policy, ok_status=(400,))
-                    body = resp.content
-                    _check_csv(body, url)  # FIRMS says "Invalid MAP_KEY." with 200 or 400
-                except AuthError:
-                    raise
-                except FetchError as exc:
-                    log.error("%s", exc)
-                    entries.append(manifest.add(ManifestEntry(shown, rel, None, None, "failed", "firms",
-                                                              error=str(exc))))
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                write_atomic(dest, body)
-                rows = max(0, body.count(b"\n") - 1 + (0 if body.endswith(b"\n") else 1))
-                log.info("FIRMS %s %s..%s: %d detection(s)", source, first, last, rows)
-                entries.append(manifest.add(ManifestEntry(
-                    shown, rel, len(body), f"SHA-256:{hashlib.sha256(body).hexdigest()}", "downloaded",
-                    "firms", extra={"source": source, "first_day": first.isoformat(), "days": n, "rows": rows})))
-            if progress:
-                progress(len(entries), total, "FIRMS")
-    return FetchResult(entries, manifest.path)
+    total = len(spans) * len(sources) * len(boxes)
+    jobs = [(src.upper(), k, box, first, n) for src in sources for k, box in enumerate(boxes) for first, n in spans]
+    for source, k, box, first, n in jobs:
+        last = first + dt.timedelta(days=n - 1)
+        part = f"_part{k + 1}" if len(boxes) > 1 else ""
+        dest = safe_join(root, FOLDER, f"{source}_{first:%Y%m%d}_{last:%Y%m%d}{part}.csv")
+        rel = os.path.relpath(dest, root)
+        url = f"{base}/api/area/csv/{key}/{source}/{box}/{n}/{first.isoformat()}"
+        shown = redact(url)
+        fresh = (today - last).days < NRT_REFRESH_DAYS
+        if dry_run:
+            entries.append(ManifestEntry(shown, rel, None, None, "planned", "firms"))
+        elif dest.exists() and not overwrite and not fresh:
+            entries.append(manifest.add(ManifestEntry(shown, rel, dest.stat().st_size, None, "skipped", "firms")))
+        else:
+            try:
+                resp = request(session, "GET", url, policy=policy, ok_status=(400,))
+                body = resp.content
+                _check_csv(body, url)  # FIRMS says "Invalid MAP_KEY." with 200 or 400
+            except AuthError:
+                raise
+            except FetchError as exc:
+                log.error("%s", exc)
+                entries.append(manifest.add(ManifestEntry(shown, rel, None, None, "failed", "firms",
+                                                          error=str(exc))))
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(dest, body)
+            rows = max(0, body.count(b"\n") - 1 + (0 if body.endswith(b"\n") else 1))
+            log.info("FIRMS %s %s..%s: %d detection(s)", source, first, last, rows)
+            entries.append(manifest.add(ManifestEntry(
+                shown, rel, len(body), f"SHA-256:{hashlib.sha256(body).hexdigest()}", "downloaded",
+                "firms", extra={"source": source, "first_day": first.isoformat(), "days": n, "rows": rows})))
+        if progress and not dry_run:
+            progress(len(entries), total, "FIRMS")
+    return FetchResult(entries, None if dry_run else manifest.path)
 
 
 def _extract_csvs(zpath: Path, root: Path, manifest: Manifest, url: str) -> list[ManifestEntry]:

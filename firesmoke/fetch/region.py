@@ -176,9 +176,11 @@ def fetch_for_region(
         result = result + fetch_earthdata(earth, d0, d1, bbox, root, versions=dict(versions or {}),
                                           cmr_url=cmr_url, policy=policy, progress=progress, workers=workers,
                                           manifest=manifest, dry_run=dry_run)
-    if firms and not dry_run:
+    if firms:
         result = result + fetch_firms_area(firms, bbox, d0, d1, root, map_key=map_key, firms_url=firms_url,
-                                           policy=policy, progress=progress, manifest=manifest)
+                                           policy=policy, progress=progress, manifest=manifest, dry_run=dry_run)
+    if stac and dry_run:
+        log.warning("--dry-run lists CMR granules and FIRMS requests only; Sentinel-2 is not searched")
     for coll in ([] if dry_run else stac):
         result = result + fetch_sentinel2(root, d0, d1, bbox=None if sites else bbox, sites=sites,
                                           collection=coll, catalog=catalog, max_cloud=max_cloud,

@@ -78,6 +78,8 @@ versions = { vnp64a1 = "002" }
 """)
     fs = parse_fetch_table(spec["fetch"], base_dir=tmp_path)
     assert fs.out == tmp_path / "inputs" and fs.versions == {"VNP64A1": "002"}
+    assert fs.input_folders()["viirs"] == tmp_path / "inputs" / "viirs_l1b"
+    assert fs.to_dict()["pad_days"] == 10 and json.dumps(fs.to_dict())
     res = fs.fetch("-10,36,-6,42", "2017-06-11", "2017-06-30")
     assert [e.status for e in res.entries] == ["downloaded"]
     args = servers["cmr_args"][0]

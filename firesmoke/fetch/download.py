@@ -211,7 +211,10 @@ def download_file(
         try:
             if expected is not None and offset >= expected:
                 break  # complete part from an earlier run: verify below
-            headers = {"Range": f"bytes={offset}-"} if offset else {}
+            # identity: byte offsets of ranges and Content-Length must be those of the file itself
+            headers = {"Accept-Encoding": "identity"}
+            if offset:
+                headers["Range"] = f"bytes={offset}-"
             resp = request(session, "GET", url, policy=policy, headers=headers, stream=True,
                            sleep=sleep, ok_status=(416,))
             with resp:

@@ -21,7 +21,8 @@ The ``[fetch]`` table
 ---------------------
 A campaign spec may hold a ``[fetch]`` table; :func:`parse_fetch_table` checks it and
 returns a :class:`FetchSpec` whose :meth:`FetchSpec.fetch` downloads what one unit
-(region x period) needs before it runs::
+(region x period) needs before it runs, and whose :meth:`FetchSpec.input_folders` says
+where (``viirs_l1b/``, ``firms/``, ``burned_area/`` under ``out``)::
 
     [fetch]
     products = ["viirs-l1b-snpp", "VIIRS_SNPP_SP", "VNP64A1"]   # required
@@ -210,6 +211,18 @@ class FetchSpec:
     workers: int = 4
     cmr_url: str | None = None
     firms_url: str | None = None
+
+    def input_folders(self) -> dict[str, Path]:
+        """Where the fetched inputs land: ``viirs`` (L1B pairs), ``firms``, ``burned_area``, ``sentinel2``."""
+        return {"viirs": self.out / "viirs_l1b", "firms": self.out / "firms",
+                "burned_area": self.out / "burned_area", "sentinel2": self.out / "sentinel2"}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for campaign reports)."""
+        return {"products": list(self.products), "out": str(self.out), "pad_days": self.pad_days,
+                "versions": dict(self.versions), "max_cloud": self.max_cloud,
+                "assets": list(self.assets) if self.assets else None, "catalog": self.catalog,
+                "workers": self.workers, "cmr_url": self.cmr_url, "firms_url": self.firms_url}
 
     def fetch(self, region: Any, start: Any, end: Any, progress: ProgressCallback | None = None) -> FetchResult:
         """Fetch what a unit over ``region`` and ``start..end`` needs (``pad_days`` earlier too)."""

@@ -151,3 +151,25 @@ def test_antimeridian_box_is_asked_in_two_parts_and_dry_run_sends_nothing(httpse
     assert sorted(boxes) == ["-180,50,-170,60", "170,50,180,60"]
     assert [e.path for e in res.entries] == ["firms/VIIRS_SNPP_SP_20200101_20200103_part1.csv",
                                              "firms/VIIRS_SNPP_SP_20200101_20200103_part2.csv"]
+
+
+@pytest.mark.real
+def test_real_firms_files_through_the_archive_client(real_data, httpserver, tmp_path):
+    """Real FIRMS downloads served as archive CSV and ZIP read back exactly like the originals."""
+    nrt = real_data / "firms" / "SUOMI_VIIRS_C2_Europe_24h_20220905.csv"
+    arch = real_data / "firms" / "fire_archive_M6_96619.csv"
+    if not (nrt.is_file() and arch.is_file()):
+        pytest.skip("real FIRMS samples not found")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(arch, f"DL_FIRE_M6_96619/{arch.name}")
+    httpserver.expect_request(f"/d/{nrt.name}").respond_with_data(nrt.read_bytes(), content_type="text/csv")
+    httpserver.expect_request("/d/DL_FIRE_M6_96619.zip").respond_with_data(buf.getvalue(),
+                                                                           content_type="application/zip")
+    fetch_firms_archive([httpserver.url_for(f"/d/{nrt.name}"), httpserver.url_for("/d/DL_FIRE_M6_96619.zip")],
+                        tmp_path, policy=FAST)
+    for original in (nrt, arch):
+        got = read_firms(tmp_path / "firms" / original.name)
+        ref = read_firms(original)
+        assert len(got) == len(ref) and len(got) in (1205, 36011)
+        assert (got["frp"].values == ref["frp"].values).all()

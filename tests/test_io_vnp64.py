@@ -134,3 +134,27 @@ def test_synthetic_month_writer_gives_the_mcd64a1_target(tmp_path):
     b = daily_burned_fraction(region, [v], "2017-06-01", "2017-06-30").values
     np.testing.assert_array_equal(a, b)
     assert np.isfinite(b).any()
+
+
+@pytest.mark.real
+def test_real_mcd64a1_values_as_vnp64a1(real_data, tmp_path):
+    """The real h08v04 tile's layers re-written as VNP64A1 give the same reader output and fraction."""
+    from firesmoke.io import hdf4
+
+    tile = real_data / "mcd64a1" / "MCD64A1.A2001213.h08v04.006.2017012140005.hdf"
+    if not tile.is_file():
+        pytest.skip(f"{tile} not found")
+    layers = {n: hdf4.read_sds(tile, n)[0] for n in ("Burn Date", "Burn Date Uncertainty", "QA", "First Day", "Last Day")}
+    grid = hdf4.grid_info(hdf4.read_attributes(tile)["StructMetadata.0"])  # the product's own corners
+    v = write_vnp64a1(tmp_path / vnp64_file_name("2001-08", 8, 4), layers, (8, 4), "2001-08",
+                      ul=grid.upper_left, lr=grid.lower_right)
+    mod, vii = open_mcd64(tile), open_vnp64a1(v)
+    for var in ("burn_date", "burn_date_uncertainty", "qa", "first_day", "last_day"):
+        np.testing.assert_array_equal(vii[var].values, mod[var].values)
+        assert vii[var].dtype == mod[var].dtype
+    assert vii.rio.transform() == mod.rio.transform()
+    region = Region("NCAL", (-120.6, 40.05, -119.3, 41.3), 0.01)
+    a = daily_burned_fraction(region, [tile], "2001-08-09", "2001-08-31").values
+    b = daily_burned_fraction(region, [v], "2001-08-09", "2001-08-31").values
+    assert np.nansum(a) > 10
+    np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7, equal_nan=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from werkzeug import Request, Response
 
 from firesmoke.fetch import RetryPolicy
@@ -33,3 +34,10 @@ def range_response(data: bytes, request: Request, *, drop_after: int | None = No
         raise ConnectionAbortedError("test: connection dropped mid-file")
 
     return Response(gen(), status=status, headers=headers, content_type="application/octet-stream")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_for_local_servers(monkeypatch):
+    """Requests to the test servers never go through a proxy set in the environment."""
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")

@@ -6,7 +6,7 @@ import hashlib
 import json
 
 import pytest
-from _fetch_helpers import FAST, range_response
+from _fetch_helpers import FAST, _no_proxy_for_local_servers, range_response  # noqa: F401
 from werkzeug import Response
 
 from firesmoke.fetch import AuthError, fetch_earthdata, search_granules

@@ -8,7 +8,7 @@ import logging
 import os
 
 import pytest
-from _fetch_helpers import FAST, range_response
+from _fetch_helpers import FAST, _no_proxy_for_local_servers, range_response  # noqa: F401
 from werkzeug import Response
 
 from firesmoke.errors import InputError
@@ -273,3 +273,12 @@ def test_retry_after_http_date_and_cap():
     later = email.utils.formatdate(time.time() + 10, usegmt=True)
     assert 8.0 <= p.wait(0, later) <= 10.5
     assert 1.0 <= p.wait(0, "garbage") <= 1.1 and 4.0 <= p.wait(2) <= 4.4  # backoff with jitter
+
+
+def test_traversing_server_name_fails_that_file_only(httpserver, tmp_path):
+    httpserver.expect_request("/ok.bin").respond_with_data(DATA)
+    files = [RemoteFile(httpserver.url_for("/evil"), "sentinel2/../../../evil.tif"),
+             RemoteFile(httpserver.url_for("/ok.bin"), "ok.bin")]
+    res = download_all(new_session(), files, tmp_path / "out", policy=FAST)
+    assert [e.status for e in res.entries] == ["failed", "downloaded"]
+    assert not list(tmp_path.rglob("evil*"))

@@ -8,7 +8,7 @@ import logging
 import zipfile
 
 import pytest
-from _fetch_helpers import FAST
+from _fetch_helpers import FAST, _no_proxy_for_local_servers  # noqa: F401
 from werkzeug import Response
 
 from firesmoke.fetch import AuthError, fetch_firms_archive, fetch_firms_area

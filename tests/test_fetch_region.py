@@ -8,7 +8,7 @@ import re
 import tomllib
 
 import pytest
-from _fetch_helpers import range_response
+from _fetch_helpers import _no_proxy_for_local_servers, range_response  # noqa: F401
 from werkzeug import Response
 
 from firesmoke.cli import build_parser, main

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import rasterio
-from _fetch_helpers import FAST, range_response
+from _fetch_helpers import FAST, _no_proxy_for_local_servers, range_response  # noqa: F401
 from rasterio.transform import from_origin
 from werkzeug import Response
 

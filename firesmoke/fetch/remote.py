@@ -13,6 +13,7 @@ from typing import Any
 
 import requests
 
+from firesmoke.errors import InputError
 from firesmoke.fetch.config import redact
 from firesmoke.fetch.download import Checksum, ProgressCallback, download_file
 from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy
@@ -84,7 +85,12 @@ def download_all(
     manifest = manifest or Manifest(root)
 
     def one(f: RemoteFile) -> ManifestEntry:
-        dest = safe_join(root, f.relpath)
+        try:
+            dest = safe_join(root, f.relpath)
+        except InputError as exc:  # a server-given name that would leave the folder
+            log.error("%s: %s; not downloaded", redact(f.url), exc)
+            return manifest.add(ManifestEntry(redact(f.url), f.relpath, f.size, None, "failed", f.source,
+                                              error=str(exc)))
         try:
             entry = download_file(session, f.url, dest, size=f.size, checksum=f.checksum, policy=policy,
                                   progress=progress, source=f.source, root=root, sleep=sleep)

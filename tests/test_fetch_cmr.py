@@ -101,6 +101,7 @@ def test_fetch_earthdata_pairs_l1b_downloads_and_verifies(httpserver, tmp_path, 
     auth = []
 
     def search(req):
+        auth.append(("search", req.headers.get("Authorization")))
         return Response(json.dumps({"hits": 9, "items": per_product[req.args["short_name"]]}),
                         headers={"Content-Type": "application/json"})
 
@@ -122,7 +123,7 @@ def test_fetch_earthdata_pairs_l1b_downloads_and_verifies(httpserver, tmp_path, 
     from firesmoke.io.discovery import find_granules
 
     assert len(find_granules(tmp_path / "viirs_l1b", kind="l1b")) == 2  # pairs found as downloaded
-    assert set(auth) == {"Bearer tok-abcdef-123456"}
+    assert set(auth) == {"Bearer tok-abcdef-123456", ("search", None)}  # the token goes to data hosts only
     assert progress and progress[-1][0] == progress[-1][1]
     man = read_manifest(tmp_path)
     assert len(man) == 4 and all(r["checksum"].startswith("MD5:") for r in man.values())

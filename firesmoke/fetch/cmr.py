@@ -291,12 +291,12 @@ def fetch_earthdata(
             if n and n not in names:
                 names.append(n)
     credentials = credentials or earthdata_credentials()
-    session = new_session(credentials)
+    search_session = new_session()  # public search: the credentials go only to the data hosts
     found: dict[str, list[Granule]] = {}
     for n in names:
         version = (versions or {}).get(n, EARTHDATA_PRODUCTS[n].version)
         found[n] = search_granules(n, start, end, bbox, version=version, cmr_url=cmr_url,
-                                   session=session, policy=policy)
+                                   session=search_session, policy=policy)
     files: list[RemoteFile] = []
     for n, granules in found.items():
         pair = EARTHDATA_PRODUCTS[n].pair
@@ -314,4 +314,5 @@ def fetch_earthdata(
     if not credentials.present:
         log.warning("no Earthdata credentials (EARTHDATA_TOKEN or ~/.netrc machine %s); "
                     "protected downloads will fail", credentials.host)
-    return download_all(session, files, out, manifest=manifest, policy=policy, progress=progress, workers=workers)
+    return download_all(new_session(credentials), files, out, manifest=manifest, policy=policy,
+                        progress=progress, workers=workers)

@@ -101,7 +101,7 @@ def add_fetch(sub: argparse._SubParsersAction, commands: dict | None = None) -> 
     p.add_argument("--firms-archive", nargs="+", metavar="URL", default=[],
                    help="also download FIRMS archive CSV/ZIP files (ZIPs are unpacked to CSVs)")
     p.add_argument("--workers", type=int, default=4, help="parallel downloads (default 4)")
-    p.add_argument("--dry-run", action="store_true", help="only search CMR and list what would be downloaded")
+    p.add_argument("--dry-run", action="store_true", help="list the CMR files and FIRMS requests that would be fetched; download nothing")
 
 
 class _ByteBars:

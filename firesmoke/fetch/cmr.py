@@ -36,7 +36,7 @@ from typing import Any
 
 import requests
 
-from firesmoke.fetch.config import EarthdataCredentials, earthdata_credentials, service_url
+from firesmoke.fetch.config import EarthdataCredentials, earthdata_credentials, redact, service_url
 from firesmoke.fetch.download import Checksum, ProgressCallback
 from firesmoke.fetch.http import FetchError, RetryPolicy, new_session, request
 from firesmoke.fetch.manifest import Manifest
@@ -309,7 +309,7 @@ def fetch_earthdata(
     if dry_run:
         from firesmoke.fetch.manifest import ManifestEntry
 
-        return FetchResult([ManifestEntry(f.url, f.relpath, f.size, str(f.checksum) if f.checksum else None,
+        return FetchResult([ManifestEntry(redact(f.url), f.relpath, f.size, str(f.checksum) if f.checksum else None,
                                           "planned", f.source) for f in files], None)
     if not credentials.present:
         log.warning("no Earthdata credentials (EARTHDATA_TOKEN or ~/.netrc machine %s); "

@@ -228,7 +228,7 @@ def test_html_login_page_is_not_saved_as_data(httpserver, tmp_path):
                                                                content_type="text/html; charset=utf-8")
     with pytest.raises(AuthError, match="HTML page"):
         download_file(new_session(), httpserver.url_for("/VNP64A1.h5"), tmp_path / "VNP64A1.h5", policy=FAST)
-    assert not (tmp_path / "VNP64A1.h5").exists()
+    assert not (tmp_path / "VNP64A1.h5").exists() and not (tmp_path / "VNP64A1.h5.part").exists()
 
 
 def test_part_file_locked_by_another_download(httpserver, tmp_path):

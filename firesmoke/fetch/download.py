@@ -236,6 +236,10 @@ def download_file(
                     offset = 0
                 ctype = resp.headers.get("Content-Type", "").lower()
                 if ctype.startswith("text/html") and dest.suffix.lower() not in (".html", ".htm"):
+                    if offset == 0:  # nothing of ours in the part file: leave no trace
+                        os.close(fd)
+                        fd = -1
+                        part.unlink(missing_ok=True)
                     raise AuthError(
                         f"{shown_url}: the server sent an HTML page instead of {dest.name} (an Earthdata "
                         "login page? check EARTHDATA_TOKEN or ~/.netrc, and that the application is "

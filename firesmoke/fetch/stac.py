@@ -18,6 +18,8 @@ URL. Planetary Computer asset URLs are signed with a SAS token fetched from its 
 endpoint ``GET {FIRESMOKE_PC_SAS_URL}/token/{collection}`` (``{"token": ..., "msft:expiry":
 ...}``; ``PC_SDK_SUBSCRIPTION_KEY`` is sent as ``Ocp-Apim-Subscription-Key`` when set);
 tokens are cached per collection until shortly before they expire and never logged.
+Item JSONs written without ``assets`` keep the unsigned hrefs (a SAS token expires within
+the hour): sign them when reading (e.g. ``planetary_computer.sign``) or fetch the assets.
 """
 
 from __future__ import annotations

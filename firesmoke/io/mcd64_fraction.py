@@ -202,7 +202,7 @@ def plan_burned_fraction(
         first, last = max(m0, d0), min(m1, d1)
         months.append((first, last, srcs))
         if not srcs:
-            reason = (f"no usable MCD64A1/MCD64monthly file for {m0:%Y-%m} covering region "
+            reason = (f"no usable MCD64A1/VNP64A1/MCD64monthly file for {m0:%Y-%m} covering region "
                       f"{reg.name}: burned fraction is NaN on {first}..{last}")
             log.warning("%s", reason)
             skipped.append(SkippedInput(f"MCD64A1 {m0:%Y-%m} {reg.name}", reason,

@@ -306,6 +306,22 @@ def test_fast_path_sub_batches_equal_one_pass():
     fast.max_elements = 16 * 32 * 32 * 128  # one sample per pass
     assert fast.sub_batch(x.shape) == 1
     torch.testing.assert_close(fast(x), whole, atol=1e-5, rtol=1e-5)
+    # passes of equal size: 32 tiles of 64 x 128 x 128 -> 16 + 16 below 2**31 elements
+    fast.max_elements = 2**31 - 1
+    assert fast.sub_batch(torch.Size((32, 4, 64, 128, 128)), fused_lstm=True) == 16
+    assert fast.sub_batch(torch.Size((32, 4, 64, 128, 128))) == 11  # LSTM gates: 3 passes
+    assert fast.sub_batch(torch.Size((8, 4, 64, 128, 128))) == 8
+
+
+def test_fast_module_built_inside_inference_mode_runs():
+    """The engine builds models under inference_mode; their tensors are inference tensors."""
+    m = randomized_banet(seed=4)
+    x = torch.randn(1, 4, 16, 32, 32)
+    with torch.inference_mode():
+        fast = prepare_for_inference(m)
+    with torch.no_grad():
+        want = m(x)
+    torch.testing.assert_close(fast(x), want, atol=1e-4, rtol=1e-4)
 
 
 def test_fast_path_runs_in_the_module_dtype_and_recasts_after_to():

@@ -85,8 +85,8 @@ class Normalization:
         """Return ``(nan_to_fill(x) - mean) / std`` along ``channel_dim``.
 
         A new tensor unless ``inplace`` (then ``x``, a floating tensor, is overwritten).
-        This is the one implementation of the normalisation: the inference engine, the
-        chip classifier and the training samplers all call it.
+        The inference engine (:class:`firesmoke.inference.TileModel`) and the smoke chip
+        classifier call it.
         """
         if x.shape[channel_dim] != self.n_channels:
             raise ValueError(

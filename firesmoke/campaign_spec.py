@@ -60,11 +60,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from firesmoke.dates import as_date
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.store import safe_join
+from firesmoke.paths import safe_join
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
 
 __all__ = [
@@ -267,16 +266,12 @@ def _plain_name(ctx: _Ctx, value: Any, fld: str) -> str:
 
 
 def _date(ctx: _Ctx, value: Any, fld: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return pd.Timestamp(value).date()
-        except ValueError as exc:
-            raise ctx.error(f"not a date: {value!r}", fld) from exc
-    raise ctx.error(f"expected a date (YYYY-MM-DD), got {value!r}", fld)
+    if not isinstance(value, (str, dt.date)):
+        raise ctx.error(f"expected a date (YYYY-MM-DD), got {value!r}", fld)
+    try:
+        return as_date(value, fld)
+    except InputError as exc:
+        raise ctx.error(f"not a date: {value!r}", fld) from exc
 
 
 def _paths(ctx: _Ctx, value: Any, fld: str) -> tuple[Path, ...]:

@@ -414,10 +414,10 @@ def burned_fraction_cube(
 ) -> xr.DataArray:
     """Daily MCD64A1 burned fraction ``bafrac`` on the cube's grid and time axis.
 
-    Wraps :func:`firesmoke.io.mcd64.daily_burned_fraction`; with ``like`` (a cube), the
+    Wraps :func:`firesmoke.io.mcd64_fraction.daily_burned_fraction`; with ``like`` (a cube), the
     grid and time axis are checked against it.
     """
-    from firesmoke.io.mcd64 import daily_burned_fraction
+    from firesmoke.io.mcd64_fraction import daily_burned_fraction
 
     reg = Region.resolve(region)
     if like is not None:

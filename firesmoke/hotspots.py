@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from firesmoke.dates import utc_day
 from firesmoke.errors import InputError, MissingColumnError
 from firesmoke.grid import Region
 from firesmoke.kernels import hotspots as _kernel
@@ -41,18 +42,6 @@ _REQUIRED = ("latitude", "longitude", "time", "frp")
 _CONF_RANK = {"low": 0, "l": 0, "nominal": 1, "n": 1, "high": 2, "h": 2}
 _DAY_RULES = ("utc", "local_solar")
 _NS_PER_DAY = 86_400 * 1_000_000_000
-
-
-def _utc_naive(value: Any, what: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"cannot read {what} {value!r} as a date ({exc})", field=what) from exc
-    if ts is pd.NaT:
-        raise InputError(f"{what} is not a date", field=what)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.floor("D")
 
 
 def _time_ns(col: pd.Series) -> np.ndarray:
@@ -205,8 +194,8 @@ def rasterize_hotspots(
             raise MissingColumnError(
                 f"detection table lacks column {col!r} (has {list(table.columns)})", field=col)
     reg = Region.resolve(region)
-    t0 = _utc_naive(start, "start")
-    t1 = _utc_naive(end, "end")
+    t0 = utc_day(start, "start")
+    t1 = utc_day(end, "end")
     if t1 < t0:
         raise InputError(f"end ({t1.date()}) is before start ({t0.date()})", field="end")
     n_days = int((t1 - t0) / pd.Timedelta(days=1)) + 1

@@ -32,9 +32,8 @@ coordinate; the tile is in ``attrs`` (``tile``, ``tile_h``, ``tile_v``).
 Daily burned fraction
 ---------------------
 The BA-Net training target (:func:`daily_burned_fraction`, :func:`plan_burned_fraction`,
-:class:`BurnedFractionPlan`) lives in :mod:`firesmoke.io.mcd64_fraction`; the three names
-are re-exported here so ``from firesmoke.io.mcd64 import daily_burned_fraction`` keeps
-working.
+:class:`BurnedFractionPlan`) lives in :mod:`firesmoke.io.mcd64_fraction`, which builds on
+the readers of this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -61,26 +60,16 @@ from firesmoke.io.sinusoidal import (
     tiles_for_bbox,
 )
 
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ at the end of this module
-    from firesmoke.io.mcd64_fraction import (
-        BurnedFractionPlan,
-        daily_burned_fraction,
-        plan_burned_fraction,
-    )
-
 __all__ = [
     "BURN_DATE_FILL",
     "BURN_DATE_UNBURNED",
     "BURN_DATE_WATER",
     "BurnedAreaSource",
-    "BurnedFractionPlan",
-    "daily_burned_fraction",
     "mcd64_tiles_for_region",
     "open_mcd64",
     "open_mcd64_geotiff",
     "open_mcd64a1",
     "parse_mcd64_name",
-    "plan_burned_fraction",
 ]
 
 log = logging.getLogger(__name__)
@@ -475,24 +464,3 @@ def open_mcd64(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
 def mcd64_tiles_for_region(region: Region | str | os.PathLike[str]) -> list[tuple[int, int]]:
     """MODIS sinusoidal tiles ``(h, v)`` that intersect a region (sorted by v, then h)."""
     return tiles_for_bbox(Region.resolve(region).bbox)
-
-
-# ----------------------------------------------------------------------------- re-exports
-#: Names that moved to :mod:`firesmoke.io.mcd64_fraction`, still importable from here. They
-#: are resolved on first access (PEP 562): an import at the top would be circular, since
-#: :mod:`firesmoke.io.mcd64_fraction` builds on the readers of this module.
-_FRACTION_NAMES = frozenset(("BurnedFractionPlan", "daily_burned_fraction", "plan_burned_fraction"))
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FRACTION_NAMES:
-        from firesmoke.io import mcd64_fraction
-
-        value = getattr(mcd64_fraction, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _FRACTION_NAMES)

@@ -54,7 +54,7 @@ from firesmoke.errors import (
     WrongProductError,
 )
 from firesmoke.io import hdf4
-from firesmoke.io.discovery import match_file
+from firesmoke.io.products import match_file
 from firesmoke.io.viirs_arrays import Decoder, Hdf4LayerArray, lazy_array
 from firesmoke.io.viirs_common import (
     BANDS,

@@ -69,7 +69,7 @@ from firesmoke.errors import (
     MissingLayerError,
     WrongProductError,
 )
-from firesmoke.io.discovery import match_file
+from firesmoke.io.products import match_file
 from firesmoke.io.viirs_arrays import (
     NETCDF_LOCK,
     NcDecoder,

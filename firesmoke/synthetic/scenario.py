@@ -38,6 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from firesmoke._version import __version__
+from firesmoke.dates import as_date
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.synthetic.fire import LAND_COVER_NAMES, BurnTruth, simulate_burn_truth
@@ -178,18 +179,9 @@ class Scenario:
 
 # --------------------------------------------------------------------------- arguments
 def _as_date(value: Any, what: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
     try:
-        if isinstance(value, str):
-            return dt.date.fromisoformat(value.strip()[:10])
-        d = np.datetime64(value, "D")
-        if np.isnat(d):
-            raise ValueError("NaT")
-        return dt.date.fromisoformat(str(d))
-    except (ValueError, TypeError) as exc:
+        return as_date(value, what)
+    except InputError as exc:
         raise InputError(f"cannot read {value!r} as a date (use YYYY-MM-DD)", field=what) from exc
 
 

@@ -175,6 +175,9 @@ def _viirs_arrays(by_day: Mapping[dt.date, Any], region: Region, days: pd.Dateti
     for day in days:
         readers = by_day.get(day.date())
         has = readers is not None and (not isinstance(readers, list) or len(readers) > 0)
+        if isinstance(readers, list) and readers:
+            # one graph literal per day that every block refers to (not traversed per task)
+            readers = dask.delayed(tuple(readers), traverse=False)
         order = None
         if has and rule == "reference":
             order = dask.delayed(_day_order, pure=True)(readers, region)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,11 @@ def _hdf4_dtype(code: int) -> np.dtype:
     if code not in table:
         raise KeyError(code)
     return np.dtype(table[code])
+
+
+#: ``StructMetadata.0`` text -> its grid (only grids that parsed and passed the checks).
+_GRID_CACHE: dict[str, GridDef] = {}
+_GRID_LOCK = threading.Lock()
 
 
 def _grid_def(struct_metadata: str, path: Path) -> GridDef:
@@ -215,6 +221,12 @@ def read_vmaes_metadata(path: str | os.PathLike[str]) -> LayerFile:
     text = attrs.get("StructMetadata.0")
     if not isinstance(text, str):
         raise WrongProductError("no StructMetadata.0 (not an HDF-EOS grid file)", path=p)
-    grid = _grid_def(text, p)
+    grid = _GRID_CACHE.get(text)
+    if grid is None:  # the layers (and granules) of one grid share the same text
+        grid = _grid_def(text, p)
+        with _GRID_LOCK:
+            if len(_GRID_CACHE) >= 64:
+                _GRID_CACHE.clear()
+            _GRID_CACHE[text] = grid
     kept = {k: v for k, v in attrs.items() if k in _KEEP_ATTRS and k != "StructMetadata.0"}
     return LayerFile(p, kept, grid, sds)

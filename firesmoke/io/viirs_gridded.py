@@ -236,13 +236,15 @@ def validate_vmaes_granule(
     HDF4 layer names (``"Reflectance_M5"``...). Raises the errors documented there.
     """
     files, gid_hint, folder = _resolve_sources(source, granule_id)
+    # files found for us (a folder, a discovered granule): open only the layers asked for
+    found = folder is not None or hasattr(source, "paths")
 
     metas: list[LayerFile] = []
     by_layer: dict[str, tuple[LayerFile, SdsDef]] = {}
     for p in files:
         hit = match_file(p)
         name_layer = hit[1].get("layer") if hit is not None and hit[0].kind == "vmaes" else None
-        if folder is not None and name_layer is not None and name_layer not in wanted_read:
+        if found and name_layer is not None and name_layer not in wanted_read:
             continue  # do not even open files of layers nobody asked for
         lf = read_vmaes_metadata(p)
         metas.append(lf)

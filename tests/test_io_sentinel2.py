@@ -32,7 +32,8 @@ from firesmoke.io.sentinel2 import (
 )
 from firesmoke.io.smoke_dataset import open_smoke_dataset, split_by_site
 from firesmoke.io.stac import open_scene
-from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+from firesmoke.synthetic.s2_scenes import generate_scenes
+from firesmoke.synthetic.sentinel2 import generate_chips
 
 
 @pytest.fixture(scope="module")

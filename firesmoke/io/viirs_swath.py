@@ -451,15 +451,12 @@ def open_l1b_swath(
     """
     sv = validate_l1b_pair(vnp02_path, vnp03_path, bands)
     obs, geo, shape, n_scans, rows_per_scan = sv.obs, sv.geo, sv.shape, sv.n_scans, sv.rows_per_scan
-    lat_v, lon_v, sza_v, vza_v = (sv.variables[k] for k in ("latitude", "longitude", "solar_zenith",
-                                                            "sensor_zenith"))
+    sza_v, vza_v = sv.variables["solar_zenith"], sv.variables["sensor_zenith"]
     band_vars = {b: sv.variables[b] for b in sv.bands}
     chunk_spec = _normalize_chunks(chunks, shape, rows_per_scan)
 
-    lat = _lazy(geo, lat_v, NcDecoder.from_attrs(lat_v.attrs), chunk_spec)
-    lon = _lazy(geo, lon_v, NcDecoder.from_attrs(lon_v.attrs), chunk_spec)
-    sza = _lazy(geo, sza_v, NcDecoder.from_attrs(sza_v.attrs), chunk_spec)
-    vza = _lazy(geo, vza_v, NcDecoder.from_attrs(vza_v.attrs), chunk_spec)
+    lat, lon, sza, vza = (_lazy(geo, sv.variables[n], sv.decoder(n), chunk_spec)
+                          for n in ("latitude", "longitude", "solar_zenith", "sensor_zenith"))
 
     bad_names: tuple[str, ...] = ()
     if mask_quality is True:

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from firesmoke.errors import CorruptFileError, MissingLayerError
+from firesmoke.errors import CorruptFileError
 from firesmoke.io import hdf4
-from firesmoke.io.viirs_arrays import Decoder, NcDecoder, NcVariableArray
+from firesmoke.io.viirs_arrays import Decoder, NcDecoder, NcVariableArray, read_sds_window
 from firesmoke.io.viirs_common import VMAES_LAYER_TO_VARIABLE
 
 __all__ = [
@@ -117,31 +117,15 @@ def close_cached_handles() -> None:
 
 def _read_sds_window(path: str, sds_name: str, window: Window) -> np.ndarray:
     """Raw pixels of one SDS window through a cached handle (under HDF4_LOCK); errors as
-    :func:`firesmoke.io.viirs_arrays.read_hdf4_window`."""
-    from pyhdf.error import HDF4Error
-
+    :func:`firesmoke.io.viirs_arrays.read_sds_window` (the handle is dropped after one)."""
     r0, c0, h, w = window
     with hdf4.HDF4_LOCK:
         sd = _cached_sd(path)
         try:
-            obj = sd.select(sds_name)
-        except HDF4Error as exc:
-            raise MissingLayerError(f"SDS not found ({exc})", path=path, field=sds_name) from exc
-        try:
-            return np.asarray(obj.get(start=(r0, c0), count=(h, w)))
-        except (HDF4Error, ValueError, OSError, RuntimeError) as exc:
+            return read_sds_window(sd, path, sds_name, (r0, r0 + h), (c0, c0 + w))
+        except CorruptFileError:
             _forget_sd(path)
-            raise CorruptFileError(
-                f"cannot read pixels [{r0}:{r0 + h}, {c0}:{c0 + w}] of SDS {sds_name} ({exc}); "
-                "file truncated or corrupt?",
-                path=path,
-                field=sds_name,
-            ) from exc
-        finally:
-            try:
-                obj.endaccess()
-            except HDF4Error:  # pragma: no cover - closing a broken SDS
-                pass
+            raise
 
 
 # --------------------------------------------------------------------------- gridded

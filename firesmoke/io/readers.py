@@ -61,6 +61,14 @@ Window = tuple[int, int, int, int]  # row offset, column offset, height, width
 # --------------------------------------------------------------------------- HDF4 handles
 _SD_HANDLES: OrderedDict[tuple[int, str, int, int], Any] = OrderedDict()
 _MAX_SD_HANDLES = 32
+#: (path, mtime, size) of files checked complete in this process (by validation or open)
+_CHECKED: set[tuple[str, int, int]] = set()
+
+
+def _mark_checked(path: str) -> None:
+    """Remember that ``path``, as it is now, passed :func:`~firesmoke.io.hdf4.check_hdf4_complete`."""
+    st = os.stat(path)
+    _CHECKED.add((path, st.st_mtime_ns, st.st_size))
 
 
 def _cached_sd(path: str) -> Any:
@@ -83,12 +91,14 @@ def _cached_sd(path: str) -> Any:
     if sd is not None:
         _SD_HANDLES.move_to_end(key)
         return sd
-    hdf4.check_hdf4_complete(path)
+    if key[1:] not in _CHECKED:
+        hdf4.check_hdf4_complete(path)
     try:
         sd = SD(path, SDC.READ)
     except HDF4Error as exc:
         raise CorruptFileError(f"cannot open HDF4 file ({exc})", path=path) from exc
     _SD_HANDLES[key] = sd
+    _CHECKED.add(key[1:])
     while len(_SD_HANDLES) > _MAX_SD_HANDLES:
         _end_quietly(_SD_HANDLES.popitem(last=False)[1])
     return sd
@@ -160,6 +170,7 @@ class VmaesReader:
         for band, layer in zip(bands, layers, strict=True):
             lf, sds = v.by_layer[layer]
             sources[band] = LayerSource(os.fspath(lf.path), sds.name, Decoder.from_attrs(sds.attrs, sds.dtype))
+            _mark_checked(os.fspath(lf.path))  # validation opened it through hdf4.open_sd
         return cls(v.granule_id, v.start, tuple(v.grid.shape), sources)
 
     @property

@@ -149,8 +149,9 @@ def _grid_def(struct_metadata: str, path: Path) -> GridDef:
     return GridDef(info.name, (info.ydim, info.xdim), bounds, projection, origin, registration)  # type: ignore[arg-type]
 
 
-def _read_global_attrs(sd: Any, names: Sequence[str]) -> dict[str, Any]:
-    """Selected global attributes of an open pyhdf ``SD`` (absent names are left out).
+def _read_attrs(obj: Any, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Attributes of an open pyhdf ``SD`` or ``SDS``: those in ``names`` (absent names are
+    left out), or all of them.
 
     pyhdf converts character attributes one byte at a time (~25 ms for the 32 kB
     ``StructMetadata.0``); character attributes are copied in one go instead, falling
@@ -161,17 +162,20 @@ def _read_global_attrs(sd: Any, names: Sequence[str]) -> dict[str, Any]:
     from pyhdf import hdfext
     from pyhdf.SD import SDC
 
+    if names is None:
+        indices = range(obj.info()[-1])  # SD: (datasets, attributes); SDS: (..., attributes)
+    else:
+        indices = [hdfext.SDfindattr(obj._id, name) for name in names]
     out: dict[str, Any] = {}
-    for name in names:
-        idx = hdfext.SDfindattr(sd._id, name)
+    for idx in indices:
         if idx < 0:
             continue
-        attr = sd.attr(idx)
-        _, dtype, count = attr.info()
+        attr = obj.attr(idx)
+        name, dtype, count = attr.info()
         if dtype in (SDC.CHAR8, SDC.UCHAR8):
             try:
                 buf = hdfext.array_byte(count)
-                if hdfext.SDreadattr(sd._id, idx, buf) >= 0:
+                if hdfext.SDreadattr(obj._id, idx, buf) >= 0:
                     raw = ctypes.string_at(int(buf.this), count)
                     out[name] = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
                     continue
@@ -196,13 +200,13 @@ def read_vmaes_metadata(path: str | os.PathLike[str]) -> LayerFile:
     p = Path(path)
     with hdf4.open_sd(p) as sd:
         try:
-            attrs = _read_global_attrs(sd, _KEEP_ATTRS)
+            attrs = _read_attrs(sd, _KEEP_ATTRS)
             sds: dict[str, SdsDef] = {}
             for name, info in sd.datasets().items():
                 shape = tuple(int(s) for s in np.atleast_1d(info[1]))
                 obj = sd.select(name)
                 try:
-                    sattrs = dict(obj.attributes())
+                    sattrs = _read_attrs(obj)
                 finally:
                     obj.endaccess()
                 try:

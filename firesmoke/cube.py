@@ -113,7 +113,7 @@ def _day_order(readers: Sequence[Any], region: Region) -> np.ndarray:
 def _day_block(readers: Sequence[Any], order: np.ndarray | None, region: Region,
                window: tuple[int, int, int, int], rule: str, regrid: str,
                n_out: int) -> np.ndarray:
-    """``(n_out, h, w)``: red, nir, mir[, sza, vza] of one day on one block."""
+    """``(n_out, 1, h, w)``: red, nir, mir[, sza, vza] of one day on one block."""
     _, _, h, w = window
     stacks = []
     keep = []
@@ -123,7 +123,7 @@ def _day_block(readers: Sequence[Any], order: np.ndarray | None, region: Region,
             keep.append(i)
         except InputError as exc:
             log.warning("day %s: skipping granule %s: %s", r.start.date(), r, exc)
-    out = np.full((n_out, h, w), np.nan, np.float32)
+    out = np.full((n_out, 1, h, w), np.nan, np.float32)
     if not stacks:
         return out
     stack = np.stack(stacks)                   # (n, 6, h, w)
@@ -134,12 +134,12 @@ def _day_block(readers: Sequence[Any], order: np.ndarray | None, region: Region,
         pos = {g: j for j, g in enumerate(keep)}
         sub_order = np.array([pos[i] for i in order if i in pos], np.int64)
     comp = ops.composite(stack, zen, rule, order=sub_order)
-    out[0] = comp[0]
-    out[1] = comp[1]
-    out[2] = ops.mir_reflectance(comp[2], comp[3], comp[4])
+    out[0, 0] = comp[0]
+    out[1, 0] = comp[1]
+    out[2, 0] = ops.mir_reflectance(comp[2], comp[3], comp[4])
     if n_out > 3:
-        out[3] = comp[4]
-        out[4] = comp[5]
+        out[3, 0] = comp[4]
+        out[4, 0] = comp[5]
     return out
 
 
@@ -171,7 +171,8 @@ def _viirs_arrays(by_day: Mapping[dt.date, Any], region: Region, days: pd.Dateti
     n_out = 5 if angles else 3
     yb = _blocks(H, chunks["y"])
     xb = _blocks(W, chunks["x"])
-    layers: list[list[list[list[da.Array]]]] = [[] for _ in range(n_out)]
+    nan_blocks: dict[tuple[int, int], da.Array] = {}
+    day_planes: list[list[list[da.Array]]] = []
     for day in days:
         readers = by_day.get(day.date())
         has = readers is not None and (not isinstance(readers, list) or len(readers) > 0)
@@ -181,29 +182,26 @@ def _viirs_arrays(by_day: Mapping[dt.date, Any], region: Region, days: pd.Dateti
         order = None
         if has and rule == "reference":
             order = dask.delayed(_day_order, pure=True)(readers, region)
-        rows: list[list[list[da.Array]]] = [[] for _ in range(n_out)]
+        plane = []
         for r0, h in yb:
-            cols: list[list[da.Array]] = [[] for _ in range(n_out)]
+            row = []
             for c0, w in xb:
                 if has:
                     blk = dask.delayed(_day_block, pure=True)(
                         readers, order, region, (r0, c0, h, w), rule, regrid, n_out
                     )
-                    arr = da.from_delayed(blk, shape=(n_out, h, w), dtype=np.float32)
-                    for k in range(n_out):
-                        cols[k].append(arr[k][None])
+                    row.append(da.from_delayed(blk, shape=(n_out, 1, h, w), dtype=np.float32))
                 else:
-                    for k in range(n_out):
-                        cols[k].append(da.full((1, h, w), np.nan, dtype=np.float32, chunks=(1, h, w)))
-            for k in range(n_out):
-                rows[k].append(cols[k])
-        for k in range(n_out):
-            layers[k].append(rows[k])
-    out = []
-    for k in range(n_out):
-        arr = da.concatenate([da.block(day_rows) for day_rows in layers[k]], axis=0)
-        out.append(arr.rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]}))
-    return out
+                    if (h, w) not in nan_blocks:
+                        nan_blocks[(h, w)] = da.full((n_out, 1, h, w), np.nan, dtype=np.float32,
+                                                     chunks=(n_out, 1, h, w))
+                    row.append(nan_blocks[(h, w)])
+            plane.append(row)
+        day_planes.append(plane)
+    # (layer, time, y, x): da.block nests the lists along time, y and x
+    stack = da.block([day_planes])
+    return [stack[k].rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]})
+            for k in range(n_out)]
 
 
 def _open_day_readers(granules: Sequence[Any], region: Region) -> list[Any]:

@@ -106,6 +106,17 @@ def build_and_write(root: str, out: Path, workers: int = 1) -> None:
         write_cube(cube, out / "cube.zarr", mode="w")
 
 
+def build_and_compute(root: str, workers: int = 1) -> None:
+    """The same cube computed into memory (no Zarr): the cube's own share."""
+    import dask
+
+    sched = {"scheduler": "synchronous"} if workers == 1 else {"scheduler": "threads",
+                                                                "num_workers": workers}
+    with dask.config.set(**sched):
+        build_cube(SMALL, START, _end(SMALL_DAYS), viirs=Path(root) / "viirs750",
+                   firms=Path(root) / "firms").compute()
+
+
 class CubeVsDecode:
     """Cube build + Zarr write beside pyhdf decoding the same layer files (one run).
 
@@ -143,6 +154,9 @@ class CubeVsDecode:
 
     def time_build_and_write(self, root, workers):
         build_and_write(root, self.out, workers)
+
+    def time_build_and_compute(self, root, workers):
+        build_and_compute(root, workers)
 
     def time_decode_only(self, root, workers):
         decode_layer_files(self.files)

@@ -5,19 +5,26 @@
 ``frp`` (log1p of the daily FRP sum, MW), optionally ``solar_zenith`` and
 ``sensor_zenith``; NaN = no observation.
 
-The task graph has one group of tasks per day and spatial block:
+Inputs are read through *readers* (:mod:`firesmoke.io.readers`): discovery describes the
+granules, :func:`build_cube` opens one reader per granule (each file's metadata read and
+checked once; a bad granule is skipped and listed) and the tasks read windows through
+them (cached open handles per process) and call the kernels through :mod:`firesmoke.ops`.
+No xarray object is built inside a task. The task graph has, per day and spatial block:
 
 1. a small per-day task ranks the day's granules by mean sensor zenith over the grid
    (the reference compositing order; only needed for ``composite="reference"``);
 2. per (day, block) task: read the block's window of every granule of the day (gridded
-   HDF4 granules are read window by window; swath granules are regridded onto the block
-   only), composite the overpasses, compute MIR;
-3. FRP per time chunk from the hotspot table (one pass over that chunk's detections).
+   granules window by window; swath granules are decoded once per process and regridded
+   onto the block only), composite the overpasses, compute MIR;
+3. FRP per (time chunk, block) from the hotspot table, each task given only the
+   detections that fall in its chunk (:func:`firesmoke.hotspots.rasterize_hotspots`
+   with ``chunks``).
 
 Default chunks are ``{"time": 16, "y": 256, "x": 256}``: spatial chunks are multiples of
 the 128 px model tile and 16 divides the 64-day model window, so tiles and windows map
 cleanly onto chunks, and peak memory is bounded by the chunk size (times the number of
-overpasses of a day), never by the region size or the number of days.
+overpasses of a day), not by the number of days; only the per-day ordering task reads
+one granule's zenith layer over the whole grid at a time.
 
 :func:`write_cube` / :func:`open_cube` store cubes in Zarr v3 (zstd-compressed, CF attrs
 and CRS kept), append new days to an existing cube without rewriting old ones, and

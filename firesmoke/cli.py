@@ -443,6 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser  # type: ignore[method-assign]
     for add in _ADDERS:
         add(sub)
+    from firesmoke.cli_fetch import add_fetch  # `firesmoke fetch` lives in cli_fetch.py
+    add_fetch(sub, _COMMANDS)
     return parser
 
 

@@ -49,6 +49,7 @@ from firesmoke.io.mcd64 import (
     parse_mcd64_name,
 )
 from firesmoke.io.sinusoidal import _lon_intervals, cell_footprints, x_range_of_band
+from firesmoke.io.vnp64 import read_vnp64_layer, vnp64_meta
 
 __all__ = [
     "BurnedFractionPlan",
@@ -88,8 +89,8 @@ def _expand_sources(sources: Any) -> list[Path]:
             # folders hold other products too: only MCD64* .hdf/.tif files are candidates
             out.extend(sorted(
                 q for q in p.rglob("*")
-                if q.is_file() and q.name.lower().startswith("mcd64")
-                and q.suffix.lower() in (".hdf", ".tif", ".tiff")
+                if q.is_file() and q.name.lower().startswith(("mcd64", "vnp64", "vj164"))
+                and q.suffix.lower() in (".hdf", ".h5", ".tif", ".tiff")
             ))
         elif any(c in text for c in "*?[") and not p.exists():
             out.extend(sorted(Path(q) for q in glob.glob(text, recursive=True) if Path(q).is_file()))
@@ -123,8 +124,9 @@ def plan_burned_fraction(
 ) -> BurnedFractionPlan:
     """Choose the MCD64 files needed for ``region`` and days ``[start, end]`` (inclusive).
 
-    Folders are searched recursively for ``MCD64*.hdf`` / ``MCD64*.tif`` files (other
-    products in the same tree are ignored). Files are first sorted out by name alone
+    Folders are searched recursively for ``MCD64*.hdf`` / ``MCD64*.tif`` and VIIRS
+    ``VNP64A1*.h5`` files (other products in the same tree are ignored). Files are first
+    sorted out by name alone
     (month outside the period, tile not touching the region: left out without being
     opened, logged at debug level). The remaining files have their metadata checked
     (HDF4 descriptors, grid, layers; GeoTIFF header); unreadable or wrong files are
@@ -152,12 +154,14 @@ def plan_burned_fraction(
         if src.month_end < d0 or src.month_start > d1:
             log.debug("%s: month %s outside %s..%s", path, src.month_start, d0, d1)
             continue
-        if src.kind == "hdf" and src.tile not in tiles:
+        if src.kind in ("hdf", "h5") and src.tile not in tiles:
             log.debug("%s: tile h%02dv%02d does not touch region %s", path, *src.tile, reg.name)
             continue
         try:
             if src.kind == "hdf":
                 _hdf_meta(path)
+            elif src.kind == "h5":
+                vnp64_meta(path)
             elif not _intersects(_tif_bounds_lonlat(path), reg.bbox):
                 log.debug("%s: window does not touch region %s", path, reg.name)
                 continue
@@ -165,7 +169,7 @@ def plan_burned_fraction(
             log.warning("skipping %s: %s", path, exc.reason)
             skipped.append(SkippedInput(str(path), exc.reason))
             continue
-        key = (src.tile if src.kind == "hdf" else ("win", src.window), src.month_start)
+        key = (src.tile if src.kind in ("hdf", "h5") else ("win", src.window), src.month_start)
         old = chosen.get(key)
         if old is not None:
             keep, drop = (src, old) if (src.collection, src.production) > (old.collection, old.production) else (old, src)
@@ -218,6 +222,13 @@ def _read_source(src: BurnedAreaSource, region: Region) -> tuple[np.ndarray, Aff
             return np.empty((0, 0), np.int16), meta.transform, win, "sinusoidal", None
         data = _read_sds(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
         return np.asarray(data, np.int16), meta.transform, win, "sinusoidal", None
+    if src.kind == "h5":
+        vmeta = vnp64_meta(src.path)
+        win = _sinusoidal_window(vmeta.transform, vmeta.shape, region)
+        if win[0] == win[1] or win[2] == win[3]:
+            return np.empty((0, 0), np.int16), vmeta.transform, win, "sinusoidal", None
+        data = read_vnp64_layer(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
+        return np.asarray(data, np.int16), vmeta.transform, win, "sinusoidal", None
     import rasterio
     from pyproj import Transformer
     from rasterio.windows import Window
@@ -299,15 +310,17 @@ def daily_burned_fraction(
     *,
     supersample: int | None = None,
 ) -> xr.DataArray:
-    """Daily burned fraction of each region pixel from MCD64A1 tiles / MCD64monthly windows.
+    """Daily burned fraction of each region pixel from MCD64A1 / VNP64A1 tiles or MCD64monthly windows.
 
     Parameters
     ----------
     region
         Target grid (:class:`~firesmoke.grid.Region`, shipped name or JSON path).
     sources
-        Files, folders (searched recursively) or glob patterns of MCD64A1 HDF tiles and/or
-        MCD64monthly ``*.burndate.tif`` windows; several tiles and months are combined.
+        Files, folders (searched recursively) or glob patterns of MCD64A1 HDF tiles, VNP64A1
+        HDF5 tiles and/or MCD64monthly ``*.burndate.tif`` windows; several tiles and months
+        are combined (for one tile-month present in both, the first by collection/production
+        order is used and the other listed as superseded).
     start, end
         First and last UTC day (inclusive).
     supersample
@@ -348,7 +361,7 @@ def daily_burned_fraction(
         ("time", "y", "x"),
         data,
         {
-            "long_name": "fraction of the pixel area burned on the day (MCD64A1 burn date)",
+            "long_name": "fraction of the pixel area burned on the day (MCD64A1/VNP64A1 burn date)",
             "units": "1",
             "valid_range": np.array([0.0, 1.0], dtype=np.float32),
             "comment": (

@@ -285,8 +285,10 @@ def build_cube(
         Swath regridding method: ``"bilinear"`` (as the reference data), ``"nearest"``,
         ``"bucket"``.
     validate
-        Open every granule's metadata now so that bad granules are skipped (and listed in
-        ``attrs["skipped_inputs"]``) before any computation.
+        Open every granule's reader now (each file's metadata read and checked once) so
+        that bad granules are skipped and listed in ``attrs["skipped_inputs"]`` before
+        any computation. ``False``: each day's readers are opened by a task of the graph
+        (nothing is opened here; bad granules are then only logged).
 
     Returns
     -------

@@ -11,7 +11,12 @@ the burn date codes).
 
 Observed cells are those with ``burn_date >= 0`` (land, burned or not) or ``== -2``
 (water, observed and never burned); fill cells (-1, unmapped) are left out of both sums,
-so a pixel with no observed cell is NaN, as are days with no source file. Areas come from
+so a pixel with no observed cell is NaN, as are days with no source file. With
+``denominator="all"`` (the reference software's definition, an area average of the
+``burn_date == d`` indicator over *all* cells) fill cells count as unburned area, so a
+pixel half covered by unmapped cells gets half the fraction; a pixel no source cell
+covers is still NaN (no input, not "unburned"). A month of ``[start, end]`` without any
+usable file is listed in the skipped inputs (its days are NaN). Areas come from
 supersampling (:func:`firesmoke.io.sinusoidal.cell_footprints`): each ~463 m cell is split
 into ``k x k`` sub-cells (k = 4 for MCD64A1 on 0.01 degree grids, ~116 m), each carrying 1/k^2 of
 the cell's area and assigned to the region pixel containing its centre. The geometry is
@@ -52,12 +57,16 @@ from firesmoke.io.sinusoidal import _lon_intervals, cell_footprints, x_range_of_
 from firesmoke.io.vnp64 import read_vnp64_layer, vnp64_meta
 
 __all__ = [
+    "DENOMINATORS",
     "BurnedFractionPlan",
     "daily_burned_fraction",
     "plan_burned_fraction",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Denominators of the burned fraction: firesmoke's default, then the reference's.
+DENOMINATORS = ("observed", "all")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -131,8 +140,9 @@ def plan_burned_fraction(
     opened, logged at debug level). The remaining files have their metadata checked
     (HDF4 descriptors, grid, layers; GeoTIFF header); unreadable or wrong files are
     returned in :attr:`BurnedFractionPlan.skipped` with the reason, as are unrecognised
-    file names and older duplicates of a tile-month (the newest collection/production is
-    used).
+    file names, older duplicates of a tile-month (the newest collection/production is
+    used) and the months of ``[start, end]`` left without any usable file (path
+    ``"MCD64A1 YYYY-MM <region>"``).
     """
     reg = Region.resolve(region)
     d0, d1 = _as_date(start, "start"), _as_date(end, "end")
@@ -182,7 +192,14 @@ def plan_burned_fraction(
     while m0 <= d1:
         m1 = _month_end(m0)
         srcs = tuple(s for (_, ms), s in sorted(chosen.items(), key=lambda kv: str(kv[1].path)) if ms == m0)
-        months.append((max(m0, d0), min(m1, d1), srcs))
+        first, last = max(m0, d0), min(m1, d1)
+        months.append((first, last, srcs))
+        if not srcs:
+            reason = (f"no usable MCD64A1/VNP64A1/MCD64monthly file for {m0:%Y-%m} covering region "
+                      f"{reg.name}: burned fraction is NaN on {first}..{last}")
+            log.warning("%s", reason)
+            skipped.append(SkippedInput(f"MCD64A1 {m0:%Y-%m} {reg.name}", reason,
+                                        {"month": f"{m0:%Y-%m}", "first": str(first), "last": str(last)}))
         m0 = m1 + timedelta(days=1)
     return BurnedFractionPlan(reg, d0, d1, tuple(months), tuple(skipped))
 
@@ -261,9 +278,12 @@ def _auto_supersample(transform: Affine, kind: str, region: Region) -> int:
 
 
 def _month_fraction(
-    sources: Sequence[BurnedAreaSource], region: Region, first: date, ndays: int, supersample: int | None
+    sources: Sequence[BurnedAreaSource], region: Region, first: date, ndays: int, supersample: int | None,
+    denominator: str = "observed",
 ) -> np.ndarray:
-    """Burned fraction ``(ndays, height, width)`` float32 for days ``first .. first + ndays - 1``."""
+    """Burned fraction ``(ndays, height, width)`` float32 for days ``first .. first + ndays - 1``.
+
+    ``denominator``: ``"observed"`` (land or water cells) or ``"all"`` (every cell)."""
     height, width = region.shape
     hw = height * width
     observed = np.zeros(hw, np.float64)
@@ -279,8 +299,11 @@ def _month_fraction(
         for fp in cell_footprints(transform, win, region.transform, region.shape, kind=kind,
                                   supersample=k, to_lonlat=to_lonlat, block_rows=max(1, 256 // k)):
             bd = data[fp.row0 - r0 : fp.row1 - r0]
-            obs = ((bd >= 0) | (bd == BURN_DATE_WATER))[:, None, :, None]
-            sel = obs & (fp.pixel >= 0)
+            if denominator == "all":
+                sel = fp.pixel >= 0
+            else:
+                obs = ((bd >= 0) | (bd == BURN_DATE_WATER))[:, None, :, None]
+                sel = obs & (fp.pixel >= 0)
             w = np.broadcast_to(fp.weight, fp.pixel.shape)
             observed += np.bincount(fp.pixel[sel], weights=w[sel], minlength=hw)
             ii, jj = np.nonzero((bd >= doy0) & (bd < doy0 + ndays))
@@ -309,6 +332,7 @@ def daily_burned_fraction(
     end: Any,
     *,
     supersample: int | None = None,
+    denominator: str = "observed",
 ) -> xr.DataArray:
     """Daily burned fraction of each region pixel from MCD64A1 / VNP64A1 tiles or MCD64monthly windows.
 
@@ -327,6 +351,10 @@ def daily_burned_fraction(
         Sub-cells per source cell side (k) used for area weighting; None (default) picks
         ``max(4, ceil(2 * cell size / pixel size))`` per source (4 for MCD64A1 on 0.01
         degree grids), so every region pixel receives sub-cells even from coarse sources.
+    denominator
+        ``"observed"`` (default): burned area / area of observed cells (land or water;
+        fill cells left out). ``"all"``: burned area / area of all cells, the reference
+        software's definition (fill cells count as unburned).
 
     Returns
     -------
@@ -341,6 +369,9 @@ def daily_burned_fraction(
 
     if supersample is not None and int(supersample) < 1:
         raise InputError("supersample must be >= 1", field="supersample")
+    if denominator not in DENOMINATORS:
+        raise InputError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}",
+                         field="denominator")
     plan = plan_burned_fraction(region, sources, start, end)
     reg = plan.region
     height, width = reg.shape
@@ -351,7 +382,7 @@ def daily_burned_fraction(
             blocks.append(da.full((ndays, height, width), np.nan, dtype=np.float32, chunks=(ndays, height, width)))
             continue
         k = None if supersample is None else int(supersample)
-        task = dask.delayed(_month_fraction, pure=True)(srcs, reg, first, ndays, k)
+        task = dask.delayed(_month_fraction, pure=True)(srcs, reg, first, ndays, k, denominator)
         blocks.append(da.from_delayed(task, shape=(ndays, height, width), dtype=np.float32))
     data = da.concatenate(blocks, axis=0)
     days = np.arange(np.datetime64(plan.start, "D"), np.datetime64(plan.end, "D") + 1).astype("datetime64[ns]")
@@ -365,10 +396,13 @@ def daily_burned_fraction(
             "units": "1",
             "valid_range": np.array([0.0, 1.0], dtype=np.float32),
             "comment": (
-                "area of cells with burn date == day / area of observed cells (burn date >= 0 or water); "
-                "fill cells excluded; area weighting by supersampling each cell with k x k sub-cells "
-                f"(k = {supersample or 'auto'})"
+                ("area of cells with burn date == day / area of observed cells (burn date >= 0 or water); "
+                 "fill cells excluded; " if denominator == "observed" else
+                 "area of cells with burn date == day / area of all cells (reference definition; "
+                 "fill cells count as unburned); ")
+                + f"area weighting by supersampling each cell with k x k sub-cells (k = {supersample or 'auto'})"
             ),
+            "denominator": denominator,
             "sources": used,
             "skipped_inputs": [f"{s.path}: {s.reason}" for s in plan.skipped],
         },

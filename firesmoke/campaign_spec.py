@@ -65,6 +65,7 @@ from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.ops import COMPOSITE_RULES
 from firesmoke.paths import safe_join
+from firesmoke.products import MODES, default_threshold
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
 
 # field validators (firesmoke.spec_fields) under the short names used below
@@ -95,7 +96,6 @@ __all__ = [
 
 #: Work-unit blocks are multiples of the 128 px BA-Net tile.
 BLOCK_MULTIPLE = 128
-MODES = ("monthly", "range", "nrt")
 BLENDS = ("mean", "centre", "center")
 COMPOSITES = COMPOSITE_RULES
 
@@ -139,7 +139,7 @@ class BurnedProduct:
     def effective_threshold(self) -> float:
         if self.threshold is not None:
             return float(self.threshold)
-        return 0.05 if self.mode == "range" else 0.5
+        return default_threshold(self.mode)
 
 
 @dataclass(frozen=True)

@@ -286,8 +286,3 @@ def _check_days(days: tuple[int, int] | None, n_days: int) -> tuple[int, int]:
     if not 0 <= d0 < d1 <= n_days:
         raise ValueError(f"days must be (d0, d1) with 0 <= d0 < d1 <= {n_days}, got {days}")
     return d0, d1
-
-
-
-# the fast inference path lives in its own module; re-exported here (it imports BANet)
-from firesmoke.models.banet_fast import FastBANet, prepare_for_inference  # noqa: E402

@@ -29,7 +29,6 @@ __all__ = [
     "DROPOUT",
     "BANet",
     "DayBatchNorm",
-    "FastBANet",
     "PixelLSTM",
     "SpaceConv",
     "SpaceTimeConv",
@@ -37,7 +36,6 @@ __all__ = [
     "UpSpaceConv",
     "UpSpaceTimeConv",
     "UpTimeConv",
-    "prepare_for_inference",
 ]
 
 DROPOUT = 0.2

@@ -67,8 +67,9 @@ from firesmoke.campaign_spec import (
 from firesmoke.campaign_units import UnitTask, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
+from firesmoke.paths import atomic_write_text, check_no_symlinks, safe_join
 from firesmoke.runtime import inference_worker_env
-from firesmoke.store import Ledger, safe_join
+from firesmoke.store import Ledger, StoreLock
 
 __all__ = [
     "Plan",
@@ -136,10 +137,8 @@ class Report:
     def write(self, path: str | os.PathLike[str]) -> Path:
         p = Path(path)
         self.path = str(p)
-        tmp = p.with_name(p.name + ".part")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        os.replace(tmp, p)
-        return p
+        # exclusive temporary file, renamed into place; never through a link
+        return atomic_write_text(p, json.dumps(self.to_dict(), indent=2, default=str))
 
 
 # =========================================================================== helpers
@@ -221,13 +220,14 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
 
     chunks = {"period": 1, "y": block, "x": block}
     ledger = Ledger(store)
+    check_no_symlinks(store)  # workers write into it: nothing in it may point elsewhere
     if not overwrite and store.exists():
         try:
             existing = xr.open_zarr(store, consolidated=False)
         except Exception as exc:  # template write interrupted: safe to redo if nothing is done
             if ledger.finished():
                 raise InputError(f"store is unreadable ({exc}) but its ledger lists finished units; "
-                                 "remove the store and its .ledger folder", path=store) from exc
+                                 "remove the store (or overwrite)", path=store) from exc
             log.warning("store %s unreadable (%s); writing its template again", store, exc)
             overwrite = True
         else:
@@ -354,9 +354,8 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
                 if re.search(r";.*\b\d+ x ", w)]  # rows dropped (per-file summaries are not news)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_cube(cube, path, mode="auto", progress=_cube_progress(progress, r.name))
-    tmp = record.with_name(record.name + ".part")
-    tmp.write_text(json.dumps({"key": key, "skipped_inputs": skipped, "warnings": warnings}))
-    os.replace(tmp, record)
+    atomic_write_text(record, json.dumps({"key": key, "skipped_inputs": skipped,
+                                          "warnings": warnings}), root=spec.output)
     report.skipped_inputs += skipped
     report.warnings += warnings
     return path
@@ -365,7 +364,8 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
 # =========================================================================== exports
 def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: CampaignSpec) -> list[Path]:
     from firesmoke.events import find_events, write_events_geojson
-    from firesmoke.store import export_geotiff, quicklook_png
+    from firesmoke.exports import export_burned_period
+    from firesmoke.quicklook import quicklook_png
 
     ex = spec.exports
     base = f"{product}_{region.name}_{slot.file_label}"
@@ -374,8 +374,7 @@ def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: Campai
     bd = ds["burn_date"].isel(period=slot.index)
     out = []
     if ex.geotiff:
-        out.append(export_geotiff(conf, safe_join(folder, f"{base}_confidence.tif")))
-        out.append(export_geotiff(bd, safe_join(folder, f"{base}_burn_date.tif"), nodata=0))
+        out += export_burned_period(ds.isel(period=slot.index), folder, base, root=spec.output)
     if ex.quicklook:
         out.append(quicklook_png(
             [(f"confidence {slot.label}", conf, {"cmap": "magma", "vmin": 0, "vmax": 1,
@@ -383,7 +382,7 @@ def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: Campai
              (f"burn date {slot.label}", bd.where(bd > 0), {"cmap": "plasma",
                                                            "cbar_label": "day of year"})],
             safe_join(folder, f"{base}_quicklook.png"),
-            title=f"firesmoke {product} {region.name} {slot.label} ({spec.name})"))
+            title=f"firesmoke {product} {region.name} {slot.label} ({spec.name})", root=spec.output))
     if ex.events:
         d = bd.values.astype(np.float64)
         origin = np.datetime64(f"{slot.start.year - 1}-12-31")
@@ -435,6 +434,13 @@ def run_campaign(
     _check_inputs(spec)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
     spec.output.mkdir(parents=True, exist_ok=True)
+    with StoreLock(spec.output, purpose=f"campaign {spec.name}", check_links=False):
+        return _run_locked(spec, plan, report, client, progress, model, prov, overwrite, t_start)
+
+
+def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, progress: Progress,
+                model: Any, prov: list[dict[str, str]], overwrite: bool, t_start: float) -> Report:
+    """The body of :func:`run_campaign`, under the output folder's writer lock."""
     by_region = {e.region.name: e for e in spec.regions}
     products = {p.name: p for p in spec.products}
     region_failed: dict[str, str] = {}
@@ -539,9 +545,10 @@ def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> No
             try:
                 report.exports += [str(p) for p in _export_slot(ds, slot, by_region[region].region,
                                                                 product, spec)]
-            except Exception as exc:
+            except Exception as exc:  # an export asked for and not made: the run is not ok
                 log.exception("export of %s %s %s failed", product, region, slot.label)
-                report.warnings.append(f"{product} {region} {slot.label}: export failed ({exc})")
+                report.failed.append({"unit": f"export {product} {region} {slot.label}",
+                                      "reason": f"{type(exc).__name__}: {exc}"})
 
 
 def resume_campaign(

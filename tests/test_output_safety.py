@@ -174,3 +174,57 @@ def test_damaged_store_with_finished_blocks_is_a_clear_error(tmp_path):
     (store / "zarr.json").write_text("{not json")
     with pytest.raises(InputError, match="damaged"):
         write_cube(small_cube(6), store)
+
+
+# ---------------------------------------------------------------- campaigns
+@pytest.fixture(scope="module")
+def small_campaign(tmp_path_factory):
+    from _campaign_helpers import make_cube, standin_model
+    from distributed import Client, LocalCluster
+
+    from firesmoke.grid import Region
+
+    cube = make_cube(tmp_path_factory.mktemp("cube") / "cube.zarr", shape=(128, 128))
+    region = Region.from_dataset(open_cube(cube))
+
+    def spec(out, **kw):
+        return {"name": "t", "output": str(out), "block_size": 128,
+                "regions": [{"name": region.name, "bbox": list(region.bbox),
+                             "pixel_size": region.pixel_size, "cube": str(cube)}],
+                "periods": [{"date": "2020-09-01"}], "products": {"burned": {"mode": "nrt"}},
+                "cluster": {"torch_threads": 1}, **kw}
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield spec, client, standin_model()
+
+
+def test_campaign_report_part_link_and_symlinked_exports(small_campaign, tmp_path):
+    from firesmoke.campaign import run_campaign
+
+    spec, client, model = small_campaign
+    victim, before = _victim(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(victim / "thesis.tex", out / "t_report.json.part")
+    os.symlink(victim, out / "exports")
+    rep = run_campaign(spec(out, exports={"geotiff": True}), client=client, model=model,
+                       progress=False)
+    assert not rep.ok
+    (failure,) = rep.failed
+    assert failure["unit"].startswith("export") and "symbolic link" in failure["reason"]
+    assert str(out / "exports") in failure["reason"]
+    assert json.loads((out / "t_report.json").read_text())["ok"] is False
+    assert _snapshot(victim) == before
+
+
+def test_two_campaigns_on_one_output_one_clear_error(small_campaign, tmp_path):
+    from firesmoke.campaign import run_campaign
+    from firesmoke.store import StoreLock, StoreLockedError
+
+    spec, client, model = small_campaign
+    out = tmp_path / "out"
+    with StoreLock(out, purpose="campaign t", check_links=False):  # another run in progress
+        with pytest.raises(StoreLockedError, match="campaign t"):
+            run_campaign(spec(out), client=client, model=model, progress=False)
+    assert run_campaign(spec(out), client=client, model=model, progress=False).ok

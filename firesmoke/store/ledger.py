@@ -142,15 +142,19 @@ class StoreLock:
     stores). A lock left by a process that died on this host is stale and taken over;
     any other holder makes :meth:`acquire` raise :class:`StoreLockedError` naming it.
 
+    ``check_links`` (default): refuse a local store that contains a symbolic link.
+
     Use as a context manager::
 
         with StoreLock(store, purpose="firesmoke cube"):
             ...
     """
 
-    def __init__(self, store: Any, storage_options: StoreOptions = None, purpose: str = "") -> None:
+    def __init__(self, store: Any, storage_options: StoreOptions = None, purpose: str = "",
+                 check_links: bool = True) -> None:
         self.location = Location.of(store, storage_options)
         self.purpose = purpose
+        self.check_links = check_links
         self.token = uuid.uuid4().hex
         self.held = False
 
@@ -171,7 +175,7 @@ class StoreLock:
         from firesmoke.paths import check_no_symlinks
 
         loc = self.location
-        if loc.local:
+        if loc.local and self.check_links:
             check_no_symlinks(loc.path)  # nothing in a store we write may point elsewhere
         loc.makedirs(META)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,

@@ -205,7 +205,8 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
         "long_name": "burned-area confidence", "units": "1", "grid_mapping": "spatial_ref",
         "description": "min(sum of daily burn probabilities over the period, 1)"})
     ds["burn_date"] = (dims, da.zeros((P, H, W), dtype=np.int16, chunks=chunks), {
-        "long_name": "day of year of burning", "units": "day of year", "flag_values": 0,
+        "long_name": "day of year of burning", "flag_values": 0,
+        "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
         "flag_meanings": "not_burned", "threshold": product.effective_threshold,
         "grid_mapping": "spatial_ref"})
     ds.attrs.update(attrs)

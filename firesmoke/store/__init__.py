@@ -22,6 +22,7 @@ from firesmoke.store.zarr_store import (
     open_store,
     write_block,
     write_product,
+    write_report,
 )
 
 __all__ = [
@@ -40,4 +41,5 @@ __all__ = [
     "safe_join",
     "write_block",
     "write_product",
+    "write_report",
 ]

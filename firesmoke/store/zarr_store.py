@@ -44,6 +44,7 @@ __all__ = [
     "prepare_overwrite",
     "write_block",
     "write_product",
+    "write_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, int], zarr_format: int = 3,
             "compressors": (compressor,),
         }
         if np.issubdtype(var.dtype, np.floating):
-            e["fill_value"] = np.nan
+            e["fill_value" if zarr_format == 3 else "_FillValue"] = np.nan
         enc[str(name)] = e
     return enc
 
@@ -175,7 +176,7 @@ def create_template(
                     err or "template incomplete")
     prepare_overwrite(loc)
     ledger.create()  # before the template: a kill from here on leaves a recognisable store
-    lazy = template.chunk({d: chunks.get(d, -1) for d in template.dims})
+    lazy = vlen_labels(template).chunk({d: chunks.get(d, -1) for d in template.dims})
     # coordinates are small: load them so that compute=False still writes them all
     lazy = lazy.assign_coords({k: v.load() for k, v in lazy.coords.items()})
     with quiet_zarr():
@@ -228,7 +229,7 @@ def write_product(
     ds: xr.Dataset,
     store: Any,
     storage_options: StoreOptions = None,
-    zarr_format: int = 3,
+    zarr_format: int = 2,
 ) -> Any:
     """Write a product Dataset (computed or lazy: streamed chunk by chunk) to a Zarr store.
 
@@ -237,7 +238,8 @@ def write_product(
     the writer lock (a second writer gets :class:`~firesmoke.store.ledger.StoreLockedError`).
     On object stores the store is written in place and marked complete last
     (``.firesmoke/template.json``). An existing store is replaced only if it is a Zarr
-    or firesmoke store.
+    or firesmoke store. ``zarr_format=2`` (default) gives stores GDAL's Zarr driver
+    opens (``rasterio.open('ZARR:"p.zarr":/confidence')``); 3 is the newer spec.
 
     Returns
     -------
@@ -269,7 +271,15 @@ def write_product(
     return Path(path)
 
 
+def vlen_labels(ds: xr.Dataset) -> xr.Dataset:
+    """Fixed-width unicode coordinates (e.g. ``period`` labels) as variable-length strings,
+    so every writer stores them with one dtype (zarr's v3 ``string`` / v2 ``VLenUTF8``)."""
+    fixed = {k: v.astype(object) for k, v in ds.coords.items() if v.dtype.kind == "U"}
+    return ds.assign_coords(fixed) if fixed else ds
+
+
 def _write_whole(ds: xr.Dataset, loc: Location, fmt: int) -> None:
+    ds = vlen_labels(ds)
     with quiet_zarr():
         ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False)
     finalize_store(loc)
@@ -287,3 +297,23 @@ def finalize_store(store: Any, storage_options: StoreOptions = None) -> None:
             group = zarr.open_group(loc.url, mode="r+",
                                     storage_options=dict(loc.storage_options) or None)
             zarr.consolidate_metadata(group.store)
+
+
+def write_report(store: Any, report: Mapping[str, Any], storage_options: StoreOptions = None) -> Any:
+    """Write a run report as a sidecar JSON file next to the store: ``<store>.report.json``.
+
+    Complete JSON of any length (attributes inside the store are for small metadata);
+    written atomically, never through a symbolic link. Returns the path or URL.
+    """
+    import json
+
+    from firesmoke.paths import atomic_write_text
+
+    loc = Location.of(store, storage_options)
+    text = json.dumps(dict(report), indent=1, default=str)
+    if loc.local:
+        return atomic_write_text(loc.path.with_name(loc.name + ".report.json"), text,
+                                 root=loc.path.parent)
+    side = loc.sibling(".report.json")
+    side.fs.pipe_file(side._root, text.encode())
+    return side.url

@@ -521,6 +521,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         dask.config.set({"logging.distributed": "warning"})
         logging.getLogger("distributed").setLevel(logging.WARNING)
+        import warnings
+
+        # a LocalCluster's HTTP server moving off a busy port is not news
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
     if not args.command:
         parser.print_help()
         return 2

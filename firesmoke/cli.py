@@ -226,8 +226,13 @@ def _cmd_cube(args: argparse.Namespace) -> int:
             bar.close()
     from firesmoke.store import write_report
 
-    report = write_report(args.out, {k: json.loads(cube.attrs.get(k, "[]"))
-                                     for k in ("skipped_inputs", "firms_report")})
+    def _attr(key: str):
+        try:
+            return json.loads(cube.attrs.get(key, "[]"))
+        except ValueError:  # a truncated attribute: keep its text
+            return cube.attrs.get(key)
+
+    report = write_report(args.out, {k: _attr(k) for k in ("skipped_inputs", "firms_report")})
     print(f"report: {report}")
     print(f"wrote {args.out} ({cube.sizes['time']} days x {cube.sizes['y']} x {cube.sizes['x']} px, "
           f"{cube.attrs['n_granules']} granules)")

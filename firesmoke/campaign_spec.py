@@ -64,7 +64,7 @@ import pandas as pd
 
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.store import safe_join
+from firesmoke.paths import is_url, safe_join
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
 
 __all__ = [
@@ -220,9 +220,11 @@ class _Ctx:
     def error(self, message: str, fld: str) -> InputError:
         return InputError(message, path=self.path, field=fld)
 
-    def resolve(self, value: Any, fld: str) -> Path:
+    def resolve(self, value: Any, fld: str, url_ok: bool = False) -> Path:
         if not isinstance(value, str) or not value:
             raise self.error(f"expected a path string, got {value!r}", fld)
+        if url_ok and is_url(value):  # object storage (s3://, gs://, ...): as given
+            return value  # type: ignore[return-value]
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base / p)
 
@@ -316,7 +318,7 @@ def _regions(ctx: _Ctx, value: Any) -> tuple[RegionEntry, ...]:
             sub = f"{fld}.{exc.field}" if exc.field else fld
             raise ctx.error(str(exc), sub) from exc
         _plain_name(ctx, region.name, f"{fld}.name")
-        cube = ctx.resolve(t["cube"], f"{fld}.cube") if "cube" in t else None
+        cube = ctx.resolve(t["cube"], f"{fld}.cube", url_ok=True) if "cube" in t else None
         out.append(RegionEntry(region, cube))
     names = [e.region.name for e in out]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -524,7 +526,7 @@ def load_spec(
     weights = _weights(ctx, t["weights"]) if "weights" in t else ()
     return CampaignSpec(
         name=name,
-        output=ctx.resolve(t["output"], "output"),
+        output=ctx.resolve(t["output"], "output", url_ok=True),
         regions=regions,
         periods=_periods(ctx, t["periods"]),
         products=products,

@@ -23,7 +23,7 @@ import stat
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from firesmoke.errors import InputError
 
@@ -33,6 +33,7 @@ __all__ = [
     "atomic_write_text",
     "check_inside",
     "check_no_symlinks",
+    "is_url",
     "makedirs_inside",
     "open_exclusive",
     "remove_tree",
@@ -47,19 +48,27 @@ class UnsafePathError(InputError):
     """An output path leaves its output root or goes through a symbolic link."""
 
 
-def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
+def is_url(path: str | os.PathLike[str]) -> bool:
+    """An fsspec URL (``s3://``, ``gs://``, ``memory://``, ...), not a local path."""
+    text = os.fspath(path)
+    return "://" in text and not text.startswith("file://")
+
+
+def safe_join(root: str | os.PathLike[str], *parts: str) -> Any:
     """Join user-influenced names under ``root`` refusing path traversal.
 
     Each part must be a plain name (letters, digits, ``.``, ``_``, ``-``; not starting
     with a dot), so ``..``, absolute paths and separators are rejected. A part that is
-    an existing symbolic link is refused too (:func:`check_inside`).
+    an existing symbolic link is refused too (:func:`check_inside`). A URL ``root``
+    (object storage) gives a URL string; a local one a :class:`pathlib.Path`.
     """
-    base = Path(os.path.abspath(root))
-    out = base
     for part in parts:
         if not isinstance(part, str) or not _SAFE.match(part) or part in (".", ".."):
             raise UnsafePathError(f"unsafe output name {part!r} (plain names only)", path=root)
-        out = out / part
+    if is_url(root):
+        return "/".join([os.fspath(root).rstrip("/"), *parts])
+    base = Path(os.path.abspath(root))
+    out = base.joinpath(*parts)
     check_inside(base, out)
     return out
 

@@ -105,3 +105,14 @@ def test_report_sidecar_is_complete_json(tmp_path):
     path = write_report(tmp_path / "c.zarr", {"firms_report": rows})
     assert path.name == "c.zarr.report.json"
     assert json.loads(path.read_text())["firms_report"] == rows
+
+
+def test_product_from_a_v3_cube_is_written_as_v2(tmp_path):
+    """Coordinates read from a Zarr v3 cube carry v3 encodings; a v2 product drops them."""
+    from firesmoke.cube import open_cube
+
+    cube = open_cube(write_cube(small_cube(4), tmp_path / "c.zarr"))
+    prod = cube[["red"]].isel(time=slice(0, 2)).rename(time="period")
+    store = write_product(prod, tmp_path / "p.zarr")
+    with rasterio.open(f'ZARR:"{store}":/red') as src:
+        np.testing.assert_array_equal(src.read(), cube["red"].values[:2])

@@ -20,12 +20,13 @@ from firesmoke.paths import (
     UnsafePathError,
     atomic_write_bytes,
     check_inside,
+    is_url,
     makedirs_inside,
     open_exclusive,
     remove_tree,
 )
 
-__all__ = ["META", "Location", "StoreOptions"]
+__all__ = ["META", "Location", "StoreOptions", "read_small", "write_small"]
 
 #: folder inside every store for firesmoke's own files (ledger, lock, template marker)
 META = ".firesmoke"
@@ -33,8 +34,7 @@ META = ".firesmoke"
 StoreOptions = dict[str, Any] | None
 
 
-def _is_url(text: str) -> bool:
-    return "://" in text and not text.startswith("file://")
+_is_url = is_url
 
 
 @dataclass(frozen=True)
@@ -253,3 +253,32 @@ class Location:
         except FileNotFoundError:
             pass
         fs.invalidate_cache(self._root)
+
+
+def write_small(target: Any, text: str, root: Any = None) -> str:
+    """Write a small text file (a report, a record) at a local path or a URL.
+
+    Local files are written atomically inside ``root`` (default: their folder), never
+    through a symbolic link; URLs are written with one put. Returns the path or URL.
+    """
+    loc = Location.of(target)
+    if loc.local:
+        return os.fspath(atomic_write_bytes(loc.path, text.encode("utf-8"), root=root))
+    loc.fs.pipe_file(loc._root, text.encode("utf-8"))
+    return loc.url
+
+
+def read_small(target: Any) -> str | None:
+    """The text of a small file at a local path or URL (None when missing)."""
+    loc = Location.of(target)
+    if loc.local:
+        try:
+            fd = os.open(loc.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read().decode("utf-8")
+    try:
+        return bytes(loc.fs.cat_file(loc._root)).decode("utf-8")
+    except FileNotFoundError:
+        return None

@@ -279,7 +279,9 @@ def vlen_labels(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _write_whole(ds: xr.Dataset, loc: Location, fmt: int) -> None:
-    ds = vlen_labels(ds)
+    ds = vlen_labels(ds).copy()
+    for v in ds.variables.values():  # encodings read from a store of another format
+        v.encoding = {}
     with quiet_zarr():
         ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False)
     finalize_store(loc)

@@ -67,9 +67,10 @@ from firesmoke.campaign_spec import (
 from firesmoke.campaign_units import UnitTask, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.paths import atomic_write_text, check_no_symlinks, safe_join
+from firesmoke.paths import check_no_symlinks, safe_join
 from firesmoke.runtime import inference_worker_env
-from firesmoke.store import Ledger, StoreLock
+from firesmoke.store import Ledger, Location, StoreLock, open_store
+from firesmoke.store.location import read_small, write_small
 
 __all__ = [
     "Plan",
@@ -134,11 +135,11 @@ class Report:
             lines.append(f"  report {self.path}")
         return "\n".join(lines)
 
-    def write(self, path: str | os.PathLike[str]) -> Path:
-        p = Path(path)
-        self.path = str(p)
-        # exclusive temporary file, renamed into place; never through a link
-        return atomic_write_text(p, json.dumps(self.to_dict(), indent=2, default=str))
+    def write(self, path: str | os.PathLike[str]) -> Any:
+        self.path = os.fspath(path)
+        # local: exclusive temporary file renamed into place, never through a link
+        written = write_small(path, json.dumps(self.to_dict(), indent=2, default=str))
+        return Path(written) if Location.of(written).local else written
 
 
 # =========================================================================== helpers
@@ -221,10 +222,12 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
 
     chunks = {"period": 1, "y": block, "x": block}
     ledger = Ledger(store)
-    check_no_symlinks(store)  # workers write into it: nothing in it may point elsewhere
-    if not overwrite and store.exists():
+    loc = ledger.location
+    if loc.local:
+        check_no_symlinks(store)  # workers write into it: nothing in it may point elsewhere
+    if not overwrite and loc.is_zarr():
         try:
-            existing = xr.open_zarr(store, consolidated=False)
+            existing = open_store(loc)
         except Exception as exc:  # template write interrupted: safe to redo if nothing is done
             if ledger.finished():
                 raise InputError(f"store is unreadable ({exc}) but its ledger lists finished units; "
@@ -238,13 +241,13 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
                     "store was written by a different campaign configuration (region, product, "
                     "periods, block size or weights); use another output folder or overwrite",
                     path=store)
-    elif not store.exists() and ledger.finished():
+    elif not loc.is_zarr() and ledger.finished():
         log.warning("ledger of missing store %s cleared", store)
         ledger.clear()
     create_template(template, store, chunks=chunks, overwrite=overwrite)
     # create_template leaves lazy non-index coordinates unwritten: write them (idempotent)
     extra = {k: template[k].variable for k in ("period_start", "period_end")}
-    xr.Dataset(extra).to_zarr(store, region={"period": slice(None)}, zarr_format=3,
+    xr.Dataset(extra).to_zarr(**loc.zarr_args(), region={"period": slice(None)},
                               consolidated=False)
 
 
@@ -337,11 +340,12 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
         return entry.cube
     inp = spec.inputs
     path = plan.cubes[r.name]
-    record = path.with_name(path.name + ".campaign.json")
+    record = Location.of(path).sibling(".campaign.json").url
     key = {"region": r.to_dict(), "days": [str(d0), str(d1)], "composite": inp.composite,
            "viirs": [os.fspath(p) for p in inp.viirs], "firms": [os.fspath(p) for p in inp.firms]}
-    if record.exists() and path.exists():
-        done = json.loads(record.read_text())
+    text = read_small(record)
+    if text is not None and Location.of(path).is_zarr():
+        done = json.loads(text)
         if done.get("key") == key:
             log.info("cube %s is complete; reusing it", path)
             report.skipped_inputs += done["skipped_inputs"]
@@ -353,10 +357,10 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
     skipped = [{"region": r.name, **s} for s in json.loads(cube.attrs.get("skipped_inputs", "[]"))]
     warnings = [f"{r.name} FIRMS: {w}" for w in json.loads(cube.attrs.get("firms_report", "[]"))
                 if re.search(r";.*\b\d+ x ", w)]  # rows dropped (per-file summaries are not news)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_cube(cube, path, mode="auto", progress=_cube_progress(progress, r.name))
-    atomic_write_text(record, json.dumps({"key": key, "skipped_inputs": skipped,
-                                          "warnings": warnings}), root=spec.output)
+    write_small(record, json.dumps({"key": key, "skipped_inputs": skipped,
+                                    "warnings": warnings}),
+                root=spec.output if Location.of(record).local else None)
     report.skipped_inputs += skipped
     report.warnings += warnings
     return path
@@ -434,7 +438,8 @@ def run_campaign(
                     started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
     _check_inputs(spec)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
-    spec.output.mkdir(parents=True, exist_ok=True)
+    if Location.of(spec.output).local:
+        Path(spec.output).mkdir(parents=True, exist_ok=True)
     with StoreLock(spec.output, purpose=f"campaign {spec.name}", check_links=False):
         return _run_locked(spec, plan, report, client, progress, model, prov, overwrite, t_start)
 
@@ -533,6 +538,10 @@ def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> No
         finalize_store(store)
         if not spec.exports.any:
             continue
+        if not Location.of(spec.output).local:
+            report.warnings.append(f"{product} {region}: exports are written to local folders "
+                                   "only; not made for an object-storage output")
+            continue
         ds = xr.open_zarr(store)
         for slot in plan.slots[product]:
             if spec.exports.periods is not None and slot.label not in spec.exports.periods:
@@ -565,7 +574,7 @@ def resume_campaign(
     """
     spec = load_spec(spec)
     plan = plan_campaign(spec)
-    if not any(s.exists() for s in plan.stores.values()):
+    if not any(Location.of(s).is_zarr() for s in plan.stores.values()):
         raise InputError("nothing to resume: no product store of this campaign exists yet",
                          path=spec.output)
     return run_campaign(spec, client=client, progress=progress, model=model)

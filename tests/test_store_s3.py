@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,10 @@ def s3():
     boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                  aws_access_key_id="testing", aws_secret_access_key="testing",
                  ).create_bucket(Bucket="firesmoke-test")
-    old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_DEFAULT_REGION": "us-east-1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # campaigns (and their workers) find the server from the environment
     yield opts
     for k, v in old.items():
         if v is None:
@@ -112,3 +115,84 @@ def test_memory_urls_are_not_local_folders(tmp_path, monkeypatch):
     _same(open_cube("memory://cubes/m.zarr"), small_cube(6))
     assert not (tmp_path / "memory:").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ campaigns on S3
+CAMPAIGN_TOML = """
+name = "s3c"
+output = "{output}"
+block_size = 128
+[[regions]]
+name = "SYN"
+bbox = {bbox}
+pixel_size = 0.01
+cube = "{cube}"
+[[periods]]
+date = 2020-09-01
+[products.burned]
+mode = "nrt"
+[cluster]
+n_workers = 1
+threads_per_worker = 1
+processes = false
+torch_threads = 1
+"""
+
+
+def _campaign_spec(tmp_path, cube, output) -> Path:
+    from firesmoke.grid import Region
+
+    region = Region.from_dataset(open_cube(cube))
+    spec = tmp_path / f"{output.rsplit('/', 1)[-1]}.toml"
+    spec.write_text(CAMPAIGN_TOML.format(output=output, bbox=list(region.bbox), cube=cube))
+    return spec
+
+
+def test_campaign_on_s3_resumed_after_a_kill(s3, tmp_path):
+    """The product store, its ledger and the report live in the bucket; a campaign killed
+    mid-run (SIGKILL) and rerun gives the same store as an uninterrupted run."""
+    import signal
+    import subprocess
+    import time
+
+    from _campaign_helpers import make_cube, standin_model
+
+    from firesmoke.campaign import plan_campaign, run_campaign
+    from firesmoke.campaign_spec import load_spec
+
+    cube = str(make_cube(tmp_path / "cube.zarr", shape=(256, 256), start="2020-07-01",
+                         end="2020-09-05"))
+    ref_spec = _campaign_spec(tmp_path, cube, "s3://firesmoke-test/ref")
+    ref = run_campaign(ref_spec, model=standin_model(), progress=False)
+    assert ref.ok and len(ref.done) + len(ref.empty) == 4
+    (ref_store,) = ref.stores
+    assert ref_store == "s3://firesmoke-test/ref/burned-nrt_SYN.zarr"
+    assert ref.path == "s3://firesmoke-test/ref/s3c_report.json"
+
+    spec = _campaign_spec(tmp_path, cube, "s3://firesmoke-test/killed")
+    store = plan_campaign(load_spec(spec)).stores[("burned-nrt", "SYN")]
+    code = ("import sys; from _campaign_helpers import standin_model; "
+            "from firesmoke.campaign import run_campaign; "
+            "run_campaign(sys.argv[1], model=standin_model(), progress=False)")
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(spec)], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ledger = Ledger(store)
+    deadline = time.monotonic() + 120
+    try:
+        while len(ledger.finished()) < 1:
+            assert proc.poll() is None, "the campaign ended before it could be killed"
+            assert time.monotonic() < deadline, "no unit finished in time"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed = ledger.finished()
+    assert 1 <= len(killed) < 4
+    rep = run_campaign(spec, model=standin_model(), progress=False)  # stale lock taken over
+    assert rep.ok and len(rep.skipped) == len(killed)
+    a, b = xr.open_zarr(store), xr.open_zarr(ref_store)
+    for v in ("confidence", "burn_date"):
+        np.testing.assert_array_equal(a[v].values, b[v].values)

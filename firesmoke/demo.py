@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from firesmoke.exports import write_csv
+
 log = logging.getLogger(__name__)
 
 __all__ = ["run_demo"]
@@ -205,7 +207,7 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
         lines.append(f"  {label}: {', '.join(str(t) for t in tifs)}, {png}")
     table = pd.DataFrame(rows)
     csv = out_dir / "burned_area_metrics.csv"
-    table.to_csv(csv, index=False)
+    write_csv(table, csv)
     lines.append(f"metrics against the scenario truth ({csv}):")
     lines.append(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return lines
@@ -226,7 +228,7 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     except WeightsError as exc:
         return [f"smoke: skipped ({exc})"]
     csv = out_dir / "smoke_chips.csv"
-    table.to_csv(csv, index=False)
+    write_csv(table, csv)
     truth = np.array(["positive" in str(p) for p in table["path"]])
     acc = float(((table["probability"].to_numpy() > 0.5) == truth).mean())
     lines.append(f"smoke chips: {len(chips.paths)} generated; classified -> {csv} "
@@ -234,17 +236,16 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     scenes = generate_scenes(out_dir / "smoke_scenes", n_scenes=1, size=512, n_sites=3, seed=seed + 200)
     mask = smoke_pipeline.segment_scene(scenes.item_paths)
     tif_dir = out_dir / "smoke_masks"
-    from firesmoke.exports import SMOKE_NODATA, export_geotiff, smoke_mask_for_export
+    from firesmoke.exports import export_smoke_mask
 
     # uint8 COGs: 0 no smoke, 1 smoke, 255 no data
-    tifs = [export_geotiff(smoke_mask_for_export(mask.isel(time=i)), tif_dir / f"mask_{i}.tif",
-                           nodata=SMOKE_NODATA, root=out_dir)
+    tifs = [export_smoke_mask(mask.isel(time=i), tif_dir / f"mask_{i}.tif", root=out_dir)
             for i in range(mask.sizes["time"])]
     series = smoke_pipeline.plume_timeseries(mask, scenes.sites)
     coords = scenes.sites[["site_id", "lon", "lat"]]
     series = series.merge(coords, on="site_id", how="left")  # site tables carry lon/lat
     ts = out_dir / "smoke_sites.csv"
-    series.to_csv(ts, index=False)
+    write_csv(series, ts)
     lines.append(f"smoke scene: plume masks {', '.join(str(t) for t in tifs)}; per-site series {ts}")
     lines.append(series.to_string(index=False))
     return lines

@@ -22,7 +22,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from firesmoke.paths import check_inside, makedirs_inside, open_exclusive
+from firesmoke.paths import (
+    atomic_write_text,
+    check_inside,
+    makedirs_inside,
+    open_exclusive,
+    safe_join,
+)
 
 __all__ = [
     "BURN_DATE_NODATA",
@@ -31,7 +37,10 @@ __all__ = [
     "burn_date_for_export",
     "export_burned_period",
     "export_geotiff",
+    "export_smoke_mask",
+    "safe_join",
     "smoke_mask_for_export",
+    "write_csv",
 ]
 
 BURN_DATE_NODATA = -1
@@ -110,6 +119,12 @@ def smoke_mask_for_export(mask: xr.DataArray, valid: xr.DataArray | None = None)
     return out
 
 
+def export_smoke_mask(mask: xr.DataArray, path: str | os.PathLike[str],
+                      root: str | os.PathLike[str] | None = None) -> Path:
+    """COG of a smoke mask: uint8, 0 no smoke, 1 smoke, 255 no data (the nodata value)."""
+    return export_geotiff(smoke_mask_for_export(mask), path, nodata=SMOKE_NODATA, root=root)
+
+
 def export_burned_period(
     period: xr.Dataset,
     folder: str | os.PathLike[str],
@@ -118,8 +133,6 @@ def export_burned_period(
 ) -> list[Path]:
     """COGs of one period of a burned-area product: ``<base>_confidence.tif`` and
     ``<base>_burn_date.tif`` (nodata conventions of this module)."""
-    from firesmoke.paths import safe_join
-
     top = root if root is not None else folder
     conf = period["confidence"]
     bd = burn_date_for_export(period["burn_date"], conf)
@@ -131,3 +144,9 @@ def export_burned_period(
         export_geotiff(bd, safe_join(folder, f"{base}_burn_date.tif"),
                        nodata=BURN_DATE_NODATA, root=top),
     ]
+
+
+def write_csv(table: Any, path: str | os.PathLike[str],
+              root: str | os.PathLike[str] | None = None) -> Path:
+    """Write a table (``pandas.DataFrame``) as CSV atomically, never through a link."""
+    return atomic_write_text(path, table.to_csv(index=False), root=root)

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from affine import Affine
 
+from firesmoke.paths import atomic_write_text
+
 __all__ = ["EVENT_COLUMNS", "find_events", "label_events", "pixel_areas_ha", "write_events_geojson"]
 
 log = logging.getLogger(__name__)
@@ -215,7 +217,5 @@ def write_events_geojson(
     fc = {"type": "FeatureCollection", "crs_name": str(crs), "features": features}
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_text(json.dumps(fc))
-    os.replace(tmp, p)
-    return p
+    # exclusive temporary file renamed into place: never written through a link
+    return atomic_write_text(p, json.dumps(fc))

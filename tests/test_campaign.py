@@ -228,7 +228,7 @@ def test_campaign_equals_whole_region_pipeline(cube_store, tmp_path, client):
         np.testing.assert_array_equal(src.read(1), out.confidence.values[0])
     with rasterio.open(exp["date.tif"]) as src:
         np.testing.assert_array_equal(src.read(1), out.burn_date.values[0])
-        assert src.nodata == 0
+        assert src.nodata == -1  # -1 unobserved; 0 (not burned) is a value (issue 12)
     assert open(exp["quicklook.png"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     fc = json.loads(open(exp["events.geojson"]).read())
     assert fc["type"] == "FeatureCollection" and fc["features"]

@@ -88,6 +88,8 @@ def test_symlinked_store_and_links_inside_are_refused(tmp_path):
 
 def test_overwrite_refuses_a_folder_that_is_not_a_store(tmp_path):
     victim, before = _victim(tmp_path)
+    with pytest.raises(InputError, match="not a store folder"):
+        write_cube(small_cube(6), victim / "thesis.tex", mode="w")
     with pytest.raises(InputError, match="not a Zarr store"):
         write_cube(small_cube(6), victim, mode="w")
     with pytest.raises(InputError, match="not a Zarr store"):

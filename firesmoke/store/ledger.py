@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from firesmoke.errors import FiresmokeError
+from firesmoke.errors import FiresmokeError, InputError
 from firesmoke.paths import UnsafePathError
 from firesmoke.store.location import META, Location, StoreOptions
 
@@ -176,7 +176,10 @@ class StoreLock:
 
         loc = self.location
         if loc.local and self.check_links:
-            check_no_symlinks(loc.path)  # nothing in a store we write may point elsewhere
+            check_no_symlinks(loc.path)
+        if loc.local and os.path.lexists(loc.path) and not loc.path.is_dir():
+            raise InputError("exists and is not a store folder; refusing to write into it",
+                             path=loc.path)  # nothing in a store we write may point elsewhere
         loc.makedirs(META)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
               "purpose": self.purpose,

@@ -230,3 +230,21 @@ def test_two_campaigns_on_one_output_one_clear_error(small_campaign, tmp_path):
         with pytest.raises(StoreLockedError, match="campaign t"):
             run_campaign(spec(out), client=client, model=model, progress=False)
     assert run_campaign(spec(out), client=client, model=model, progress=False).ok
+
+
+def test_campaign_on_an_incomplete_cube_is_not_ok(small_campaign, tmp_path):
+    """Issue 14 item 4: a campaign on a cube killed mid-write used to report ok."""
+    import shutil
+
+    from firesmoke.campaign import run_campaign
+
+    spec, client, model = small_campaign
+    doc = spec(tmp_path / "out")
+    cube = tmp_path / "cube.zarr"
+    shutil.copytree(doc["regions"][0]["cube"], cube)
+    ledger = Ledger(cube)
+    ledger.location.delete(f".firesmoke/ledger/{sorted(ledger.finished())[-1]}")  # a lost chunk
+    doc["regions"][0]["cube"] = str(cube)
+    rep = run_campaign(doc, client=client, model=model, progress=False)
+    assert not rep.ok and rep.failed
+    assert all("incomplete cube" in f["reason"] for f in rep.failed)

@@ -147,39 +147,41 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-limit", default="auto", help="LocalCluster memory limit per worker")
 
 
+def _add_gpus_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpus", type=_gpus_arg, default=None, metavar="N",
+                   help="local cluster of one worker per GPU, each pinned to its GPU "
+                        "(default: every visible GPU when CUDA is available; 0 = CPU workers)")
+
+
+def _gpus_arg(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError("--gpus must be >= 0")
+    return n
+
+
 class _Cluster:
-    """Context manager: a distributed Client on ``--scheduler`` or on a new LocalCluster."""
+    """Context manager: a distributed Client on ``--scheduler`` or on a new local cluster
+    (:func:`firesmoke.cluster.dask_client`: CPU workers, or one worker per GPU)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cluster = None
-        self.client = None
+        self._cm = None
 
     def __enter__(self):
-        import os
+        from firesmoke.cluster import dask_client
 
-        from distributed import Client, LocalCluster
-
-        if self.args.scheduler:
-            self.client = Client(self.args.scheduler)
-        else:
-            n = self.args.workers or max(1, (os.cpu_count() or 2) // 2)
-            from firesmoke.runtime import inference_worker_env
-
-            with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
-                self.cluster = LocalCluster(
-                    n_workers=n, threads_per_worker=self.args.threads_per_worker or 2,
-                    memory_limit=self.args.memory_limit, dashboard_address=None,
-                )
-            self.client = Client(self.cluster)
-        log.info("dask client: %s", self.client)
-        return self.client
+        a = self.args
+        self._cm = dask_client(address=a.scheduler, n_workers=a.workers,
+                               threads_per_worker=a.threads_per_worker,
+                               memory_limit=a.memory_limit, gpus=getattr(a, "gpus", 0))
+        client = self._cm.__enter__()
+        log.info("dask client: %s", client)
+        return client
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        if self._cm is not None:
+            return self._cm.__exit__(*exc)
         return False
 
 
@@ -268,6 +270,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=None)
     b.add_argument("--device", default=None, help="cuda, cpu (default: cuda when available)")
     b.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint")
+    b.add_argument("--recipe", choices=("firesmoke", "reference"), default=None,
+                   help="firesmoke's sampler/augmentations (default) or the reference's")
     for name, helptext in (("smoke-classifier", "the ResNet-50 smoke classifier"),
                            ("smoke-segmenter", "the U-Net smoke segmenter")):
         q = tsub.add_parser(name, help=helptext + " from a chip dataset")
@@ -276,8 +280,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--out", type=Path, required=True, help="output folder")
         q.add_argument("--epochs", type=int, default=None)
         q.add_argument("--batch-size", type=int, default=None)
-        q.add_argument("--recipe", choices=("reference", "adamw"), default="reference",
-                       help="reference SGD recipe of the paper, or AdamW + cosine")
+        q.add_argument("--recipe", choices=("reference", "reference-scratch", "adamw"),
+                       default="reference",
+                       help="reference SGD recipe of the paper (the classifier's needs --init), "
+                            "the same from a random start, or AdamW + cosine")
+        if name == "smoke-classifier":
+            q.add_argument("--init", type=Path, default=None,
+                           help="torchvision ResNet-50 ImageNet weights file (reference recipe)")
         q.add_argument("--width", type=int, default=64, help="base width (64 = published size)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", default=None)
@@ -287,20 +296,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "banet":
-        from firesmoke.train.banet import train_banet_cli
+        from firesmoke.train.banet import train_banet_stores
 
-        opts = {k: v for k, v in vars(args).items()
-                if k not in ("command", "model", "verbose", "quiet")}
-        opts["progress"] = not args.quiet
-        result = train_banet_cli(opts)
+        given = {k: getattr(args, k) for k in ("steps", "batch_size", "seq_len", "patch",
+                                                "lr_max", "seed", "device", "resume", "recipe")}
+        result = train_banet_stores(
+            args.cube, args.targets, args.out, val_cube=args.val_cube,
+            val_targets=args.val_targets, val_period=args.val_period,
+            progress=not args.quiet, **{k: v for k, v in given.items() if v is not None})
     else:
         from firesmoke.train import smoke as trainers
 
         fn = (trainers.train_smoke_classifier if args.model == "smoke-classifier"
               else trainers.train_smoke_segmenter)
+        extra = {"init": args.init} if args.model == "smoke-classifier" else {}
         result = fn(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                     recipe=args.recipe, width=args.width, seed=args.seed, device=args.device,
-                    progress=not args.quiet, resume=args.resume, half=args.half)
+                    progress=not args.quiet, resume=args.resume, half=args.half, **extra)
     print(f"weights: {result.weights} (sha256 {result.sha256})")
     print(f"logs: {result.out}")
     return 0
@@ -311,6 +323,8 @@ _COMMANDS["train"] = _cmd_train
 
 # ---------------------------------------------------------------------------- predict
 def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from firesmoke.products import MODES
+
     p = sub.add_parser("predict", help="burned-area or smoke products",
                        description="Run the models and write georeferenced products.")
     psub = p.add_subparsers(dest="product", metavar="PRODUCT", required=True)
@@ -319,7 +333,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="Zarr cube store (firesmoke cube): a path or an fsspec URL")
     b.add_argument("--start", type=_date, required=True, help="first day (nrt: the run date)")
     b.add_argument("--end", type=_date, default=None, help="last day")
-    b.add_argument("--mode", choices=("monthly", "range", "nrt"), default="monthly",
+    b.add_argument("--mode", choices=MODES, default="monthly",
                    help="monthly: one product per calendar month; range: one product over "
                         "--start..--end; nrt: the 64 days ending on --start (default: %(default)s)")
     b.add_argument("--weights", nargs="+", default=["banet_synthetic"],
@@ -341,6 +355,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                         "-1 unobserved, 0 not burned) + PNG, beside a local --out")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
     _add_cluster_args(b)
+    _add_gpus_arg(b)
     s = psub.add_parser("smoke", help="smoke on Sentinel-2 chips or scenes")
     s.add_argument("--chips", default=None, help="chip dataset root or folder of chip GeoTIFFs")
     s.add_argument("--scene", nargs="+", default=None, help="STAC item JSON files or GeoTIFFs")
@@ -373,14 +388,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from firesmoke.burned import predict_burned
     from firesmoke.cube import open_cube
-    from firesmoke.inference import TileModel
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.inference import TileModel, resolve_device
 
+    device = resolve_device(args.device, check_available=not args.scheduler)
+    if args.gpus is None and device.startswith("cpu"):
+        args.gpus = 0  # default: every visible GPU only when running on CUDA
     cube = open_cube(args.cube)
-    model = TileModel.from_weights(args.weights, prepare=prepare_for_inference)
+    model = TileModel.from_weights(args.weights)  # BA-Net: prepare_for_inference by default
     product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
                              threshold=args.threshold, blend=args.blend,
-                             batch_size=args.batch_size, device=args.device)
+                             batch_size=args.batch_size, device=device)
     from firesmoke.store import Location, write_product
 
     out = Location.of(args.out)
@@ -444,8 +461,10 @@ def _add_campaign(sub: argparse._SubParsersAction) -> None:
     r.add_argument("spec", type=Path, help="campaign TOML file")
     r.add_argument("--overwrite", action="store_true", help="start again from scratch")
     r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    _add_gpus_arg(r)
     q = csub.add_parser("resume", help="continue an interrupted campaign")
     q.add_argument("spec", type=Path, help="campaign TOML file")
+    _add_gpus_arg(q)
 
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
@@ -454,12 +473,26 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     if args.action == "run" and args.dry_run:
         print(campaign.plan_campaign(campaign.load_spec(args.spec)).summary())
         return 0
+    import contextlib
+
+    from firesmoke.cluster import dask_client, visible_gpus
+
+    spec = campaign.load_spec(args.spec)
+    gpus = args.gpus
+    if gpus is None:  # every visible GPU, unless the spec names a scheduler or asks for CPU
+        wants_cpu = any(str(p.device or "auto").startswith("cpu") for p in spec.products)
+        gpus = 0 if (spec.cluster.address or wants_cpu) else visible_gpus()
     bar = _TqdmProgress(disable=args.quiet)
     try:
-        if args.action == "run":
-            report = campaign.run_campaign(args.spec, progress=bar, overwrite=args.overwrite)
-        else:
-            report = campaign.resume_campaign(args.spec, progress=bar)
+        with contextlib.ExitStack() as stack:
+            client = None
+            if gpus and not spec.cluster.address:  # else the spec's [cluster] section
+                client = stack.enter_context(dask_client(gpus=gpus))
+            if args.action == "run":
+                report = campaign.run_campaign(spec, client=client, progress=bar,
+                                               overwrite=args.overwrite)
+            else:
+                report = campaign.resume_campaign(spec, client=client, progress=bar)
     finally:
         bar.close()
     print(report.summary())
@@ -495,6 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser  # type: ignore[method-assign]
     for add in _ADDERS:
         add(sub)
+    from firesmoke.cli_fetch import add_fetch  # `firesmoke fetch` lives in cli_fetch.py
+    add_fetch(sub, _COMMANDS)
     _common_on_leaves(parser, common)
     return parser
 

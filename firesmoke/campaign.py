@@ -237,7 +237,8 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
     elif not loc.is_zarr() and ledger.finished():
         log.warning("ledger of missing store %s cleared", store)
         ledger.clear()
-    create_template(template, store, chunks=chunks, overwrite=overwrite)
+    # Zarr v2: product stores GDAL's Zarr driver opens (as firesmoke.store.write_product)
+    create_template(template, store, chunks=chunks, overwrite=overwrite, zarr_format=2)
     # create_template leaves lazy non-index coordinates unwritten: write them (idempotent)
     extra = {k: template[k].variable for k in ("period_start", "period_end")}
     xr.Dataset(extra).to_zarr(**loc.zarr_args(), region={"period": slice(None)},

@@ -47,6 +47,7 @@ __all__ = [
     "quantise",
     "reference_day_of_year_lut",
     "viirs_days",
+    "zero_days_by_window",
 ]
 
 COMPAT_MODES = ("banet-0.6.7",)
@@ -131,6 +132,19 @@ def viirs_days(cube: Any, days: pd.DatetimeIndex) -> np.ndarray:
         vals = np.asarray(any_day.values, bool)
         out[np.flatnonzero(days.isin(have))] = vals
     return out
+
+
+def zero_days_by_window(cube_path: Any, windows: list[Window]) -> dict[str, tuple[bool, ...]]:
+    """Per window label, whether each of its days lacks VIIRS data (:func:`viirs_days`),
+    reading the cube at ``cube_path`` once (empty without windows)."""
+    if not windows:
+        return {}
+    from firesmoke.cube import open_cube
+
+    cube = open_cube(cube_path)
+    every = pd.DatetimeIndex(sorted({d for w in windows for d in w.days}))
+    has = dict(zip(every, viirs_days(cube, every), strict=True))
+    return {w.label: tuple(not has[d] for d in w.days) for w in windows}
 
 
 def concat_range_product(*stacks: np.ndarray, doy: tuple[int, ...], threshold: float

@@ -95,10 +95,10 @@ class _Runner:
     """The forward side of a model on one device: input preparation and batched forward."""
 
     def __init__(self, model: Any, device: str) -> None:
-        from firesmoke.inference import TileModel
-
         self.device = device
-        self.tile_model = model if isinstance(model, TileModel) else None
+        # a firesmoke.inference.TileModel (duck-typed: the engine does not import inference)
+        is_tile_model = hasattr(model, "prepare_input") and hasattr(model, "forward")
+        self.tile_model = model if is_tile_model else None
         self.model = model
         self.pad_value = float("nan") if self.tile_model is not None else 0.0
 

@@ -280,11 +280,18 @@ class TileModel:
         float32 (activation applied, ensemble mean), left on the device."""
         import torch
 
+        import contextlib
+
         outs = []
         use_amp = device.startswith("cuda") and self.autocast is not None
         amp_dtype = torch.bfloat16 if self.autocast == "bf16" else torch.float16
         days = self.output_days
-        with torch.inference_mode():
+        exact = contextlib.nullcontext()
+        if device.startswith("cuda") and self.autocast is None:  # float32: no TF32 either
+            from firesmoke.models.precision import no_tf32
+
+            exact = no_tf32()
+        with exact, torch.inference_mode():
             for m in self.modules(device):
                 with torch.autocast("cuda", dtype=amp_dtype, enabled=use_amp):
                     if days is not None and getattr(m, "supports_days", False):

@@ -21,12 +21,16 @@ import time
 import numpy as np
 
 
-def _small_net(seed: int):
+def _small_net(seed: int, bias: float | None = None):
     import torch
 
     torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Conv3d(4, 8, 3, padding=1), torch.nn.Tanh(),
-                               torch.nn.Conv3d(8, 1, 3, padding=1))
+    net = torch.nn.Sequential(torch.nn.Conv3d(4, 8, 3, padding=1), torch.nn.Tanh(),
+                              torch.nn.Conv3d(8, 1, 3, padding=1))
+    if bias is not None:
+        with torch.no_grad():
+            net[2].bias.fill_(bias)
+    return net
 
 
 def _random_banet(seed: int):
@@ -87,6 +91,45 @@ def _sync(device: str) -> None:
 
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def compat_agreement(device: str) -> dict:
+    """``compat="banet-0.6.7"`` on the device vs on the CPU (tests check the CPU result
+    against an independent numpy re-implementation of the reference)."""
+    import dask
+    import pandas as pd
+    import xarray as xr
+
+    from firesmoke.burned import predict_burned
+    from firesmoke.inference import TileModel
+    from firesmoke.models.normalization import BANET
+
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2020-06-10", "2020-10-25")
+    h, w = 226, 205
+    yy, xx = np.mgrid[0:h, 0:w]
+    fire = np.exp(-(((yy - 120) / 40.0) ** 2 + ((xx - 90) / 50.0) ** 2)).astype(np.float32)
+    data = {b: (("time", "y", "x"), (rng.random((len(days), h, w)) * s).astype(np.float32))
+            for b, s in (("red", 0.3), ("nir", 0.4), ("mir", 0.2))}
+    frp = np.zeros((len(days), h, w), np.float32)
+    frp[55:75] = np.log1p(40 * fire) * (rng.random((20, h, w)) < 0.3)
+    data["frp"] = (("time", "y", "x"), frp)
+    cube = xr.Dataset(data, coords={"time": days, "y": np.arange(h), "x": np.arange(w)})
+    cube = cube.chunk({"time": -1, "y": 128, "x": 110})
+    model = TileModel(builders=(functools.partial(_small_net, 0, -4.6),
+                                functools.partial(_small_net, 1, -4.6)),
+                      key="compat-check", normalization=BANET)
+    res = {}
+    for dev in ("cpu", device):
+        with dask.config.set(scheduler="threads", num_workers=4):
+            res[dev] = predict_burned(cube, model, "2020-08-01", "2020-09-30",
+                                      compat="banet-0.6.7", device=dev).compute()
+    a, b = res["cpu"], res[device]
+    burned = a.burn_date.values > 0
+    return {"compat_conf_max_diff": float(np.abs(a.confidence.values - b.confidence.values).max()),
+            "compat_burned_px": int(burned.sum()),
+            "compat_mask_mismatch_px": int((burned != (b.burn_date.values > 0)).sum()),
+            "compat_date_mismatch_px": int((a.burn_date.values != b.burn_date.values).sum())}
 
 
 def region_month(device: str, size: int) -> dict:
@@ -169,7 +212,7 @@ def main() -> None:
     info = {"device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu",
             "torch": torch.__version__, "cuda": torch.version.cuda, "dask": dask.__version__}
     print(json.dumps(info))
-    fig = {"info": info, "agreement": agreement(device)}
+    fig = {"info": info, "agreement": {**agreement(device), **compat_agreement(device)}}
     print(json.dumps(fig["agreement"], indent=1), flush=True)
     if device == "cuda" or args.size <= 128:  # a CPU smoke test of the script at 128 px
         fig["region_month"] = region_month(device, args.size)

@@ -215,7 +215,9 @@ class TileModel:
         digest = hashlib.sha256()
         for p in paths:
             digest.update(p.encode())
-        digest.update(repr(prepare).encode())
+        if prepare is not None:  # a stable name (a function's repr holds its address)
+            name = f"{getattr(prepare, '__module__', '')}.{getattr(prepare, '__qualname__', '')}"
+            digest.update(name.encode())
         if "mean" not in kwargs and "normalization" not in kwargs and {"mean", "std"} <= set(norm):
             if "bands" in norm:
                 kwargs["normalization"] = norm
@@ -278,9 +280,9 @@ class TileModel:
     def forward(self, x: Any, device: str) -> Any:
         """Forward a normalised tensor batch ``(n, C, ...)`` on ``device`` -> ``(n, K, ...)``
         float32 (activation applied, ensemble mean), left on the device."""
-        import torch
-
         import contextlib
+
+        import torch
 
         outs = []
         use_amp = device.startswith("cuda") and self.autocast is not None

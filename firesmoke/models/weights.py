@@ -49,6 +49,7 @@ from firesmoke.models.unet import SmokeUNet
 
 __all__ = [
     "ARCHITECTURES",
+    "CONFIG_BOUNDS",
     "FORMAT",
     "PACKAGE_WEIGHTS_DIR",
     "architecture_of",
@@ -166,6 +167,83 @@ def _infer_config(arch: str, sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             "n_outputs": sd["fc.weight"].shape[0],
         }
     return {}
+
+
+# -- config checks (before any module is built) ---------------------------------------
+#: Allowed range of each constructor argument a weights file may set: ``(low, high)`` for
+#: integers, ``bool`` for flags, ``("list", low, high, max_len)`` for integer lists.
+#: Wide enough for every published and practical variant, narrow enough that a hostile
+#: file cannot make :func:`load_weights` build a model of hundreds of GiB.
+CONFIG_BOUNDS: dict[str, dict[str, Any]] = {
+    "banet": {"in_ch": (1, 1024), "n_classes": (1, 1024), "sequence_len": (16, 4096)},
+    "smoke_unet": {"in_ch": (1, 1024), "n_classes": (1, 1024), "base": (1, 1024), "bilinear": bool},
+    "smoke_resnet50": {
+        "in_ch": (1, 1024),
+        "width": (1, 1024),
+        "layers": ("list", 1, 64, 8),
+        "n_outputs": (1, 1024),
+        "stem_kernel": (1, 31),
+        "stem_stride": (1, 8),
+        "stem_padding": (0, 31),
+    },
+}
+
+
+def _check_config(arch: str, cfg: Any, path: Path) -> dict[str, Any]:
+    """``cfg`` as a dict if every key is a known constructor argument within its bounds."""
+    if not isinstance(cfg, Mapping):
+        raise WeightsError(f"config must be a mapping, got {type(cfg).__name__}", path=path)
+    bounds = CONFIG_BOUNDS.get(arch, {})
+    for key, value in cfg.items():
+        rule = bounds.get(key)
+        if rule is None:
+            raise WeightsError(
+                f"unknown {arch!r} config key {key!r}; allowed: {', '.join(sorted(bounds))}", path=path
+            )
+        if rule is bool:
+            ok = isinstance(value, bool)
+            want = "true or false"
+        elif rule[0] == "list":
+            _, low, high, max_len = rule
+            ok = (
+                isinstance(value, list | tuple)
+                and 0 < len(value) <= max_len
+                and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value)
+            )
+            want = f"a list of 1 to {max_len} integers in [{low}, {high}]"
+        else:
+            low, high = rule
+            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+            want = f"an integer in [{low}, {high}]"
+        if not ok:
+            raise WeightsError(f"config {key}={value!r} refused: must be {want}", path=path)
+    return dict(cfg)
+
+
+def _check_shapes(arch: str, cfg: Mapping[str, Any], sd: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse unless the model ``cfg`` describes has exactly the tensors of ``sd``.
+
+    The model is built on PyTorch's ``meta`` device, which records shapes and allocates
+    no memory, so the real model built afterwards is no larger than the file's tensors.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = ARCHITECTURES[arch](**cfg)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"cannot build {arch!r} from config {dict(cfg)}: {exc}", path=path) from exc
+    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in sd.items()}
+    problems = [f"missing {k}" for k in want if k not in have]
+    problems += [f"unexpected {k}" for k in have if k not in want]
+    problems += [f"{k} is {have[k]}, expected {want[k]}" for k in want if k in have and have[k] != want[k]]
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise WeightsError(
+            f"weights do not fit the {arch!r} architecture with config {dict(cfg)}: "
+            + "; ".join(problems[:5])
+            + more,
+            path=path,
+        )
 
 
 # -- metadata --------------------------------------------------------------------------
@@ -345,11 +423,26 @@ def find_weights(path_or_name: str | os.PathLike[str]) -> Path:
 
 
 # -- loading ---------------------------------------------------------------------------
+_GLOBAL_RE = re.compile(r"GLOBAL\s+([A-Za-z_][\w.]*)")
+#: Phrases of torch's refusal text that advise loading the file unsafely; never passed on.
+_ADVICE_RE = re.compile(r"weights_only|trust|add_safe_globals|safe_globals|documentation|load failed", re.I)
+
+
+def _blocked_global(exc: BaseException) -> str | None:
+    """The dotted name of the global torch's weights-only unpickler refused, if it says."""
+    m = _GLOBAL_RE.search(str(exc))
+    return m.group(1) if m else None
+
+
 def _unpickler_reason(exc: BaseException) -> str:
-    """The informative line of torch's weights-only refusal (e.g. the rejected global)."""
+    """What torch's weights-only unpickler refused, without its advice to load unsafely."""
     text = str(exc)
-    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please|\n\n|$)", text, re.S)
-    return " ".join(m.group(1).split()) if m else text.splitlines()[0]
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please|\n|$)", text)
+    if m and not _ADVICE_RE.search(m.group(1)):
+        return " ".join(m.group(1).split())
+    lines = [" ".join(line.split()) for line in re.split(r"\n|\(\d\)", text)]
+    kept = [line for line in lines if line and not _ADVICE_RE.search(line)]
+    return kept[0] if kept else "unsupported pickle content"
 
 
 def _safe_load(path: Path) -> Any:
@@ -368,10 +461,11 @@ def _safe_load(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = _unpickler_reason(exc)
-        if "Unsupported global" in reason or "not an allowed global" in reason:
+        blocked = _blocked_global(exc)
+        if blocked is not None:
             msg = (
-                "refused: the file holds pickled Python objects other than tensors and "
-                f"plain data (possible code); only weights-only loading is allowed ({reason})"
+                f"refused: the file refers to the Python global {blocked!r} (possible code); "
+                "weights files may hold only tensors and plain data, so firesmoke will not load it"
             )
         else:
             msg = f"refused: corrupt or unsupported pickle data ({reason})"
@@ -467,7 +561,10 @@ def load_weights(
         arch = meta.get("architecture")
         if architecture is not None and architecture != arch:
             raise WeightsError(f"file holds {arch!r} weights, not {architecture!r}", path=path)
-        cfg = dict(meta.get("config") or {})
+        cfg = meta.get("config") or {}
+        if not isinstance(cfg, Mapping):
+            raise WeightsError(f"malformed config in weights metadata ({type(cfg).__name__})", path=path)
+        cfg = dict(cfg)
         stored_sha = obj.get("state_dict_sha256")
         if not isinstance(stored_sha, str):
             raise WeightsError("weights file has no state-dict checksum", path=path)
@@ -507,9 +604,11 @@ def load_weights(
         raise WeightsError(
             f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}", path=path
         )
+    cfg = _check_config(arch, cfg, path)
+    _check_shapes(arch, cfg, sd, path)  # before any memory is allocated for the model
     try:
         model = ARCHITECTURES[arch](**cfg)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"cannot build {arch!r} from config {cfg}: {exc}", path=path) from exc
     sd32 = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
     try:

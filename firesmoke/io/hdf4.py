@@ -56,8 +56,9 @@ def check_hdf4_complete(path: str | os.PathLike[str]) -> np.ndarray:
     An HDF4 file starts with a 4-byte signature followed by a chain of data-descriptor
     blocks (``int16`` count, ``int32`` offset of the next block, then ``count`` 12-byte
     descriptors ``tag, ref, offset, length``). A truncated file has a broken chain or
-    data elements that end beyond its size; this catches both before pyhdf opens the
-    file (the HDF4 library itself only notices when a cut data block is read, if at all).
+    data elements that end beyond its size; a damaged descriptor has data elements that
+    partly overlap one another or a descriptor block. This catches all three before pyhdf
+    opens the file (the HDF4 library itself only notices when a cut data block is read, if at all).
     The cost is two small reads per descriptor block (about ten blocks in the MCD64A1 and
     VIIRS samples) and one numpy pass over the descriptors; no pixel data are read.
 
@@ -88,7 +89,7 @@ def check_hdf4_complete(path: str | os.PathLike[str]) -> np.ndarray:
                 raise CorruptFileError("file is empty", path=p)
             if fh.read(4) != _HDF4_MAGIC:
                 raise CorruptFileError("not an HDF4 file (bad signature)", path=p)
-            offset, seen, blocks = 4, set(), []
+            offset, seen, blocks, extents = 4, set(), [], []
             while offset:
                 if offset in seen or offset + 6 > size:
                     raise CorruptFileError(
@@ -103,6 +104,7 @@ def check_hdf4_complete(path: str | os.PathLike[str]) -> np.ndarray:
                         f"HDF4 descriptor block at byte {offset} is cut short or corrupt (file truncated?)", path=p
                     )
                 blocks.append(raw)
+                extents.append((offset, 6 + len(raw)))
                 offset = nxt
     except (OSError, struct.error) as exc:  # struct.error: the file shrank while being read
         raise CorruptFileError(f"cannot read file ({exc})", path=p) from exc
@@ -111,7 +113,29 @@ def check_hdf4_complete(path: str | os.PathLike[str]) -> np.ndarray:
     end = int((dds["offset"][used].astype(np.int64) + dds["length"][used]).max()) if used.any() else 0
     if end > size:
         raise CorruptFileError(f"file truncated: data run to byte {end} but the file has {size} bytes", path=p)
+    _check_no_overlap(dds[used], extents, p)
     return dds
+
+
+def _check_no_overlap(dds: np.ndarray, extents: list[tuple[int, int]], path: Path) -> None:
+    """Refuse data elements that partly overlap one another or a descriptor block.
+
+    HDF4 writes each element to its own byte range (several descriptors may name the same
+    range); a partial overlap means a corrupted offset or length, which would otherwise
+    make the library read another element's bytes (e.g. a chunk table) as its own.
+    """
+    starts = np.concatenate([dds["offset"].astype(np.int64), np.array([e[0] for e in extents], np.int64)])
+    lengths = np.concatenate([dds["length"].astype(np.int64), np.array([e[1] for e in extents], np.int64)])
+    pairs = np.unique(np.stack([starts, lengths], axis=1), axis=0)  # sorted, duplicates merged
+    ends = pairs[:, 0] + pairs[:, 1]
+    bad = np.flatnonzero(ends[:-1] > pairs[1:, 0])
+    if bad.size:
+        i = int(bad[0])
+        raise CorruptFileError(
+            f"corrupt HDF4 descriptors: bytes {pairs[i, 0]}-{ends[i]} and {pairs[i + 1, 0]}-{ends[i + 1]} "
+            "overlap (a damaged offset or length)",
+            path=path,
+        )
 
 
 # ------------------------------------------------------------------ verified compressed data

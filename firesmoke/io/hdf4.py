@@ -27,7 +27,6 @@ __all__ = [
     "HDF4_LOCK",
     "GridInfo",
     "check_hdf4_complete",
-    "verify_hdf4_data",
     "grid_info",
     "open_sd",
     "packed_dms_to_degrees",
@@ -35,6 +34,7 @@ __all__ = [
     "read_attributes",
     "read_sds",
     "sds_info",
+    "verify_hdf4_data",
 ]
 
 log = logging.getLogger(__name__)

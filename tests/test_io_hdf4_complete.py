@@ -7,6 +7,7 @@ against the file format, not against itself.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -146,3 +147,98 @@ def test_open_sd_and_read_sds_refuse_truncated(real_data: Path, tmp_path: Path, 
     # the intact file still opens and reads
     with hdf4.open_sd(src) as sd:
         assert len(sd.datasets()) >= 1
+
+
+# ----------------------------------------------------------------------------- verified data (issue 14)
+def _compressed_elements(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of every DFTAG_COMPRESSED (40) element, by a plain walk."""
+    out, offset = [], 4
+    while offset:
+        ndds, nxt = struct.unpack(">hi", data[offset : offset + 6])
+        for i in range(ndds):
+            tag, _ref, off, length = struct.unpack(">HHii", data[offset + 6 + 12 * i : offset + 18 + 12 * i])
+            if tag == 40 and length > 0:
+                out.append((off, length))
+        offset = nxt
+    return out
+
+
+@pytest.mark.real
+def test_bit_flip_in_compressed_mcd64_data_is_refused_and_listed(real_data: Path, tmp_path: Path) -> None:
+    """The issue's case: one flipped bit silently changed 340,743 first_day pixels."""
+    from firesmoke.grid import Region
+    from firesmoke.io.mcd64 import daily_burned_fraction, open_mcd64a1
+
+    src = _sample(real_data, "mcd64")
+    data = bytearray(src.read_bytes())
+    elements = _compressed_elements(bytes(data))
+    assert len(elements) == 20  # 5 SDS x 4 deflate-compressed chunks
+    off, length = max(elements, key=lambda e: e[1])
+    data[off + length // 2] ^= 0x10
+    p = _write(tmp_path, src.name, bytes(data))
+    with pytest.raises(CorruptFileError, match="incorrect data check") as info:
+        open_mcd64a1(p)
+    assert info.value.path == str(p) and f"at byte {off}" in str(info.value)
+    # in the pipeline it is skipped and listed, like a truncated tile
+    frac = daily_burned_fraction(Region("T", (-121, 41, -120, 42), 0.05), [p], "2001-08-01", "2001-08-02")
+    assert len(frac.attrs["skipped_inputs"]) == 1 and str(p) in frac.attrs["skipped_inputs"][0]
+    assert "incorrect data check" in frac.attrs["skipped_inputs"][0]
+
+
+@pytest.mark.real
+def test_every_flip_in_compressed_viirs_data_is_refused(real_data: Path, tmp_path: Path) -> None:
+    src = _sample(real_data, "viirs")
+    data = src.read_bytes()
+    ((off, length),) = _compressed_elements(data)
+    hdf4.verify_hdf4_data(src)  # intact: no exception
+    for k, pos in enumerate(range(off, off + length, 97)):
+        bad = bytearray(data)
+        bad[pos] ^= 1 << (k % 8)
+        p = _write(tmp_path, f"f{pos}_{src.name}", bytes(bad))
+        err = _assert_refused_data(p)
+        assert "deflate stream" in err.reason or "inflates" in err.reason, err.reason
+        p.unlink()
+
+
+def _assert_refused_data(p: Path) -> CorruptFileError:
+    with pytest.raises(CorruptFileError) as info:
+        hdf4.verify_hdf4_data(p)
+    assert info.value.path == str(p)
+    return info.value
+
+
+@pytest.mark.real
+def test_verification_is_cached_per_file_version(real_data: Path, tmp_path: Path, monkeypatch) -> None:
+    src = _sample(real_data, "mcd64")
+    p = _write(tmp_path, src.name, src.read_bytes())
+    calls = []
+    real_inflate = hdf4._inflate_checked
+    monkeypatch.setattr(hdf4, "_inflate_checked", lambda *a: calls.append(1) or real_inflate(*a))
+    hdf4.verify_hdf4_data(p)
+    assert len(calls) == 20
+    hdf4.verify_hdf4_data(p)
+    with hdf4.open_sd(p):
+        pass
+    assert len(calls) == 20  # cached by (path, inode, size, mtime)
+    data = bytearray(p.read_bytes())
+    off, _length = _compressed_elements(bytes(data))[0]
+    data[off + 10] ^= 0x01
+    p.write_bytes(bytes(data))  # a new version of the file (new mtime): checked again
+
+
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    _assert_refused_data(p)
+
+
+@pytest.mark.real
+def test_overlapping_descriptors_are_refused(real_data: Path, tmp_path: Path) -> None:
+    """A damaged offset that makes an element overlap another (read as someone else's bytes)."""
+    src = _sample(real_data, "mcd64")
+    data = bytearray(src.read_bytes())
+    (a_off, a_len), (b_off, _b_len) = _compressed_elements(bytes(data))[:2]
+    # point the second compressed element's descriptor into the middle of the first
+    at = bytes(data).find(struct.pack(">HHii", 40, 2, b_off, _b_len))
+    assert at > 0
+    data[at + 4 : at + 8] = struct.pack(">i", a_off + a_len // 2)
+    _assert_refused(_write(tmp_path, src.name, bytes(data)), match="overlap")

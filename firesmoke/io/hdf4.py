@@ -13,6 +13,7 @@ import re
 import struct
 import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -145,8 +146,10 @@ _DFTAG_COMPRESSED = 40  # the element holding a compressed stream
 _COMP_CODE_DEFLATE = 4
 _INFLATE_STEP = 1 << 22  # bytes inflated per step: memory stays bounded whatever the header says
 
-#: (real path, inode, size, mtime_ns) of files whose compressed data verified, this process.
-_VERIFIED: set[tuple[str, int, int, int]] = set()
+#: (real path, inode, size, mtime_ns) of files whose compressed data verified in this
+#: process, oldest first; at most :data:`_VERIFIED_MAX` are remembered.
+_VERIFIED: OrderedDict[tuple[str, int, int, int], None] = OrderedDict()
+_VERIFIED_MAX = 1 << 16
 _VERIFIED_LOCK = threading.Lock()
 
 
@@ -204,8 +207,8 @@ def verify_hdf4_data(path: str | os.PathLike[str], dds: np.ndarray | None = None
     of other coders (RLE, N-bit, SZIP, ...) carry no checksum and are not checked.
 
     The check runs once per file and process: files that pass are remembered by real
-    path, inode, size and modification time. It costs one inflate of the file's pixel
-    data (about 40 ms for the 0.5 MB MCD64A1 sample, whose five SDS inflate to 58 MB).
+    path, inode, size and modification time (the last 65,536 such files). It costs one inflate of the file's pixel
+    data (about 60 ms for the 0.5 MB MCD64A1 sample, whose five SDS inflate to 58 MB).
 
     Parameters
     ----------
@@ -226,8 +229,11 @@ def verify_hdf4_data(path: str | os.PathLike[str], dds: np.ndarray | None = None
         key = (os.path.realpath(p), st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
         key = None
-    if key is not None and key in _VERIFIED:
-        return
+    if key is not None:
+        with _VERIFIED_LOCK:
+            if key in _VERIFIED:
+                _VERIFIED.move_to_end(key)
+                return
     if dds is None:
         dds = check_hdf4_complete(p)
     try:
@@ -245,7 +251,9 @@ def verify_hdf4_data(path: str | os.PathLike[str], dds: np.ndarray | None = None
         raise CorruptFileError(f"cannot read file ({exc})", path=p) from exc
     if key is not None:
         with _VERIFIED_LOCK:
-            _VERIFIED.add(key)
+            _VERIFIED[key] = None
+            while len(_VERIFIED) > _VERIFIED_MAX:
+                _VERIFIED.popitem(last=False)
 
 
 @contextmanager

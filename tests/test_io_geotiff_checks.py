@@ -125,3 +125,22 @@ def test_checked_view_reads_windows_and_band_subsets(tmp_path, pixels):
     p.write_bytes(p.read_bytes()[:2000])
     with pytest.raises(CorruptFileError, match=str(p)):
         view[:, :, :]
+
+
+def test_stac_asset_read_errors_name_the_asset_at_compute_time(tmp_path):
+    """stackstac's own reader turns 404s into silent nodata and wraps GDAL errors in RuntimeError."""
+    import pickle
+
+    from firesmoke.io import stac
+    from firesmoke.synthetic.sentinel2 import generate_scenes
+
+    scenes = generate_scenes(tmp_path, n_scenes=1, size=128, n_sites=1, seed=4, multiband=False, blocksize=64)
+    assert open_scene(scenes.item_paths, dtype="uint16").values.shape == (1, 12, 128, 128)
+    reader = stac._checked_reader_class()
+    assert pickle.loads(pickle.dumps(reader)) is reader  # dask workers get it by reference
+    asset = next(p for p in tmp_path.rglob("B04.tif"))
+    asset.write_bytes(asset.read_bytes()[: asset.stat().st_size // 2])
+    lazy = open_scene(scenes.item_paths, dtype="uint16")  # opening reads no pixels
+    with pytest.raises(CorruptFileError, match="truncated or corrupt") as info:
+        lazy.values  # noqa: B018
+    assert info.value.path == str(asset)

@@ -301,6 +301,8 @@ def open_scene(
     try:
         arr = stackstac.stack(
             dicts,
+            reader=_checked_reader_class(),
+            errors_as_nodata=(),  # a missing or unreadable asset is an error, never silent nodata
             assets=list(bands),
             epsg=epsg,
             resolution=resolution,
@@ -397,6 +399,35 @@ def _open_geotiff_scene(
     out.name = "reflectance"
     out.attrs.update(long_name="Sentinel-2 L2A reflectance x 1e4", units="1")
     return out.rio.write_crs(layers[0].rio.crs)
+
+
+_CHECKED_READER: type | None = None
+
+
+def _checked_reader_class() -> type:
+    """stackstac's reader, with read errors raised as CorruptFileError naming the asset."""
+    global _CHECKED_READER
+    if _CHECKED_READER is None:
+        from stackstac.rio_reader import AutoParallelRioReader
+
+        class CheckedRioReader(AutoParallelRioReader):
+            def read(self, window: Any, **kwargs: Any) -> Any:
+                try:
+                    return super().read(window, **kwargs)
+                except RuntimeError as exc:  # stackstac wraps GDAL errors, naming the URL
+                    if not isinstance(exc.__cause__, RasterioError | OSError):
+                        raise
+                    first = str(exc.__cause__).splitlines()[0] or type(exc.__cause__).__name__
+                    raise CorruptFileError(
+                        f"cannot read {window} of this asset ({first}); missing, truncated or corrupt?",
+                        path=self.url,
+                    ) from exc
+
+        CheckedRioReader.__module__ = __name__
+        CheckedRioReader.__qualname__ = "CheckedRioReader"
+        globals()["CheckedRioReader"] = CheckedRioReader  # picklable by reference (dask workers)
+        _CHECKED_READER = CheckedRioReader
+    return _CHECKED_READER
 
 
 def _open_checked_geotiff(path: Any, cs: tuple[int, int]) -> xr.DataArray:

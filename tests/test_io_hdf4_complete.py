@@ -242,3 +242,39 @@ def test_overlapping_descriptors_are_refused(real_data: Path, tmp_path: Path) ->
     assert at > 0
     data[at + 4 : at + 8] = struct.pack(">i", a_off + a_len // 2)
     _assert_refused(_write(tmp_path, src.name, bytes(data)), match="overlap")
+
+
+def test_zeroed_bytes_in_a_compressed_layer_skip_the_granule(tmp_path: Path) -> None:
+    """The issue's synthetic case: 64 zeroed bytes in an M7 element gave 32,778 wrong NIR values."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from firesmoke.cube import build_cube
+    from firesmoke.grid import Region
+    from firesmoke.synthetic import generate_scenario
+
+    region = Region.from_shape("ZB", -7.0, 41.0, 0.01, 48, 64)
+    start, end = "2020-07-10", "2020-07-12"
+    scn = generate_scenario(region, start, end, tmp_path / "scn", seed=5)
+    victim = sorted(scn.viirs_dir.glob("*Reflectance_M7.hdf"))[0]
+    granule = victim.name.split(".Reflectance_M7")[0]
+    damaged_dir, without_dir = tmp_path / "damaged", tmp_path / "without"
+    shutil.copytree(scn.viirs_dir, damaged_dir)
+    shutil.copytree(scn.viirs_dir, without_dir, ignore=lambda _d, names: [n for n in names if n.startswith(granule)])
+    data = bytearray(victim.read_bytes())
+    ((off, length),) = _compressed_elements(bytes(data))
+    data[off + length // 2 : off + length // 2 + 64] = bytes(64)
+    (damaged_dir / victim.name).write_bytes(bytes(data))
+
+    damaged = build_cube(region, start, end, viirs=damaged_dir)
+    skipped = json.loads(damaged.attrs["skipped_inputs"])
+    assert len(skipped) == 1 and victim.name in skipped[0]["path"], skipped
+    assert "deflate" in skipped[0]["reason"] or "inflates" in skipped[0]["reason"], skipped
+    # nothing silently wrong: the cube is the one built without that granule
+    reference = build_cube(region, start, end, viirs=without_dir)
+    assert {"red", "nir", "mir"} <= set(reference.data_vars)
+    for name in reference.data_vars:
+        np.testing.assert_array_equal(damaged[name].values, reference[name].values)
+    assert np.isfinite(damaged["nir"].values).any()

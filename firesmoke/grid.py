@@ -12,6 +12,12 @@ The grid rules follow the BA-Net reference exactly (see ``reference/banet.md``):
   with the origin at the upper-left corner and rows running north to south;
 * the reference's coordinate arrays are pixel upper-left corners; firesmoke keeps the
   same transform and publishes pixel *centres* (xarray/CF convention).
+
+Inputs are bounded before anything the size of the grid is allocated: the pixel count is
+at most :func:`max_region_pixels` (``$FIRESMOKE_MAX_REGION_PIXELS``, default one billion),
+the pixel size must divide the bbox sides (up to rounding; the reference would silently
+stretch the pixels), region JSON files may nest at most :data:`MAX_JSON_DEPTH` levels and
+hold only ``name``, ``bbox`` and ``pixel_size``.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 A day of 4 overpasses with 6 layers (red, nir, M12, M15, solar and sensor zenith) on the PI
 grid (800 x 1500), each granule covering part of the grid (swath edges) with holes:
 
-* reference rule (BA-Net: granules ordered by mean zenith, first valid granule per pixel);
-* per-pixel minimum-zenith rule;
+* reference rule (BA-Net: granules ordered by mean zenith; per band, the first valid
+  granule whose band value is not fill);
+* per-pixel minimum-zenith rule, also falling back band by band;
 * MIR reflectance from M12/M15/SZA.
 
 The numpy versions are the straightforward ones: a Python loop over granules with masked
@@ -36,6 +37,7 @@ def make_day(n=4, bands=6, h=800, w=1500, seed=0):
         z = np.where(z < 70, z, np.nan).astype(np.float32)
         z[rng.random((h, w)) < 0.05] = np.nan
         zen[g] = z
+    stack[rng.random(stack.shape) < 0.05] = np.nan  # band fill (on-board trim)
     return stack, zen
 
 
@@ -43,21 +45,19 @@ def numpy_reference_composite(stack, zen):
     means = [np.nanmean(z) if np.isfinite(z).any() else np.inf for z in zen]
     order = np.argsort(means, kind="stable")
     out = np.full(stack.shape[1:], np.nan, dtype=np.float32)
-    filled = np.zeros(zen.shape[1:], dtype=bool)
     for g in order:
-        take = ~filled & ~np.isnan(zen[g])
-        out[:, take] = stack[g][:, take]
-        filled |= take
+        take = np.isnan(out) & ~np.isnan(zen[g])[None]
+        out[take] = stack[g][take]
     return out
 
 
 def numpy_min_zenith_composite(stack, zen):
     out = np.full(stack.shape[1:], np.nan, dtype=np.float32)
-    best = np.full(zen.shape[1:], np.inf, dtype=np.float32)
+    best = np.full(stack.shape[1:], np.inf, dtype=np.float32)
     for g in range(zen.shape[0]):
-        z = zen[g]
-        better = ~np.isnan(z) & (z < best)
-        out[:, better] = stack[g][:, better]
+        z = np.broadcast_to(zen[g][None], stack.shape[1:])
+        better = ~np.isnan(z) & ~np.isnan(stack[g]) & (z < best)
+        out[better] = stack[g][better]
         best = np.where(better, z, best)
     return out
 

@@ -46,7 +46,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="work folder (chips, logs, checkpoints, proof.json)")
     p.add_argument("--n-train", type=int, default=800, help="training chips (half positive)")
     p.add_argument("--n-heldout", type=int, default=200, help="held-out chips (half positive)")
-    p.add_argument("--recipe", default="adamw", choices=["adamw", "reference"])
+    p.add_argument("--recipe", default="adamw", choices=["adamw", "reference-scratch"])
     p.add_argument("--cls-width", type=int, default=16)
     p.add_argument("--seg-width", type=int, default=8)
     p.add_argument("--cls-epochs", type=int, default=20)

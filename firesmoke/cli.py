@@ -239,6 +239,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--seed", type=int, default=None)
     b.add_argument("--device", default=None, help="cuda, cpu (default: cuda when available)")
     b.add_argument("--resume", action="store_true", default=None, help="continue from the last checkpoint")
+    b.add_argument("--recipe", choices=("firesmoke", "reference"), default=None,
+                   help="firesmoke's sampler/augmentations (default) or the reference's")
     for name, helptext in (("smoke-classifier", "the ResNet-50 smoke classifier"),
                            ("smoke-segmenter", "the U-Net smoke segmenter")):
         q = tsub.add_parser(name, help=helptext + " from a chip dataset")
@@ -247,8 +249,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--out", type=Path, required=True, help="output folder")
         q.add_argument("--epochs", type=int, default=None)
         q.add_argument("--batch-size", type=int, default=None)
-        q.add_argument("--recipe", choices=("reference", "adamw"), default="reference",
-                       help="reference SGD recipe of the paper, or AdamW + cosine")
+        q.add_argument("--recipe", choices=("reference", "reference-scratch", "adamw"),
+                       default="reference",
+                       help="reference SGD recipe of the paper (the classifier's needs --init), "
+                            "the same from a random start, or AdamW + cosine")
+        if name == "smoke-classifier":
+            q.add_argument("--init", type=Path, default=None,
+                           help="torchvision ResNet-50 ImageNet weights file (reference recipe)")
         q.add_argument("--width", type=int, default=64, help="base width (64 = published size)")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--device", default=None)
@@ -258,20 +265,23 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.model == "banet":
-        from firesmoke.train.banet import train_banet_cli
+        from firesmoke.train.banet import train_banet_stores
 
-        opts = {k: v for k, v in vars(args).items()
-                if k not in ("command", "model", "verbose", "quiet")}
-        opts["progress"] = not args.quiet
-        result = train_banet_cli(opts)
+        given = {k: getattr(args, k) for k in ("steps", "batch_size", "seq_len", "patch",
+                                                "lr_max", "seed", "device", "resume", "recipe")}
+        result = train_banet_stores(
+            args.cube, args.targets, args.out, val_cube=args.val_cube,
+            val_targets=args.val_targets, val_period=args.val_period,
+            progress=not args.quiet, **{k: v for k, v in given.items() if v is not None})
     else:
         from firesmoke.train import smoke as trainers
 
         fn = (trainers.train_smoke_classifier if args.model == "smoke-classifier"
               else trainers.train_smoke_segmenter)
+        extra = {"init": args.init} if args.model == "smoke-classifier" else {}
         result = fn(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
                     recipe=args.recipe, width=args.width, seed=args.seed, device=args.device,
-                    progress=not args.quiet, resume=args.resume, half=args.half)
+                    progress=not args.quiet, resume=args.resume, half=args.half, **extra)
     print(f"weights: {result.weights} (sha256 {result.sha256})")
     print(f"logs: {result.out}")
     return 0
@@ -443,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser  # type: ignore[method-assign]
     for add in _ADDERS:
         add(sub)
+    from firesmoke.cli_fetch import add_fetch  # `firesmoke fetch` lives in cli_fetch.py
+    add_fetch(sub, _COMMANDS)
     return parser
 
 

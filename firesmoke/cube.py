@@ -411,11 +411,14 @@ def burned_fraction_cube(
     start: Any,
     end: Any,
     like: xr.Dataset | None = None,
+    denominator: str = "observed",
 ) -> xr.DataArray:
     """Daily MCD64A1 burned fraction ``bafrac`` on the cube's grid and time axis.
 
     Wraps :func:`firesmoke.io.mcd64.daily_burned_fraction`; with ``like`` (a cube), the
-    grid and time axis are checked against it.
+    grid and time axis are checked against it. ``denominator="all"`` gives the reference
+    software's fraction (all cells); months without a file are in
+    ``attrs["skipped_inputs"]``.
     """
     from firesmoke.io.mcd64 import daily_burned_fraction
 
@@ -424,7 +427,7 @@ def burned_fraction_cube(
         reg.check_same_grid(Region.from_dataset(like), "targets and cube")
         t = pd.DatetimeIndex(like["time"].values)
         start, end = t[0], t[-1]
-    frac = daily_burned_fraction(reg, sources, start, end)
+    frac = daily_burned_fraction(reg, sources, start, end, denominator=denominator)
     frac.name = "bafrac"
     frac.attrs.setdefault("long_name", "daily burned fraction (MCD64A1)")
     frac.attrs.setdefault("units", "1")

@@ -1,12 +1,21 @@
 """Fire events from a burned-area product: connected components split on burn-date jumps.
 
-Rules (the BA-Net reference post-processing as defaults):
+Two rules (``reference/banet.md``, "Details confirmed from the reference code"):
 
-* burned pixels are linked to their neighbours within ``link_distance`` pixels (2: the
-  reference's 2 x 2 dilation bridges one-pixel gaps);
-* a link is cut where the burn dates differ by more than ``max_date_jump`` days (2), so
-  one patch of fires that burned weeks apart becomes several events;
-* events smaller than ``min_pixels`` (25) are dropped.
+* ``"reference"`` (default; the BA-Net reference post-processing, ``split_fires`` of
+  fire_split 0.1.9 with interval_days 2, interval_pixels 2, min_size_pixels 25): the
+  burned mask is dilated with a ``link_distance x link_distance`` box (2 x 2), connected
+  components of the dilated mask are labelled with 4-connectivity and restricted to the
+  burned pixels; components under ``min_pixels`` are dropped; a component is cut wherever
+  two consecutive distinct burn dates in it differ by more than ``max_date_jump`` days,
+  each part is labelled again the same way (spatially, dates no longer matter), and parts
+  under ``min_pixels`` are dropped. Burned pixels are those with confidence >= 0.5 when a
+  confidence map is passed to :func:`find_events`.
+* ``"linked"`` (firesmoke's earlier rule, kept as an option): burned pixels within
+  Chebyshev distance ``link_distance`` are linked unless their dates differ by more than
+  ``max_date_jump`` days; connected groups under ``min_pixels`` are dropped. It splits
+  on local date jumps (two fires that touch are separated even if a third fire's dates
+  bridge the gap in the component's date list) and links diagonal neighbours at (2, 2).
 
 Each event gets its first and last burn date, pixel count and area in hectares computed
 in an equal-area CRS (default EPSG:6933, EASE-Grid 2.0 global; choose another with
@@ -25,9 +34,23 @@ import numpy as np
 import pandas as pd
 from affine import Affine
 
-__all__ = ["EVENT_COLUMNS", "find_events", "label_events", "pixel_areas_ha", "write_events_geojson"]
+__all__ = [
+    "EVENT_COLUMNS",
+    "EVENT_RULES",
+    "find_events",
+    "label_events",
+    "pixel_areas_ha",
+    "split_fires",
+    "write_events_geojson",
+]
 
 log = logging.getLogger(__name__)
+
+#: Event rules of :func:`label_events`; the first is the default.
+EVENT_RULES = ("reference", "linked")
+
+#: Burned pixels of a confidence map for the reference event rule (banet.md).
+MIN_CONFIDENCE = 0.5
 
 EVENT_COLUMNS = ["event_id", "first_date", "last_date", "n_pixels", "area_ha",
                  "centroid_lon", "centroid_lat"]
@@ -39,8 +62,125 @@ def label_events(
     link_distance: int = 2,
     max_date_jump: float = 2.0,
     min_pixels: int = 25,
+    rule: str = "reference",
 ) -> np.ndarray:
     """Label fire events on a 2-D burned map.
+
+    Parameters
+    ----------
+    burned
+        Boolean ``(H, W)`` map (pixels with a NaN date are not burned).
+    burn_date
+        ``(H, W)`` burn dates in days (day of year or days since an epoch).
+    link_distance
+        ``"reference"``: side of the dilation box (fire_split's interval_pixels, 2);
+        ``"linked"``: pixels at Chebyshev distance <= this are neighbours.
+    max_date_jump
+        Largest date difference (days) that does not split an event (interval_days, 2).
+    min_pixels
+        Events with fewer pixels are dropped (label 0).
+    rule
+        ``"reference"`` (default) or ``"linked"``; see the module docstring.
+
+    Returns
+    -------
+    numpy.ndarray
+        int32 labels ``1..n`` (0 = no event), numbered by first appearance in row-major
+        order.
+    """
+    if rule not in EVENT_RULES:
+        raise ValueError(f"unknown event rule {rule!r}; choose from {EVENT_RULES}")
+    if rule == "reference":
+        return split_fires(burned, burn_date, interval_days=max_date_jump,
+                           interval_pixels=link_distance, min_size_pixels=min_pixels)
+    return _linked_labels(burned, burn_date, link_distance, max_date_jump, min_pixels)
+
+
+def _spatial_labels(mask: np.ndarray, box: int) -> tuple[np.ndarray, int]:
+    """fire_split's spatial labelling: dilate with a ``box x box`` box, label the dilated
+    mask with 4-connectivity (scipy's default), keep the labels on ``mask`` only."""
+    from scipy import ndimage
+
+    dilated = ndimage.convolve(mask.astype(np.uint8), np.ones((box, box), np.uint8),
+                               mode="constant", cval=0) > 0 if box > 1 else mask
+    lab, n = ndimage.label(dilated)
+    return np.where(mask, lab, 0), n
+
+
+def _drop_small(lab: np.ndarray, min_size: int) -> np.ndarray:
+    sizes = np.bincount(lab.ravel())
+    small = sizes < min_size
+    small[0] = True
+    return np.where(small[lab], 0, lab)
+
+
+def _first_appearance(lab: np.ndarray) -> np.ndarray:
+    """Renumber labels 1..n by first appearance in row-major order (0 stays 0)."""
+    flat = lab.ravel()
+    ids, first = np.unique(flat, return_index=True)
+    keep = ids > 0
+    ids, first = ids[keep], first[keep]
+    lut = np.zeros(int(flat.max()) + 1 if flat.size else 1, np.int32)
+    lut[ids[np.argsort(first)]] = np.arange(1, ids.size + 1, dtype=np.int32)
+    return lut[lab].astype(np.int32)
+
+
+def split_fires(
+    burned: np.ndarray,
+    burn_date: np.ndarray,
+    interval_days: float = 2.0,
+    interval_pixels: int = 2,
+    min_size_pixels: int = 25,
+) -> np.ndarray:
+    """Fire events by the reference rule (fire_split 0.1.9 ``split_fires``, banet.md).
+
+    Components of the burned mask dilated with an ``interval_pixels`` box
+    (4-connectivity, restricted to burned pixels) under ``min_size_pixels`` are dropped;
+    each component's distinct burn dates are cut where consecutive ones differ by more
+    than ``interval_days``; each part is labelled again spatially and parts under
+    ``min_size_pixels`` are dropped. Returns int32 labels numbered by first appearance
+    (row-major), 0 = no event.
+    """
+    d = np.asarray(burn_date, np.float64)
+    b = np.asarray(burned, bool) & np.isfinite(d)
+    if b.ndim != 2 or d.shape != b.shape:
+        raise ValueError(f"burned and burn_date must be the same 2-D shape, got {b.shape}, {d.shape}")
+    if int(interval_pixels) < 1:
+        raise ValueError("interval_pixels must be >= 1")
+    comp, _ = _spatial_labels(b, int(interval_pixels))
+    comp = _drop_small(comp, min_size_pixels)
+    m = comp > 0
+    if not m.any():
+        return np.zeros(b.shape, np.int32)
+    # group index of every burned pixel inside its component: the number of date gaps
+    # (> interval_days between consecutive distinct dates) below its date
+    cid = comp[m].astype(np.float64)
+    pairs, inv = np.unique(np.stack([cid, d[m]], axis=1), axis=0, return_inverse=True)
+    same = pairs[1:, 0] == pairs[:-1, 0]  # pairs are sorted by (component, date)
+    csum = np.cumsum(np.r_[False, same & (np.diff(pairs[:, 1]) > interval_days)])
+    start = np.flatnonzero(np.r_[True, ~same])
+    base = np.repeat(csum[start], np.diff(np.r_[start, len(pairs)]))
+    group = (csum - base)[np.asarray(inv).ravel()]
+    groups = np.zeros(b.shape, np.int64)
+    groups[m] = group
+    out = np.zeros(b.shape, np.int64)
+    nxt = 0
+    for g in range(int(group.max()) + 1):
+        # parts of different components never touch after dilation: label them together
+        lab, n = _spatial_labels(m & (groups == g), int(interval_pixels))
+        out = np.where(lab > 0, lab + nxt, out)
+        nxt += n
+    return _first_appearance(_drop_small(out, min_size_pixels))
+
+
+def _linked_labels(
+    burned: np.ndarray,
+    burn_date: np.ndarray,
+    link_distance: int = 2,
+    max_date_jump: float = 2.0,
+    min_pixels: int = 25,
+) -> np.ndarray:
+    """firesmoke's earlier rule: links between near pixels with close dates.
 
     Parameters
     ----------
@@ -132,6 +272,7 @@ def find_events(
     crs: Any = "EPSG:4326",
     equal_area_crs: Any = "EPSG:6933",
     date_origin: np.datetime64 | None = None,
+    min_confidence: float = MIN_CONFIDENCE,
     **rules: Any,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Label events and summarise them.
@@ -139,7 +280,9 @@ def find_events(
     Parameters
     ----------
     burned, burn_date
-        ``(H, W)`` maps; dates as numbers of days.
+        ``(H, W)`` maps; dates as numbers of days. ``burned`` is a boolean mask, or a
+        confidence map (floating point): then the burned pixels are those with
+        confidence >= ``min_confidence`` (0.5, the reference's rule).
     transform, crs
         Georeferencing of the maps.
     equal_area_crs
@@ -147,15 +290,22 @@ def find_events(
     date_origin
         If given, dates are converted to ``datetime64[D]`` as ``date_origin + days``
         (e.g. Jan 1st minus one day for day-of-year dates).
+    min_confidence
+        Threshold applied when ``burned`` is a confidence map (NaN is not burned).
     **rules
-        Passed to :func:`label_events`.
+        Passed to :func:`label_events` (``rule="reference"`` by default, or
+        ``"linked"``; ``link_distance``, ``max_date_jump``, ``min_pixels``).
 
     Returns
     -------
     labels, table
         The label image and one row per event (:data:`EVENT_COLUMNS`).
     """
-    labels = label_events(burned, burn_date, **rules)
+    mask = np.asarray(burned)
+    if np.issubdtype(mask.dtype, np.floating):
+        with np.errstate(invalid="ignore"):
+            mask = mask >= min_confidence
+    labels = label_events(mask, burn_date, **rules)
     n = int(labels.max())
     if n == 0:
         return labels, pd.DataFrame(columns=EVENT_COLUMNS)

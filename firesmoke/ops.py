@@ -83,14 +83,16 @@ def composite(
     zenith
         ``(n_overpasses, H, W)`` sensor zenith angles; NaN where the granule has no data.
     rule
-        ``"reference"``: granules ordered by mean zenith over the whole grid, each pixel
-        from the first granule valid there (BA-Net); ``"min_zenith"``: each pixel from the
-        granule with the smallest valid zenith at that pixel (ties -> earliest).
+        ``"reference"``: granules ordered by mean zenith over the whole grid, each band
+        of a pixel from the first granule valid there whose value of that band is not
+        missing (BA-Net 0.6.7, per-band fill); ``"min_zenith"``: each band from the
+        granule with the smallest valid zenith at that pixel among those with a value of
+        the band (ties -> earliest).
 
     Returns
     -------
     numpy.ndarray or dask.array.Array
-        float32 ``(bands, H, W)``, NaN where no granule is valid. With dask input the
+        float32 ``(bands, H, W)``, NaN where no valid granule has the band. With dask input the
         chunks follow ``stack``'s band/y/x chunks (the granule axis is gathered per block).
     """
     if rule not in COMPOSITE_RULES:

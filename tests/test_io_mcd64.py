@@ -11,7 +11,7 @@ import pytest
 from affine import Affine
 from pyproj import CRS, Transformer
 
-from firesmoke.errors import CorruptFileError, WrongProductError
+from firesmoke.errors import CorruptFileError, InputError, WrongProductError
 from firesmoke.grid import Region
 from firesmoke.io import hdf4
 from firesmoke.io.mcd64 import (
@@ -332,7 +332,9 @@ def test_several_months_skips_and_nan_days(tmp_path: Path) -> None:
     region = Region("M", (seam_lon - 1.0, 39.5, seam_lon + 1.0, 45.7), 0.02)
     plan = plan_burned_fraction(region, src, "2001-08-03", "2001-10-02")
     reasons = {Path(s.path).name: s.reason for s in plan.skipped}
-    assert set(reasons) == {bad.name, old["h09"].name, "MCD64A1.notes.hdf"}
+    # October has no file: the month itself is listed (its days are NaN, not unburned)
+    assert set(reasons) == {bad.name, old["h09"].name, "MCD64A1.notes.hdf", "MCD64A1 2001-10 M"}
+    assert "2001-10-01..2001-10-02" in reasons["MCD64A1 2001-10 M"]
     assert "truncated" in reasons[bad.name] or "corrupt" in reasons[bad.name]
     assert "superseded" in reasons[old["h09"].name]
     assert [(m0, m1, len(s)) for m0, m1, s in plan.months] == [
@@ -345,11 +347,14 @@ def test_several_months_skips_and_nan_days(tmp_path: Path) -> None:
     assert [(Path(s.path).name, s.reason) for s in explicit.skipped] == [
         ("notes.hdf", "not an MCD64A1 tile or MCD64monthly burndate GeoTIFF name"),
         ("missing.hdf", "file not found"),
+        ("MCD64A1 2001-08 M", "no usable MCD64A1/VNP64A1/MCD64monthly file for 2001-08 covering region M: "
+                              "burned fraction is NaN on 2001-08-03..2001-08-04"),
     ]
 
     frac = daily_burned_fraction(region, src, "2001-08-03", "2001-10-02")
     assert frac.shape[0] == 61 and frac.data.chunks[0] == (29, 30, 2)
     assert any(bad.name in s for s in frac.attrs["skipped_inputs"])
+    assert sum("no usable MCD64A1" in s for s in frac.attrs["skipped_inputs"]) == 1
     v = frac.values
     assert np.isnan(v[-2:]).all()  # October: no source
     days = frac["time"].dt.dayofyear.values
@@ -382,6 +387,7 @@ def test_geotiff_window_reader_and_fraction(tmp_path: Path) -> None:
     bd[burned] = (244 + rng.integers(0, 30, burned.sum())).astype(np.int16)
     bd[:10, :] = -2
     bd[:, :5] = -1
+    bd[100:111, 100:143] = -1  # unmapped cells inside the region: the denominators differ
     transform = from_origin(left, top, res, res)
     stem = "MCD64monthly.A2019244.Win20.061"
     profile = {"driver": "GTiff", "height": ny, "width": nx, "count": 1, "crs": "EPSG:4326", "transform": transform}
@@ -421,6 +427,27 @@ def test_geotiff_window_reader_and_fraction(tmp_path: Path) -> None:
         expected = num / obs
     np.testing.assert_allclose(got, expected, atol=1e-5, equal_nan=True)
     assert np.nansum(got) > 10
+    # the reference's denominator: all cells (the fill columns count as unburned area)
+    got_all = daily_burned_fraction(region, tmp_path, "2019-09-01", "2019-09-30", denominator="all")
+    assert got_all.attrs["denominator"] == "all"
+    every = np.zeros(region.shape)
+    np.add.at(every, (r[inside], c[inside]), w[inside])
+    with np.errstate(invalid="ignore"):
+        expected_all = num / every
+    np.testing.assert_allclose(got_all.values, expected_all, atol=1e-5, equal_nan=True)
+    # they differ exactly on the pixels that hold fill cells, and only there
+    partial = (obs > 0) & (obs < every * (1 - 1e-9))
+    assert partial.any()
+    burned_px = num.sum(0) > 0
+    assert (np.abs(got_all.values - got).sum(0)[partial & burned_px] > 0).all()
+    full = (obs > 0) & ~partial
+    np.testing.assert_allclose(got_all.values[:, full], got[:, full], atol=1e-6)
+    # a pixel covered only by fill cells: unknown (NaN) when observed, 0 with all cells
+    only_fill = (every > 0) & (obs == 0)
+    assert only_fill.any()
+    assert np.isnan(got[:, only_fill]).all() and (got_all.values[:, only_fill] == 0).all()
+    with pytest.raises(InputError, match="denominator"):
+        daily_burned_fraction(region, tmp_path, "2019-09-01", "2019-09-30", denominator="nope")
 
 
 def test_tiles_for_region_match_dense_sampling() -> None:

@@ -125,5 +125,7 @@ def test_truncated_mcd64_listed_as_skipped(real_data: Path, tmp_path: Path) -> N
     p = tmp_path / "MCD64A1.A2001213.h08v04.006.2017012140005.hdf"
     p.write_bytes(data[: len(data) // 2])
     frac = daily_burned_fraction(Region("T", (-121, 41, -120, 42), 0.05), [p], "2001-08-01", "2001-08-02")
-    assert len(frac.attrs["skipped_inputs"]) == 1 and str(p) in frac.attrs["skipped_inputs"][0]
+    skipped = frac.attrs["skipped_inputs"]
+    # the file, and the month it leaves without any file
+    assert len(skipped) == 2 and str(p) in skipped[0] and "2001-08" in skipped[1]
     assert np.isnan(frac.values).all()

@@ -20,6 +20,8 @@ from firesmoke.kernels.composite import (
 
 # --------------------------------------------------------------------------- references
 def numpy_reference_rule(stack, zenith):
+    """banet.md, "Details confirmed": granules by mean zenith; each band filled separately
+    from the first granule with a valid zenith there while that band is still missing."""
     n, nb, h, w = stack.shape
     out = np.full((nb, h, w), np.nan, dtype=np.float32)
     if n == 0:
@@ -29,27 +31,27 @@ def numpy_reference_rule(stack, zenith):
         z = zenith[g][~np.isnan(zenith[g])]
         means.append(z.mean() if z.size else np.inf)
     order = sorted(range(n), key=lambda g: (means[g], g))
-    for i in range(h):
-        for j in range(w):
-            for g in order:
-                if not np.isnan(zenith[g, i, j]):
-                    out[:, i, j] = stack[g, :, i, j]
-                    break
+    for g in order:
+        for b in range(nb):
+            fill = np.isnan(out[b]) & ~np.isnan(zenith[g])
+            out[b][fill] = stack[g, b][fill]
     return out
 
 
 def numpy_min_zenith(stack, zenith):
+    """Per band: the smallest valid zenith among granules with a value of the band."""
     n, nb, h, w = stack.shape
     out = np.full((nb, h, w), np.nan, dtype=np.float32)
-    for i in range(h):
-        for j in range(w):
-            best, arg = np.inf, -1
-            for g in range(n):
-                z = zenith[g, i, j]
-                if not np.isnan(z) and (arg < 0 or z < best):
-                    best, arg = z, g
-            if arg >= 0:
-                out[:, i, j] = stack[arg, :, i, j]
+    for b in range(nb):
+        for i in range(h):
+            for j in range(w):
+                best, arg = np.inf, -1
+                for g in range(n):
+                    z = zenith[g, i, j]
+                    if not np.isnan(z) and not np.isnan(stack[g, b, i, j]) and (arg < 0 or z < best):
+                        best, arg = z, g
+                if arg >= 0:
+                    out[b, i, j] = stack[arg, b, i, j]
     return out
 
 
@@ -61,7 +63,7 @@ def random_case(rng, n=4, nb=3, h=23, w=31):
         lo = rng.integers(0, w // 2)
         zenith[g, :, :lo] = np.nan
         zenith[g, rng.random((h, w)) < 0.1] = np.nan
-    stack[rng.random(stack.shape) < 0.02] = np.nan  # NaN band values are copied as is
+    stack[rng.random(stack.shape) < 0.15] = np.nan  # band fill: the next granule fills it
     zenith[:, 0, 0] = np.nan  # a pixel seen by nobody
     zenith[:, 1, 1] = 12.5  # a tie at one pixel
     return stack, zenith
@@ -92,7 +94,7 @@ def test_selected_granule_maps():
     stack, zenith = random_case(rng, n=3, nb=1, h=9, w=11)
     # tag each granule's values with its index: the composite then shows the selection
     tagged = np.broadcast_to(np.arange(3, dtype=np.float32)[:, None, None, None],
-                             stack.shape).copy()
+                             stack.shape).copy()  # no band fill: selection by zenith only
     order = reference_order(mean_zenith(zenith))
     ref_sel = numpy_reference_rule(tagged, zenith)[0]
     np.testing.assert_array_equal(select_by_order(zenith, order),
@@ -113,10 +115,89 @@ def test_hand_made_reference_vs_min_zenith():
     ref = ops.composite(stack, zen, rule="reference")
     # mean zenith: g0 = 26.7, g1 = 40 -> g0 first wherever it is valid
     np.testing.assert_array_equal(ref[0], [[1, 1], [1, 2]])
-    np.testing.assert_array_equal(ref[1], [[1, 1], [1, 20]])  # all bands from one granule
+    np.testing.assert_array_equal(ref[1], [[1, 1], [1, 20]])
     mz = ops.composite(stack, zen, rule="min_zenith")
     np.testing.assert_array_equal(mz[0], [[1, 2], [1, 2]])
     np.testing.assert_array_equal(mz[1], [[1, 20], [1, 20]])
+
+
+def test_band_fill_falls_back_band_by_band():
+    # both granules see the pixel; granule 0 (lower mean zenith) has band 0 fill there
+    zen = np.array([[[10.0, 10.0]], [[30.0, 5.0]]], dtype=np.float32)
+    stack = np.array([
+        [[[np.nan, 1.0]], [[11.0, 12.0]]],   # granule 0: band 0 fill at pixel 0
+        [[[2.0, 3.0]], [[21.0, 22.0]]],      # granule 1
+    ], dtype=np.float32)
+    ref = ops.composite(stack, zen, rule="reference")
+    # pixel 0: band 0 from granule 1 (fallback), band 1 from granule 0 -> mixed granules
+    np.testing.assert_array_equal(ref[:, 0, 0], [2.0, 11.0])
+    np.testing.assert_array_equal(ref[:, 0, 1], [1.0, 12.0])
+    mz = ops.composite(stack, zen, rule="min_zenith")
+    np.testing.assert_array_equal(mz[:, 0, 0], [2.0, 11.0])   # min zenith g0, band 0 falls back
+    np.testing.assert_array_equal(mz[:, 0, 1], [3.0, 22.0])   # g1 has the smaller zenith
+    # a band fill no other granule covers stays missing; the other band is kept
+    zen1 = zen.copy()
+    zen1[1, 0, 0] = np.nan
+    ref1 = ops.composite(stack, zen1, rule="reference")
+    assert np.isnan(ref1[0, 0, 0]) and ref1[1, 0, 0] == 11.0
+    # a granule whose zenith is missing never fills, even where its bands have values
+    assert np.isnan(ops.composite(stack, zen1, rule="min_zenith")[0, 0, 0])
+
+
+def _decode(path, layer):
+    """Independent decoding of one real VIIRS layer (pyhdf + numpy, banet.md rules)."""
+    from pyhdf.SD import SD, SDC
+
+    sd = SD(str(path), SDC.READ)
+    sds = sd.select(layer)
+    raw = sds.get()
+    attrs = sds.attributes()
+    sd.end()
+    val = raw.astype(np.float64) * attrs["Scale"] + attrs["Offset"] if "Scale" in attrs else raw.astype(np.float64)
+    bad = raw >= 65527 if raw.dtype == np.uint16 else raw <= -999
+    return np.where(bad, np.nan, val).astype(np.float32), raw
+
+
+REAL_LAYERS = ("Reflectance_M5", "Reflectance_M7", "Radiance_M12", "Radiance_M15", "SolarZenithAngle")
+
+
+def real_granule_pair(folder):
+    """The real granule (bands, zenith, raw red) and a synthetic second granule that sees the
+    same pixels from a larger zenith angle (so the real one comes first in the reference
+    order) with valid values of every band."""
+    layers, raws = [], []
+    for name in REAL_LAYERS:
+        val, raw = _decode(next(folder.glob(f"*.{name}.hdf")), name)
+        layers.append(val)
+        raws.append(raw)
+    zen, _ = _decode(next(folder.glob("*.SatelliteZenithAngle.hdf")), "SatelliteZenithAngle")
+    real = np.stack(layers)
+    valid = np.isfinite(zen)
+    rng = np.random.default_rng(7)
+    second = np.where(valid, rng.uniform(0.05, 0.3, size=real.shape), np.nan).astype(np.float32)
+    zen2 = np.where(valid, zen + 10.0, np.nan).astype(np.float32)
+    return np.stack([real, second]), np.stack([zen, zen2]), raws[0]
+
+
+def test_real_granule_band_fill_is_filled_by_the_second_granule(real_viirs_dir):
+    stack, zen, raw_red = real_granule_pair(real_viirs_dir)
+    valid = np.isfinite(zen[0])
+    # the on-board trim: most zenith-valid pixels of the real granule are band fill 65533
+    assert valid.sum() == 807
+    assert (raw_red[valid] == 65533).sum() == 559
+    ref = ops.composite(stack, zen, rule="reference")
+    np.testing.assert_array_equal(ref, numpy_reference_rule(stack, zen))
+    # real values kept where present; the fill taken from the second granule band by band
+    for b in range(stack.shape[1]):
+        have = valid & np.isfinite(stack[0, b])
+        np.testing.assert_array_equal(ref[b][have], stack[0, b][have])
+        np.testing.assert_array_equal(ref[b][valid & ~have], stack[1, b][valid & ~have])
+        assert np.isfinite(ref[b][valid]).all()
+    red_filled = int((valid & np.isnan(stack[0, 0])).sum())
+    assert red_filled == 559
+    mz = ops.composite(stack, zen, rule="min_zenith")
+    np.testing.assert_array_equal(mz, numpy_min_zenith(stack, zen))
+    np.testing.assert_array_equal(mz, ref)  # the real granule also has the smaller zenith
 
 
 def test_ties_go_to_earliest_and_nan_mean_last():

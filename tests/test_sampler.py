@@ -201,3 +201,49 @@ def test_bad_settings_are_refused(pair):
         WindowSampler([src], seq_len=16, patch=32, stride=12)
     with pytest.raises(InputError, match="no 64-day"):
         WindowSampler([src], seq_len=64, patch=32)
+
+
+def test_reference_rule_anchors_are_tile_days(pair):
+    """rule="reference": every tile-day with target sum > 10 is an anchor; the window
+    starts seq_len // 2 days before it and the day seq_len after it must exist."""
+    src = open_source(pair["cube"], pair["targets"])
+    s = WindowSampler([src], seq_len=16, patch=32, stride=16, threshold=10, rule="reference",
+                      seed=5)
+    y = pair["y"]
+    nt = y.shape[0]
+    expected = {}
+    for a in range(nt):
+        if a - 8 < 0 or a + 16 > nt - 1:
+            continue
+        for y0 in range(0, 96 - 32 + 1, 16):
+            for x0 in range(0, 96 - 32 + 1, 16):
+                expected[(a - 8, y0, x0)] = float(y[a, y0:y0 + 32, x0:x0 + 32].sum())
+    got = {(int(r["t0"]), int(r["y0"]), int(r["x0"])): r["burned"] for r in s.candidates}
+    assert got.keys() == expected.keys()
+    for k, v in expected.items():
+        assert got[k] == pytest.approx(v)
+    burned = {k for k, v in expected.items() if v > 10}
+    assert len(burned) > 4
+    # draws: uniform among the anchors only (no uniform share, no jitter)
+    drawn = [s.draw(k) for k in range(400)]
+    keys = [(w.t0, w.y0, w.x0) for w in drawn]
+    assert set(keys) <= burned and len(set(keys)) == len(burned)
+    counts = np.bincount([sorted(burned).index(k) for k in keys])
+    assert counts.min() > 0.4 * counts.mean()
+    assert s.state_dict()["rule"] == "reference"
+    # the burn of day 20 is 8 days into its window: the anchor day, not the window sum
+    w = next(w for w in drawn if w.t0 == 12 and (w.y0, w.x0) == (0, 0))
+    assert w.burned == pytest.approx(144.0)
+    with pytest.raises(InputError, match="sampler rule"):
+        WindowSampler([src], seq_len=16, patch=32, rule="nope")
+
+
+def test_reference_rule_respects_time_splits(pair):
+    src = open_source(pair["cube"], pair["targets"])
+    days = src.times
+    train_kw, val_kw = time_split(days[30], days[47])
+    kw = dict(seq_len=16, patch=32, stride=16, threshold=10, rule="reference")
+    tr = WindowSampler([src], **kw, **train_kw)
+    assert (tr.candidates["t0"] + 16 - 1 < 30).all()
+    with pytest.raises(InputError, match="no 16-day"):
+        WindowSampler([src], **kw, **val_kw)  # no anchor window fits inside the last 18 days

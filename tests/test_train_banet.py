@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,8 @@ from firesmoke.train.augment_banet import (
     random_square,
     zero_frp_squares,
 )
-from firesmoke.train.banet import banet_loss, train_banet, train_banet_cli
+from firesmoke.train.banet import banet_loss, train_banet, train_banet_stores
+from firesmoke.train.sampler import WindowSampler, open_source
 
 TINY = dict(batch_size=2, seq_len=16, patch=32, stride=16, t_stride=8, threshold=5,
             progress=False, threads=1)
@@ -182,19 +185,113 @@ def test_resume_gives_the_uninterrupted_weights(cubes, tmp_path):
 def test_cli_entry(cubes, tmp_path):
     cube, targets = cubes["train"]
     s = cubes["start"]
-    r = train_banet_cli({
-        "cube": str(cube), "targets": str(targets), "out": str(tmp_path),
-        "val_period": f"{(s + pd.Timedelta(days=32)).date()}..{(s + pd.Timedelta(days=47)).date()}",
-        "steps": 2, "batch_size": 2, "seq_len": 16, "patch": 32, "progress": False,
-        "threshold": None,
-    })
+    r = train_banet_stores(
+        str(cube), str(targets), str(tmp_path),
+        val_period=f"{(s + pd.Timedelta(days=32)).date()}..{(s + pd.Timedelta(days=47)).date()}",
+        steps=2, batch_size=2, seq_len=16, patch=32, progress=False)
     assert r.weights is not None and r.weights.is_file()
     assert r.metrics["validation_windows"] > 0
     with pytest.raises(InputError, match="unknown option"):
-        train_banet_cli({"cube": str(cube), "targets": str(targets), "out": str(tmp_path),
-                         "step": 3})
+        train_banet_stores(str(cube), str(targets), str(tmp_path), step=3)
     with pytest.raises(InputError, match="steps"):
         train_banet([cubes["train"]], tmp_path / "x", steps=1)
     with pytest.raises(InputError, match="batch norm"):
         train_banet([cubes["train"]], tmp_path / "x", steps=2, batch_size=1, seq_len=16,
                     patch=32)
+
+
+def test_fastai_lighting_matches_its_definition():
+    from firesmoke.train.augment_banet import fastai_lighting
+
+    rng = np.random.default_rng(0)
+    img = rng.uniform(-0.2, 2.0, size=(4, 9, 11)).astype(np.float32)  # log1p(FRP) > 1 too
+    changed = 0
+    for seed in range(200):
+        got = fastai_lighting(img, np.random.default_rng(seed))
+        r = np.random.default_rng(seed)
+        do_b, do_c = r.random(2) < 0.75
+        b = r.uniform(0.4, 0.6)
+        c = np.exp(r.uniform(np.log(0.8), np.log(1.25)))
+        if not (do_b or do_c):
+            np.testing.assert_array_equal(got, img)
+            continue
+        changed += 1
+        x = np.clip(img.astype(np.float64), 1e-7, 1 - 1e-7)
+        lg = np.log(x / (1 - x)) + (np.log(b / (1 - b)) if do_b else 0.0)
+        lg = lg * (c if do_c else 1.0)
+        np.testing.assert_allclose(got, 1 / (1 + np.exp(-lg)), rtol=1e-6, atol=1e-7)
+        assert got.max() <= 1.0 and got.min() >= 0.0  # squashed into [0, 1] (float32)
+    assert abs(changed / 200 - (1 - 0.25**2)) < 0.06
+
+
+def test_reference_augment_is_per_day():
+    from firesmoke.train.augment_banet import ReferenceAugment
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.1, 0.9, size=(4, 40, 64, 64)).astype(np.float32)
+    x[3] = 0.7
+    y = rng.random((1, 40, 64, 64)).astype(np.float32)
+    mask = np.ones_like(y)
+    aug = ReferenceAugment(p_lighting=0.0)  # only the squares: easy to see
+    xa, ya, ma = aug(x, y, mask, np.random.default_rng(2))
+    assert ya is y and ma is mask  # no flips or rotations: targets untouched
+    assert not np.shares_memory(xa, x)
+    frp_cut = [(xa[3, t] == 0).any() for t in range(40)]
+    refl = [(xa[:3, t] != x[:3, t]).any() for t in range(40)]
+    # each day on its own, each with probability 0.5
+    assert 8 < sum(frp_cut) < 32 and 8 < sum(refl) < 32
+    cut_days = [t for t in range(40) if frp_cut[t]]
+    masks = [xa[3, t] == 0 for t in cut_days]
+    assert any(not np.array_equal(masks[0], m) for m in masks[1:])  # squares differ by day
+    t = next(t for t in range(40) if refl[t])
+    for ch in range(3):  # cutout2: one value per channel in the square
+        vals = np.unique(xa[ch, t][xa[ch, t] != x[ch, t]])
+        assert len(vals) == 1 and 0.0 <= vals[0] < 1.0
+    np.testing.assert_array_equal(aug(x, y, mask, np.random.default_rng(2))[0], xa)
+
+
+def test_reference_recipe_runs_with_its_sampler_and_augmentation(cubes, tmp_path):
+    r = train_banet([cubes["train"]], tmp_path, steps=2, recipe="reference", checkpoint_every=100,
+                    **TINY)
+    meta = json.loads((tmp_path / "metrics.json").read_text())
+    cfg = meta["config"]
+    assert cfg["recipe"] == "reference" and cfg["random_share"] == 0.0 and cfg["jitter"] is False
+    # the reference's anchors: tile-days with target sum > threshold
+    src = open_source(*cubes["train"])
+    ref = WindowSampler([src], seq_len=16, patch=32, stride=16, threshold=5, rule="reference")
+    assert cfg["burned_candidates"] == len(ref.burned_ids) and cfg["candidates"] == len(ref)
+    assert r.weights is not None and r.weights.is_file()
+    with pytest.raises(InputError, match="recipe"):
+        train_banet([cubes["train"]], tmp_path / "x", steps=2, recipe="nope", **TINY)
+    with pytest.raises(InputError, match="flips"):
+        train_banet([cubes["train"]], tmp_path / "x", steps=2, recipe="reference", flips=True,
+                    **TINY)
+
+
+def test_targets_built_from_mcd64_with_either_denominator(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from firesmoke.train.banet import _prepare_targets
+    from firesmoke.train.sampler import open_targets
+
+    x, y = make_arrays(16, 32, 32, burns=((5, 4, 4, 8),))
+    cube, _ = write_pair(tmp_path, "MCD", x, y, chunks=(16, 32, 32))  # 10.0..10.32 E, 19.68..20 N
+    res = 0.01 / 2.4
+    bd = np.zeros((96, 96), np.int16)
+    bd[10:40, 10:40] = 152 + 3       # burned on 2021-06-04 (the cube starts 2021-06-01)
+    bd[30:50, 30:60] = -1            # unmapped cells, partly over the burn
+    src = tmp_path / "mcd"
+    src.mkdir()
+    profile = {"driver": "GTiff", "height": 96, "width": 96, "count": 1, "crs": "EPSG:4326",
+               "transform": from_origin(9.99, 20.01, res, res), "dtype": "int16", "nodata": -1}
+    with rasterio.open(src / "MCD64monthly.A2021152.Win20.061.burndate.tif", "w", **profile) as dst:
+        dst.write(bd, 1)
+    obs = open_targets(_prepare_targets(str(cube), str(src), tmp_path / "run", 0)).values
+    every = open_targets(_prepare_targets(str(cube), str(src), tmp_path / "run", 0, "all")).values
+    assert (tmp_path / "run" / "targets" / "targets_0_all.zarr").is_dir()
+    assert np.nansum(obs[3]) > 0 and np.nansum(obs[:3]) == 0
+    # the same burned area over a larger (all cells) or equal (observed) area
+    assert (np.nan_to_num(every[3]) <= np.nan_to_num(obs[3]) + 1e-6).all()
+    assert (every[3] < obs[3] - 1e-3).any()
+    assert np.isnan(obs).sum() > np.isnan(every).sum()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from firesmoke.errors import WeightsError
+from firesmoke.errors import InputError, WeightsError
 from firesmoke.io.smoke_dataset import open_smoke_dataset
 from firesmoke.models.normalization import SMOKE_S2
 from firesmoke.models.weights import load_weights, state_dict_sha256
@@ -186,7 +186,7 @@ def test_step_rng_is_reproducible_and_independent():
 
 # ----------------------------------------------------------------------------- training
 def test_classifier_run_logs_evaluates_and_saves(chips, tmp_path):
-    res = train_smoke_classifier(chips.root, tmp_path / "c", recipe="reference", **TINY)
+    res = train_smoke_classifier(chips.root, tmp_path / "c", recipe="reference-scratch", **TINY)
     assert res.weights is not None and res.weights.is_file()
     assert res.steps == res.epochs * json.loads(
         (tmp_path / "c" / "metrics.json").read_text())["config"]["steps_per_epoch"]
@@ -205,7 +205,7 @@ def test_classifier_run_logs_evaluates_and_saves(chips, tmp_path):
     assert meta["bands"] == list(SMOKE_S2.bands)
     assert meta["normalization"]["mean"] == list(SMOKE_S2.mean)
     assert meta["tile_size"] == 120 and meta["crop_size"] == 90
-    assert meta["training"]["recipe"] == "reference" and meta["training"]["lr"] == 0.3
+    assert meta["training"]["recipe"] == "reference-scratch" and meta["training"]["lr"] == 0.3
     assert "metrics" in meta and "test" in meta["metrics"]
     assert meta["sha256"] == res.sha256
 
@@ -234,6 +234,9 @@ def test_segmenter_run(chips, tmp_path):
     res = train_smoke_segmenter(chips.root, tmp_path / "s", recipe="reference", **TINY)
     cfg = json.loads((tmp_path / "s" / "metrics.json").read_text())["config"]
     assert cfg["n_train"] % 2 == 0  # positives with polygons + as many negatives
+    # the reference's epochs: 2/3 of N drawn with replacement; the plateau stops at 1e-6
+    assert cfg["with_replacement"] and cfg["min_lr"] == 1e-6
+    assert cfg["epoch_fraction"] == pytest.approx(2 / 3)
     test = res.metrics["test"]
     assert {"standard", "legacy_definitions", "legacy_protocol"} <= set(test)
     assert {"pooled_iou", "mean_iou", "f1", "area_error"} <= set(test["standard"])
@@ -243,3 +246,124 @@ def test_segmenter_run(chips, tmp_path):
         assert model(torch.zeros(1, 12, 120, 120)).shape == (1, 1, 120, 120)
     df = pd.read_csv(tmp_path / "s" / "metrics.csv")
     assert "val_pooled_iou" in df.columns
+
+
+# ----------------------------------------------------------------------------- reference init
+def imagenet_like_state(seed=0):
+    """A state dict in torchvision's ResNet-50 ImageNet layout (3-band 7 x 7 conv1,
+    1000-class fc), random values: torchvision's weights cannot be downloaded here."""
+    from firesmoke.models.resnet import smoke_resnet50
+
+    g = torch.Generator().manual_seed(seed)
+    state = {k: torch.randn(v.shape, generator=g) if v.is_floating_point() else v.clone()
+             for k, v in smoke_resnet50(width=64).state_dict().items()}
+    state["conv1.weight"] = torch.randn(64, 3, 7, 7, generator=g)
+    state["fc.weight"] = torch.randn(1000, 2048, generator=g)
+    state["fc.bias"] = torch.randn(1000, generator=g)
+    return state
+
+
+def test_imagenet_init_loads_all_but_conv1_and_fc(tmp_path):
+    from firesmoke.models.resnet import smoke_resnet50
+    from firesmoke.train.smoke_init import load_imagenet_resnet50
+
+    state = imagenet_like_state()
+    path = tmp_path / "resnet50-imagenet.pth"
+    torch.save(state, path)
+    model = smoke_resnet50(width=64)
+    fresh = {k: v.clone() for k, v in model.state_dict().items()}
+    info = load_imagenet_resnet50(model, path)
+    got = model.state_dict()
+    assert info["new"] == ["conv1.weight", "fc.weight", "fc.bias"] and len(info["sha256"]) == 64
+    for k, v in got.items():
+        if k in info["new"]:
+            assert torch.equal(v, fresh[k])  # new layers keep their initialisation
+            continue
+        assert torch.equal(v, state[k].to(v.dtype)), k
+    assert info["loaded"] == len(state) - 3
+    assert tuple(got["conv1.weight"].shape) == (64, 12, 3, 3) and tuple(got["fc.weight"].shape) == (1, 2048)
+
+
+def test_imagenet_init_refuses_what_it_cannot_use(tmp_path):
+    from firesmoke.models.resnet import smoke_resnet50
+    from firesmoke.train.smoke_init import load_imagenet_resnet50
+
+    model = smoke_resnet50(width=64)
+    with pytest.raises(InputError, match="not found"):
+        load_imagenet_resnet50(model, tmp_path / "nope.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match=r"junk\.pth"):
+        load_imagenet_resnet50(model, tmp_path / "junk.pth")
+    # the smoke classifier's own weights are not ImageNet weights (12-band conv1, 1-logit fc)
+    torch.save(model.state_dict(), tmp_path / "smoke.pth")
+    with pytest.raises(InputError, match=r"conv1\.weight has shape"):
+        load_imagenet_resnet50(model, tmp_path / "smoke.pth")
+    # a pickled object that is not plain tensors is refused by weights_only loading
+    torch.save({"model": torch.nn.Linear(2, 2)}, tmp_path / "module.pth")
+    with pytest.raises(InputError, match=r"module\.pth"):
+        load_imagenet_resnet50(model, tmp_path / "module.pth")
+    # a narrower network cannot take ResNet-50 tensors
+    torch.save(imagenet_like_state(), tmp_path / "imagenet.pth")
+    with pytest.raises(InputError, match="width=64"):
+        load_imagenet_resnet50(smoke_resnet50(width=16), tmp_path / "imagenet.pth")
+    state = imagenet_like_state()
+    del state["layer4.2.bn3.weight"]
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(InputError, match="missing"):
+        load_imagenet_resnet50(model, tmp_path / "partial.pth")
+
+
+def test_reference_classifier_recipe_needs_imagenet_weights(chips, tmp_path):
+    with pytest.raises(InputError, match="ImageNet"):
+        train_smoke_classifier(chips.root, tmp_path / "x", **TINY)  # default recipe
+    path = tmp_path / "imagenet.pth"
+    torch.save(imagenet_like_state(), path)
+    kw = dict(TINY, width=64, epochs=1)
+    res = train_smoke_classifier(chips.root, tmp_path / "r", init=path, max_steps=1, **kw)
+    cfg = json.loads((tmp_path / "r" / "metrics.json").read_text())["config"]
+    assert cfg["recipe"] == "reference" and cfg["schedule"] == "epoch-plateau"
+    assert cfg["init"]["path"] == str(path) and cfg["init"]["loaded"] == 317
+    assert res.steps == 1
+
+
+def test_reference_schedule_halves_every_11_epochs_from_epoch_13():
+    from firesmoke.train.common import make_optimizer, make_scheduler
+
+    opt = make_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], 0.3, 0.7, 0.0)
+    sched = make_scheduler("epoch-plateau", opt, gamma=0.5, patience=10)
+    lrs = []
+    for epoch in range(40):  # 0-based epochs; the lr used during epoch e is lrs[e]
+        lrs.append(opt.param_groups[0]["lr"])
+        sched.step(epoch)  # stepped with the epoch number, as the reference code
+    halvings = [e + 1 for e in range(1, 40) if lrs[e] < lrs[e - 1]]  # 1-based epochs
+    assert halvings == [13, 24, 35]
+
+
+def test_legacy_evaluation_populations(chips):
+    from firesmoke.models.resnet import smoke_resnet50
+    from firesmoke.models.unet import SmokeUNet
+    from firesmoke.train.smoke_data import (
+        evaluate_smoke_classifier,
+        evaluate_smoke_segmenter,
+        legacy_classifier_rows,
+        legacy_segmentation_rows,
+        load_smoke_data,
+    )
+
+    data = load_smoke_data(chips.root)
+    rows = legacy_classifier_rows(len(data), seed=0)
+    assert len(rows) == -(-len(data) // 10) and len(set(rows)) == len(rows)
+    assert not np.array_equal(rows, legacy_classifier_rows(len(data), seed=1))
+    seg = legacy_segmentation_rows(data)
+    has_smoke = data.masks.reshape(len(data), -1).any(axis=1)
+    pos = np.flatnonzero((data.labels == 1) & has_smoke)
+    neg = np.flatnonzero(data.labels == 0)
+    np.testing.assert_array_equal(seg, np.sort(np.r_[pos, neg[: len(pos)]]))  # first negatives
+    torch.manual_seed(0)
+    cls = evaluate_smoke_classifier(smoke_resnet50(width=2).eval(), data, batch_size=16)
+    assert cls["legacy_population"]["n_images"] == len(rows)
+    unet = SmokeUNet(in_ch=12, n_classes=1, base=2, bilinear=True).eval()
+    legacy = evaluate_smoke_segmenter(unet, data, population="legacy")
+    assert legacy["n_images"] == len(seg) and legacy["n_positive"] == len(pos)
+    with pytest.raises(InputError, match="population"):
+        evaluate_smoke_segmenter(unet, data, population="nope")

@@ -150,7 +150,7 @@ class BurnedAreaSource:
 
     path: Path
     kind: str
-    """``"hdf"`` (MCD64A1 tile) or ``"tif"`` (MCD64monthly window)."""
+    """``"hdf"`` (MCD64A1 tile), ``"h5"`` (VNP64A1 tile) or ``"tif"`` (MCD64monthly window)."""
     month_start: date
     month_end: date
     tile: tuple[int, int] | None = None
@@ -166,11 +166,13 @@ def _month_end(start: date) -> date:
 
 
 def parse_mcd64_name(path: str | os.PathLike[str]) -> BurnedAreaSource | None:
-    """Recognise an MCD64A1 HDF tile or MCD64monthly GeoTIFF window by its file name."""
+    """Recognise an MCD64A1 HDF tile, a VNP64A1 HDF5 tile or an MCD64monthly GeoTIFF window by its name."""
     p = Path(path)
     m = _HDF_NAME.match(p.name) or _TIF_NAME.match(p.name)
     if not m:
-        return None
+        from firesmoke.io.vnp64 import parse_vnp64_name  # VIIRS VNP64A1 HDF5 tiles: kind "h5"
+
+        return parse_vnp64_name(p)
     try:
         start = date(int(m["year"]), 1, 1) + timedelta(days=int(m["doy"]) - 1)
     except ValueError:
@@ -494,10 +496,14 @@ def open_mcd64_geotiff(path: str | os.PathLike[str], chunks: Any = None) -> xr.D
 
 
 def open_mcd64(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
-    """Open an MCD64A1 HDF4 tile or an MCD64monthly GeoTIFF window (by file type)."""
+    """Open an MCD64A1 HDF4 tile, a VNP64A1 HDF5 tile or an MCD64monthly GeoTIFF window (by file type)."""
     p = Path(path)
     if p.suffix.lower() in (".tif", ".tiff"):
         return open_mcd64_geotiff(p, chunks=chunks)
+    if p.suffix.lower() == ".h5":
+        from firesmoke.io.vnp64 import open_vnp64a1
+
+        return open_vnp64a1(p, chunks=chunks)
     return open_mcd64a1(p, chunks=chunks)
 
 

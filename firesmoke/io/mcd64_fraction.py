@@ -11,7 +11,12 @@ the burn date codes); all three names are also importable from :mod:`firesmoke.i
 
 Observed cells are those with ``burn_date >= 0`` (land, burned or not) or ``== -2``
 (water, observed and never burned); fill cells (-1, unmapped) are left out of both sums,
-so a pixel with no observed cell is NaN, as are days with no source file. Areas come from
+so a pixel with no observed cell is NaN, as are days with no source file. With
+``denominator="all"`` (the reference software's definition, an area average of the
+``burn_date == d`` indicator over *all* cells) fill cells count as unburned area, so a
+pixel half covered by unmapped cells gets half the fraction; a pixel no source cell
+covers is still NaN (no input, not "unburned"). A month of ``[start, end]`` without any
+usable file is listed in the skipped inputs (its days are NaN). Areas come from
 supersampling (:func:`firesmoke.io.sinusoidal.cell_footprints`): each ~463 m cell is split
 into ``k x k`` sub-cells (k = 4 for MCD64A1 on 0.01 degree grids, ~116 m), each carrying 1/k^2 of
 the cell's area and assigned to the region pixel containing its centre. The geometry is
@@ -48,14 +53,19 @@ from firesmoke.io.mcd64 import (
     parse_mcd64_name,
 )
 from firesmoke.io.sinusoidal import _lon_intervals, cell_footprints, x_range_of_band
+from firesmoke.io.vnp64 import read_vnp64_layer, vnp64_meta
 
 __all__ = [
+    "DENOMINATORS",
     "BurnedFractionPlan",
     "daily_burned_fraction",
     "plan_burned_fraction",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Denominators of the burned fraction: firesmoke's default, then the reference's.
+DENOMINATORS = ("observed", "all")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -95,8 +105,8 @@ def _expand_sources(sources: Any) -> list[Path]:
             # folders hold other products too: only MCD64* .hdf/.tif files are candidates
             out.extend(sorted(
                 q for q in p.rglob("*")
-                if q.is_file() and q.name.lower().startswith("mcd64")
-                and q.suffix.lower() in (".hdf", ".tif", ".tiff")
+                if q.is_file() and q.name.lower().startswith(("mcd64", "vnp64", "vj164"))
+                and q.suffix.lower() in (".hdf", ".h5", ".tif", ".tiff")
             ))
         elif any(c in text for c in "*?[") and not p.exists():
             out.extend(sorted(Path(q) for q in glob.glob(text, recursive=True) if Path(q).is_file()))
@@ -130,14 +140,16 @@ def plan_burned_fraction(
 ) -> BurnedFractionPlan:
     """Choose the MCD64 files needed for ``region`` and days ``[start, end]`` (inclusive).
 
-    Folders are searched recursively for ``MCD64*.hdf`` / ``MCD64*.tif`` files (other
-    products in the same tree are ignored). Files are first sorted out by name alone
+    Folders are searched recursively for ``MCD64*.hdf`` / ``MCD64*.tif`` and VIIRS
+    ``VNP64A1*.h5`` files (other products in the same tree are ignored). Files are first
+    sorted out by name alone
     (month outside the period, tile not touching the region: left out without being
     opened, logged at debug level). The remaining files have their metadata checked
     (HDF4 descriptors, grid, layers; GeoTIFF header); unreadable or wrong files are
     returned in :attr:`BurnedFractionPlan.skipped` with the reason, as are unrecognised
-    file names and older duplicates of a tile-month (the newest collection/production is
-    used).
+    file names, older duplicates of a tile-month (the newest collection/production is
+    used) and the months of ``[start, end]`` left without any usable file (path
+    ``"MCD64A1 YYYY-MM <region>"``).
     """
     reg = Region.resolve(region)
     d0, d1 = _as_date(start, "start"), _as_date(end, "end")
@@ -159,12 +171,14 @@ def plan_burned_fraction(
         if src.month_end < d0 or src.month_start > d1:
             log.debug("%s: month %s outside %s..%s", path, src.month_start, d0, d1)
             continue
-        if src.kind == "hdf" and src.tile not in tiles:
+        if src.kind in ("hdf", "h5") and src.tile not in tiles:
             log.debug("%s: tile h%02dv%02d does not touch region %s", path, *src.tile, reg.name)
             continue
         try:
             if src.kind == "hdf":
                 _hdf_meta(path)
+            elif src.kind == "h5":
+                vnp64_meta(path)
             elif not _intersects(_tif_bounds_lonlat(path), reg.bbox):
                 log.debug("%s: window does not touch region %s", path, reg.name)
                 continue
@@ -172,7 +186,7 @@ def plan_burned_fraction(
             log.warning("skipping %s: %s", path, exc.reason)
             skipped.append(SkippedInput(str(path), exc.reason))
             continue
-        key = (src.tile if src.kind == "hdf" else ("win", src.window), src.month_start)
+        key = (src.tile if src.kind in ("hdf", "h5") else ("win", src.window), src.month_start)
         old = chosen.get(key)
         if old is not None:
             keep, drop = (src, old) if (src.collection, src.production) > (old.collection, old.production) else (old, src)
@@ -185,7 +199,14 @@ def plan_burned_fraction(
     while m0 <= d1:
         m1 = _month_end(m0)
         srcs = tuple(s for (_, ms), s in sorted(chosen.items(), key=lambda kv: str(kv[1].path)) if ms == m0)
-        months.append((max(m0, d0), min(m1, d1), srcs))
+        first, last = max(m0, d0), min(m1, d1)
+        months.append((first, last, srcs))
+        if not srcs:
+            reason = (f"no usable MCD64A1/VNP64A1/MCD64monthly file for {m0:%Y-%m} covering region "
+                      f"{reg.name}: burned fraction is NaN on {first}..{last}")
+            log.warning("%s", reason)
+            skipped.append(SkippedInput(f"MCD64A1 {m0:%Y-%m} {reg.name}", reason,
+                                        {"month": f"{m0:%Y-%m}", "first": str(first), "last": str(last)}))
         m0 = m1 + timedelta(days=1)
     return BurnedFractionPlan(reg, d0, d1, tuple(months), tuple(skipped))
 
@@ -225,6 +246,13 @@ def _read_source(src: BurnedAreaSource, region: Region) -> tuple[np.ndarray, Aff
             return np.empty((0, 0), np.int16), meta.transform, win, "sinusoidal", None
         data = _read_sds(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
         return np.asarray(data, np.int16), meta.transform, win, "sinusoidal", None
+    if src.kind == "h5":
+        vmeta = vnp64_meta(src.path)
+        win = _sinusoidal_window(vmeta.transform, vmeta.shape, region)
+        if win[0] == win[1] or win[2] == win[3]:
+            return np.empty((0, 0), np.int16), vmeta.transform, win, "sinusoidal", None
+        data = read_vnp64_layer(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
+        return np.asarray(data, np.int16), vmeta.transform, win, "sinusoidal", None
     import rasterio
     from pyproj import Transformer
     from rasterio.windows import Window
@@ -257,9 +285,12 @@ def _auto_supersample(transform: Affine, kind: str, region: Region) -> int:
 
 
 def _month_fraction(
-    sources: Sequence[BurnedAreaSource], region: Region, first: date, ndays: int, supersample: int | None
+    sources: Sequence[BurnedAreaSource], region: Region, first: date, ndays: int, supersample: int | None,
+    denominator: str = "observed",
 ) -> np.ndarray:
-    """Burned fraction ``(ndays, height, width)`` float32 for days ``first .. first + ndays - 1``."""
+    """Burned fraction ``(ndays, height, width)`` float32 for days ``first .. first + ndays - 1``.
+
+    ``denominator``: ``"observed"`` (land or water cells) or ``"all"`` (every cell)."""
     height, width = region.shape
     hw = height * width
     observed = np.zeros(hw, np.float64)
@@ -275,8 +306,11 @@ def _month_fraction(
         for fp in cell_footprints(transform, win, region.transform, region.shape, kind=kind,
                                   supersample=k, to_lonlat=to_lonlat, block_rows=max(1, 256 // k)):
             bd = data[fp.row0 - r0 : fp.row1 - r0]
-            obs = ((bd >= 0) | (bd == BURN_DATE_WATER))[:, None, :, None]
-            sel = obs & (fp.pixel >= 0)
+            if denominator == "all":
+                sel = fp.pixel >= 0
+            else:
+                obs = ((bd >= 0) | (bd == BURN_DATE_WATER))[:, None, :, None]
+                sel = obs & (fp.pixel >= 0)
             w = np.broadcast_to(fp.weight, fp.pixel.shape)
             observed += np.bincount(fp.pixel[sel], weights=w[sel], minlength=hw)
             ii, jj = np.nonzero((bd >= doy0) & (bd < doy0 + ndays))
@@ -305,22 +339,29 @@ def daily_burned_fraction(
     end: Any,
     *,
     supersample: int | None = None,
+    denominator: str = "observed",
 ) -> xr.DataArray:
-    """Daily burned fraction of each region pixel from MCD64A1 tiles / MCD64monthly windows.
+    """Daily burned fraction of each region pixel from MCD64A1 / VNP64A1 tiles or MCD64monthly windows.
 
     Parameters
     ----------
     region
         Target grid (:class:`~firesmoke.grid.Region`, shipped name or JSON path).
     sources
-        Files, folders (searched recursively) or glob patterns of MCD64A1 HDF tiles and/or
-        MCD64monthly ``*.burndate.tif`` windows; several tiles and months are combined.
+        Files, folders (searched recursively) or glob patterns of MCD64A1 HDF tiles, VNP64A1
+        HDF5 tiles and/or MCD64monthly ``*.burndate.tif`` windows; several tiles and months
+        are combined (for one tile-month present in both, the first by collection/production
+        order is used and the other listed as superseded).
     start, end
         First and last UTC day (inclusive).
     supersample
         Sub-cells per source cell side (k) used for area weighting; None (default) picks
         ``max(4, ceil(2 * cell size / pixel size))`` per source (4 for MCD64A1 on 0.01
         degree grids), so every region pixel receives sub-cells even from coarse sources.
+    denominator
+        ``"observed"`` (default): burned area / area of observed cells (land or water;
+        fill cells left out). ``"all"``: burned area / area of all cells, the reference
+        software's definition (fill cells count as unburned).
 
     Returns
     -------
@@ -335,6 +376,9 @@ def daily_burned_fraction(
 
     if supersample is not None and int(supersample) < 1:
         raise InputError("supersample must be >= 1", field="supersample")
+    if denominator not in DENOMINATORS:
+        raise InputError(f"denominator must be one of {DENOMINATORS}, got {denominator!r}",
+                         field="denominator")
     plan = plan_burned_fraction(region, sources, start, end)
     reg = plan.region
     height, width = reg.shape
@@ -345,7 +389,7 @@ def daily_burned_fraction(
             blocks.append(da.full((ndays, height, width), np.nan, dtype=np.float32, chunks=(ndays, height, width)))
             continue
         k = None if supersample is None else int(supersample)
-        task = dask.delayed(_month_fraction, pure=True)(srcs, reg, first, ndays, k)
+        task = dask.delayed(_month_fraction, pure=True)(srcs, reg, first, ndays, k, denominator)
         blocks.append(da.from_delayed(task, shape=(ndays, height, width), dtype=np.float32))
     data = da.concatenate(blocks, axis=0)
     days = np.arange(np.datetime64(plan.start, "D"), np.datetime64(plan.end, "D") + 1).astype("datetime64[ns]")
@@ -355,14 +399,17 @@ def daily_burned_fraction(
         ("time", "y", "x"),
         data,
         {
-            "long_name": "fraction of the pixel area burned on the day (MCD64A1 burn date)",
+            "long_name": "fraction of the pixel area burned on the day (MCD64A1/VNP64A1 burn date)",
             "units": "1",
             "valid_range": np.array([0.0, 1.0], dtype=np.float32),
             "comment": (
-                "area of cells with burn date == day / area of observed cells (burn date >= 0 or water); "
-                "fill cells excluded; area weighting by supersampling each cell with k x k sub-cells "
-                f"(k = {supersample or 'auto'})"
+                ("area of cells with burn date == day / area of observed cells (burn date >= 0 or water); "
+                 "fill cells excluded; " if denominator == "observed" else
+                 "area of cells with burn date == day / area of all cells (reference definition; "
+                 "fill cells count as unburned); ")
+                + f"area weighting by supersampling each cell with k x k sub-cells (k = {supersample or 'auto'})"
             ),
+            "denominator": denominator,
             "sources": used,
             "skipped_inputs": [f"{s.path}: {s.reason}" for s in plan.skipped],
         },

@@ -1,18 +1,24 @@
 """Overpass compositing: several granules of one day on one grid -> one image.
 
-Two rules (``reference/banet.md``):
+Two rules (``reference/banet.md``, "Details confirmed from the reference code"):
 
-* **reference** (BA-Net): granules are ordered by their *mean* satellite zenith angle over
-  the grid (NaN ignored), ascending; each pixel takes all bands from the first granule in
-  that order whose zenith angle is valid (not NaN) at the pixel.
-  :func:`composite_by_order` does the per-pixel part given the order; :func:`mean_zenith`
-  and :func:`reference_order` give the order.
-* **min_zenith**: each pixel takes all bands from the granule with the smallest valid
-  zenith angle *at that pixel* (ties -> the earliest granule).
+* **reference** (BA-Net 0.6.7): granules are ordered by their *mean* satellite zenith
+  angle over the grid (NaN ignored), ascending. Each band is filled separately: a pixel
+  takes the band value of the first granule, in that order, whose zenith angle is valid
+  (not NaN) at the pixel *and* whose value of that band is not missing (NaN, e.g. decoded
+  band fill 65533 from on-board pixel trim). So the bands of one pixel may come from
+  different granules. :func:`composite_by_order` does the per-pixel part given the order;
+  :func:`mean_zenith` and :func:`reference_order` give the order. This reproduces the
+  reference's per-band fill exactly.
+* **min_zenith**: per band, the pixel takes the value of the granule with the smallest
+  valid zenith angle *at that pixel* among the granules whose value of that band is not
+  missing (ties -> the earliest granule). It falls back band by band like the reference
+  rule, so neither rule leaves a band missing where another granule observed it.
 
-Pixels no granule sees (all zenith angles NaN, or no granule at all) are NaN in every band.
-A selected granule's band values are copied as they are (a NaN band value stays NaN; the
-pixel does not fall back to another granule), like the reference.
+A band is NaN only where no granule with a valid zenith angle has a value for it; pixels
+no granule sees (all zenith angles NaN, or no granule at all) are NaN in every band.
+:func:`select_by_order` / :func:`select_min_zenith` give the granule chosen by the zenith
+angles alone (the granule of every band value that is not missing in it).
 """
 
 from __future__ import annotations
@@ -142,7 +148,10 @@ def _check(stack: np.ndarray, zenith: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def select_by_order(zenith: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Per pixel, the first granule of ``order`` with a valid zenith (int64, -1 if none)."""
+    """Per pixel, the first granule of ``order`` with a valid zenith (int64, -1 if none).
+
+    Zenith angles only: the composite falls back to a later granule for a band that is
+    missing in this one (:func:`composite_by_order`)."""
     z = np.asarray(zenith)
     if not np.issubdtype(z.dtype, np.floating):
         z = z.astype(np.float32)
@@ -153,7 +162,9 @@ def select_by_order(zenith: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 
 def select_min_zenith(zenith: np.ndarray) -> np.ndarray:
-    """Per pixel, the granule with the smallest valid zenith (ties -> earliest; -1 if none)."""
+    """Per pixel, the granule with the smallest valid zenith (ties -> earliest; -1 if none).
+
+    Zenith angles only; see :func:`select_by_order` for missing band values."""
     z = np.asarray(zenith)
     if not np.issubdtype(z.dtype, np.floating):
         z = z.astype(np.float32)
@@ -164,17 +175,39 @@ def select_min_zenith(zenith: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _composite_rows(stack, zenith, order, use_order, out):
-    """Fused select + gather, one output row per iteration (row-local selection)."""
+    """Per band and pixel, fall back through the granules while the band is missing.
+
+    Order rule: the first granule of ``order`` with a valid zenith and a band value that
+    is not NaN. Minimum-zenith rule: among those granules, the smallest zenith (ties ->
+    the earliest granule). One output row per parallel iteration."""
     nb = stack.shape[1]
     w = zenith.shape[2]
+    n = zenith.shape[0]
     for i in numba.prange(zenith.shape[1]):
-        sel = np.empty(w, dtype=np.int32)
-        best = np.empty(w if not use_order else 0, dtype=np.float64)
-        _select_row(zenith, i, order, use_order, sel, best)
+        best = np.empty(w, dtype=np.float64)
         for b in range(nb):
             for j in range(w):
-                g = sel[j]
-                out[b, i, j] = np.float32(stack[g, b, i, j]) if g >= 0 else np.float32(np.nan)
+                out[b, i, j] = np.float32(np.nan)
+            if use_order:
+                for k in range(order.shape[0]):
+                    g = order[k]
+                    for j in range(w):
+                        o = out[b, i, j]
+                        v = np.float32(stack[g, b, i, j])
+                        z = zenith[g, i, j]
+                        take = (o != o) and (z == z) and (v == v)
+                        out[b, i, j] = v if take else o
+            else:
+                for j in range(w):
+                    best[j] = np.inf
+                for g in range(n):
+                    for j in range(w):
+                        z = np.float64(zenith[g, i, j])
+                        v = np.float32(stack[g, b, i, j])
+                        o = out[b, i, j]
+                        take = (z == z) and (v == v) and ((o != o) or z < best[j])
+                        out[b, i, j] = v if take else o
+                        best[j] = z if take else best[j]
 
 
 def _composite(s: np.ndarray, z: np.ndarray, order: np.ndarray | None) -> np.ndarray:
@@ -210,14 +243,17 @@ def composite_by_order(stack: np.ndarray, zenith: np.ndarray, order: np.ndarray)
     Returns
     -------
     numpy.ndarray
-        float32 ``(bands, H, W)``; NaN where no granule has a valid zenith.
+        float32 ``(bands, H, W)``; each band from the first granule of ``order`` that has
+        a valid zenith and a value of that band at the pixel (per-band fallback, as the
+        reference); NaN where none has.
     """
     s, z = _check(stack, zenith)
     return _composite(s, z, _check_order(order, z.shape[0]))
 
 
 def composite_min_zenith(stack: np.ndarray, zenith: np.ndarray) -> np.ndarray:
-    """Composite taking, per pixel, the granule with the smallest valid zenith angle.
+    """Composite taking, per pixel and band, the granule with the smallest valid zenith
+    angle among those that have a value of the band there (per-band fallback).
 
     Same inputs and output as :func:`composite_by_order`, without the order.
     """

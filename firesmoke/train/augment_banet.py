@@ -14,6 +14,17 @@ The arrays are augmented in physical units after NaN -> 0 and before normalisati
 zeroed FRP square means "no fire", as a missing detection would). Squares lie inside
 the window; a square larger than the window is clipped to it.
 
+:class:`ReferenceAugment` is the reference software's augmentation exactly as banet.md's
+"Details confirmed from the reference code" lists it, applied to *each day's image
+independently* (fastai transforms on single-day images): fastai's default lighting
+change (brightness, then contrast, each with probability 0.75, max change 0.2: in logit
+space ``(logit(clamp(x, 1e-7, 1 - 1e-7)) + logit(b)) * c`` with ``b`` uniform in
+[0.4, 0.6] and ``c`` log-uniform in [0.8, 1.25], then the sigmoid; like fastai it acts on
+all four channels, so it squashes log1p(FRP) and any value outside (0, 1) into (0, 1)),
+then "cutout" (probability 0.5: FRP set to 0 in 1-5 squares of 5-50 px) and "cutout2"
+(probability 0.5: Red, NIR and MIR of one 5-50 px square each take one random value in
+[0, 1)); no flips or rotations.
+
 Optionally (not in the reference, off by default) :class:`BANetAugment` also applies a
 random flip / 90-degree rotation to inputs, targets and mask alike
 (:func:`firesmoke.train.augment.random_flip_rot`), useful on small training sets.
@@ -34,6 +45,8 @@ __all__ = [
     "FRP_CHANNEL",
     "REFLECTANCE_CHANNELS",
     "BANetAugment",
+    "ReferenceAugment",
+    "fastai_lighting",
     "fill_reflectance_square",
     "random_square",
     "zero_frp_squares",
@@ -142,3 +155,66 @@ class BANetAugment:
         if self.flips:
             x, y, mask = (np.ascontiguousarray(a) for a in random_flip_rot(rng, x, y, mask))
         return x, y, mask
+
+
+def fastai_lighting(
+    image: np.ndarray,
+    rng: np.random.Generator,
+    max_lighting: float = 0.2,
+    p: float = 0.75,
+    eps: float = 1e-7,
+) -> np.ndarray:
+    """fastai's default lighting change of one image ``(C, H, W)`` (a new array).
+
+    Brightness (probability ``p``): add ``logit(b)``, ``b`` uniform in
+    ``0.5 * (1 -+ max_lighting)``; contrast (probability ``p``): multiply by ``c``,
+    log-uniform in ``[1 - max_lighting, 1 / (1 - max_lighting)]``; both in logit space
+    of the image clamped to ``[eps, 1 - eps]``. Unchanged when neither is drawn.
+    """
+    do_b, do_c = rng.random(2) < p
+    b = rng.uniform(0.5 * (1 - max_lighting), 0.5 * (1 + max_lighting))
+    lo, hi = np.log(1 - max_lighting), np.log(1 / (1 - max_lighting))
+    c = float(np.exp(rng.uniform(lo, hi)))
+    if not (do_b or do_c):
+        return image.copy()
+    x = np.clip(image.astype(np.float64), eps, 1 - eps)
+    logit = np.log(x / (1 - x))
+    if do_b:
+        logit = logit + np.log(b / (1 - b))
+    if do_c:
+        logit = logit * c
+    return (1.0 / (1.0 + np.exp(-logit))).astype(image.dtype)
+
+
+@dataclass(frozen=True)
+class ReferenceAugment:
+    """The reference software's per-day augmentation, ``aug(x, y, mask, rng)``.
+
+    Each day ``t`` of ``x`` ``(C, T, H, W)`` is augmented independently: lighting
+    (:func:`fastai_lighting`), then cutout (FRP zeroed in 1-5 squares, probability
+    ``p_cutout``), then cutout2 (one square of Red/NIR/MIR set to random values,
+    probability ``p_cutout2``). Targets and mask are returned unchanged.
+    """
+
+    max_lighting: float = 0.2
+    p_lighting: float = 0.75
+    p_cutout: float = 0.5
+    cutout_squares: tuple[int, int] = (1, 5)
+    p_cutout2: float = 0.5
+    square_size: tuple[int, int] = (5, 50)
+
+    def __call__(
+        self, x: np.ndarray, y: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        out = np.empty_like(x)
+        for t in range(x.shape[1]):
+            day = fastai_lighting(x[:, t], rng, self.max_lighting, self.p_lighting)
+            do_cut, do_cut2 = rng.random(2) < (self.p_cutout, self.p_cutout2)
+            if do_cut:
+                day, _ = zero_frp_squares(day[:, None], rng, self.cutout_squares, self.square_size)
+                day = day[:, 0]
+            if do_cut2:
+                day, _, _ = fill_reflectance_square(day[:, None], rng, self.square_size)
+                day = day[:, 0]
+            out[:, t] = day
+        return out, y, mask

@@ -32,8 +32,8 @@ Engineering:
   with :func:`firesmoke.models.weights.save_weights` (bands, normalisation, tile size,
   sequence length, training data, metrics in the metadata).
 
-The command line (``firesmoke train banet``) calls :func:`train_banet_cli` with a dict of
-its options.
+The command line (``firesmoke train banet``) calls :func:`train_banet_stores` with the
+stores and the options given.
 """
 
 from __future__ import annotations
@@ -55,16 +55,22 @@ from firesmoke.errors import InputError
 from firesmoke.metrics import sequence_scores
 from firesmoke.models.banet import BANet
 from firesmoke.models.normalization import BANET
-from firesmoke.models.weights import save_weights
-from firesmoke.train.augment_banet import BANetAugment
+from firesmoke.train.augment_banet import BANetAugment, ReferenceAugment
+from firesmoke.train.banet_steps import (
+    banet_loss,
+    check_sizes,
+    make_samplers,
+    optimisation,
+    resume_state,
+    save_final,
+    train_step,
+)
 from firesmoke.train.common import (
     MetricLog,
     TrainResult,
-    load_checkpoint,
     save_checkpoint,
     seed_everything,
     set_threads,
-    step_rng,
 )
 from firesmoke.train.common import progress as _progress
 from firesmoke.train.sampler import (
@@ -72,75 +78,17 @@ from firesmoke.train.sampler import (
     CubeSource,
     Window,
     WindowSampler,
-    open_source,
     write_targets,
 )
 
-__all__ = ["banet_loss", "train_banet", "train_banet_cli"]
+__all__ = ["RECIPES", "banet_loss", "train_banet", "train_banet_stores"]
 
 logger = logging.getLogger(__name__)
 
+#: Training recipes of :func:`train_banet`; the first is the default.
+RECIPES = ("firesmoke", "reference")
+
 CHECKPOINT = "checkpoint.pt"
-# configuration entries that must match for a resume to continue the same run
-_RESUME_KEYS = ("steps", "batch_size", "seq_len", "patch", "seed", "lr_max", "weight_decay",
-                "pct_start", "stride", "t_stride", "threshold", "random_share")
-
-
-def banet_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    scale: float = 100.0,
-    pos_weight: float = 1.0,
-) -> torch.Tensor:
-    """``scale * BCEWithLogits`` of per-day logits vs soft targets, over observed pixel-days.
-
-    Parameters
-    ----------
-    logits, target
-        ``(B, 1, T, H, W)``; targets in [0, 1].
-    mask
-        1 where the target is observed (same shape); ``None``: everything.
-    scale
-        Loss multiplier (100 in the reference).
-    pos_weight
-        Weight of the positive term (1 in the reference).
-    """
-    pw = None if pos_weight == 1.0 else torch.tensor(pos_weight, dtype=logits.dtype,
-                                                      device=logits.device)
-    loss = nn.functional.binary_cross_entropy_with_logits(
-        logits.float(), target.float(), reduction="none", pos_weight=pw)
-    if mask is None:
-        return scale * loss.mean()
-    m = mask.float()
-    return scale * (loss * m).sum() / m.sum().clamp_min(1.0)
-
-
-# --------------------------------------------------------------------------- helpers
-def _sources(items: Any, what: str) -> list[CubeSource]:
-    if items is None:
-        return []
-    out = []
-    for it in items:
-        if isinstance(it, CubeSource):
-            out.append(it)
-        else:
-            try:
-                cube, targets = it
-            except (TypeError, ValueError) as exc:
-                raise InputError(f"{what}: expected (cube, targets) pairs", field=what) from exc
-            out.append(open_source(cube, targets))
-    return out
-
-
-def _is_period(val: Any) -> bool:
-    if val is None or isinstance(val, str | os.PathLike):
-        return False
-    try:
-        a, b = val
-    except (TypeError, ValueError):
-        return False
-    return not isinstance(a, CubeSource | tuple | list) and not isinstance(b, CubeSource | tuple | list)
 
 
 def _amp_setup(device: str, amp: bool) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
@@ -232,6 +180,7 @@ def train_banet(
     training_data: str | None = None,
     epoch_size: int = 2000,
     progress: bool = True,
+    recipe: str = "firesmoke",
 ) -> TrainResult:
     """Train BA-Net on datacubes and their burned-fraction targets.
 
@@ -291,6 +240,13 @@ def train_banet(
         Sequences per "epoch" (reporting only; reference 2000).
     progress
         Show a tqdm progress bar.
+    recipe
+        ``"firesmoke"`` (default): windows by burned-fraction sum plus a uniform share,
+        whole-window augmentations (:class:`BANetAugment`). ``"reference"``: the
+        reference software's sampler (anchor tile-days with target sum > ``threshold``,
+        sequence from ``seq_len // 2`` days before; ``WindowSampler(rule="reference")``)
+        and its per-day augmentations (:class:`ReferenceAugment`: lighting, cutout,
+        cutout2; no flips).
 
     Returns
     -------
@@ -298,38 +254,25 @@ def train_banet(
         ``weights`` and ``sha256`` of the saved weights, ``metrics`` (final validation),
         ``history`` (logged rows), ``steps``, ``epochs``, ``splits`` and the model.
     """
-    if steps < 2:
-        raise InputError("steps must be >= 2 (one-cycle schedule)", field="steps")
-    if batch_size < 1:
-        raise InputError("batch_size must be >= 1", field="batch_size")
-    if batch_size * (seq_len // 16) * (patch // 32) ** 2 < 2:
-        raise InputError(
-            "batch norm needs more than one value per channel at BA-Net's deepest level "
-            f"(batch x seq_len/16 x (patch/32)^2 = {batch_size * (seq_len // 16) * (patch // 32) ** 2}"
-            "); use a larger batch, sequence or patch", field="batch_size")
+    if recipe not in RECIPES:
+        raise InputError(f"unknown recipe {recipe!r}; choose from {RECIPES}", field="recipe")
+    if recipe == "reference" and flips:
+        raise InputError("the reference recipe has no flips or rotations", field="flips")
+    check_sizes(steps, batch_size, seq_len, patch)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     set_threads(threads)
     dev = "cuda" if device is None and torch.cuda.is_available() else (device or "cpu")
-    train_sources = _sources(cubes_and_targets, "cubes_and_targets")
     skw = dict(seq_len=seq_len, patch=patch, stride=stride, t_stride=t_stride,
-               threshold=threshold, random_share=random_share)
-    if _is_period(val):
-        sampler = WindowSampler(train_sources, **skw, exclude=val, jitter=jitter, seed=seed)
-        val_sampler = WindowSampler(train_sources, **skw, period=val, seed=seed + 1)
-        val_names = [f"{s.name}[{val[0]}..{val[1]}]" for s in train_sources]
-    else:
-        val_sources = _sources(val, "val")
-        sampler = WindowSampler(train_sources, **skw, jitter=jitter, seed=seed)
-        val_sampler = WindowSampler(val_sources, **skw, seed=seed + 1) if val_sources else None
-        val_names = [s.name for s in val_sources]
-    splits = {"train": [s.name for s in train_sources], "val": val_names}
+               threshold=threshold, random_share=random_share,
+               rule="reference" if recipe == "reference" else "firesmoke")
+    sampler, val_sampler, splits = make_samplers(cubes_and_targets, val, skw, jitter, seed)
     amp_dtype, scaler = _amp_setup(dev, amp)
     config = {
-        "steps": steps, "batch_size": batch_size, "lr_max": lr_max,
+        "recipe": recipe, "steps": steps, "batch_size": batch_size, "lr_max": lr_max,
         "weight_decay": weight_decay, "clip": clip, "pct_start": pct_start,
         "seq_len": seq_len, "patch": patch, "stride": sampler.stride, "t_stride": t_stride,
-        "threshold": threshold, "random_share": random_share, "jitter": jitter,
+        "threshold": threshold, "random_share": sampler.random_share, "jitter": sampler.jitter,
         "augment": augment, "flips": flips, "pos_weight": pos_weight, "seed": seed,
         "device": dev, "amp": amp,
         "mixed_precision": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
@@ -342,40 +285,16 @@ def train_banet(
     # -- model, optimiser, schedule (initialisation depends on the seed only)
     seed_everything(seed)
     model = BANet(in_ch=len(BANET.bands), n_classes=1, sequence_len=seq_len).to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr_max / 25.0, betas=(0.95, 0.99),
-                            weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr_max, total_steps=steps, anneal_strategy="cos",
-        # very short runs: keep both phases at least one step long
-        pct_start=min(max(pct_start, 1.5 / steps), 1.0 - 0.5 / steps),
-        cycle_momentum=True, base_momentum=0.85, max_momentum=0.95, div_factor=25.0,
-        final_div_factor=1e5)
+    opt, sched = optimisation(model, steps, lr_max, weight_decay, pct_start)
     log = MetricLog(out, "metrics", resume=resume)
     ckpt = out / CHECKPOINT
-    start = 0
-    elapsed0 = 0.0
-    if resume and ckpt.is_file():
-        state = load_checkpoint(ckpt, model, opt, sched)
-        old = state["extra"].get("config", {})
-        diff = {k: (old.get(k), config[k]) for k in _RESUME_KEYS if old.get(k) != config[k]}
-        if diff:
-            raise InputError(
-                f"cannot resume: the checkpoint was made with other settings {diff}", path=ckpt)
-        if scaler is not None and state["extra"].get("scaler"):
-            scaler.load_state_dict(state["extra"]["scaler"])
-        start = state["step"]
-        elapsed0 = float(state["extra"].get("elapsed_s", 0.0))
-        log.truncate(start)
-        logger.info("resumed from %s at step %d", ckpt, start)
-    elif resume:
-        logger.info("no checkpoint in %s; starting from scratch", out)
+    start, elapsed0 = resume_state(ckpt, resume, model, opt, sched, scaler, config, log)
     log.update(config=config, package_version=__version__)
     end = steps if stop_at is None else min(int(stop_at), steps)
 
-    augmenter = BANetAugment(flips=flips) if augment else (
-        _FlipsOnly() if flips else None)
     dataset = BANetWindows(sampler, length=max(end - start, 0) * batch_size,
-                           augment=augmenter, offset=start * batch_size)
+                           augment=_augmenter(recipe, augment, flips),
+                           offset=start * batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
         pin_memory=dev.startswith("cuda"), persistent_workers=False)
@@ -395,29 +314,9 @@ def train_banet(
     bar = _progress(total=steps, initial=start, desc="BA-Net", enabled=progress)
     try:
         for batch in loader:
-            b = _batch_to(batch, dev)
-            # dropout draws of this step depend on (seed, step) only
-            torch.manual_seed(int(step_rng(seed, step, 2).integers(2**62)))
-            with torch.autocast("cuda", dtype=amp_dtype or torch.bfloat16,
-                                enabled=amp_dtype is not None):
-                logits = model(b["x"])
-            loss = banet_loss(logits, b["y"], b["mask"], pos_weight=pos_weight)
-            opt.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.unscale_(opt)
-            else:
-                loss.backward()
-            gnorm = nn.utils.clip_grad_norm_(model.parameters(), clip) if clip else None
-            if scaler is not None:
-                scaler.step(opt)
-                scaler.update()
-            else:
-                opt.step()
-            lr = opt.param_groups[0]["lr"]
-            sched.step()
+            value, lr, gnorm = train_step(model, _batch_to(batch, dev), opt, sched, scaler,
+                                           amp_dtype, clip, pos_weight, seed, step)
             step += 1
-            value = float(loss.detach())
             if not math.isfinite(value):
                 raise FloatingPointError(f"BA-Net training diverged at step {step} (loss {value})")
             run_loss += value
@@ -425,8 +324,7 @@ def train_banet(
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}")
             if step % log_every == 0 or step == end:
-                log.log(step=step, split="train", loss=run_loss / run_n, lr=lr,
-                        grad_norm=float(gnorm) if gnorm is not None else None,
+                log.log(step=step, split="train", loss=run_loss / run_n, lr=lr, grad_norm=gnorm,
                         elapsed_s=elapsed0 + time.perf_counter() - t0)
                 run_loss, run_n = 0.0, 0
             if validator and (step % val_every == 0 or step == steps):
@@ -450,24 +348,16 @@ def train_banet(
                            splits, model.cpu())
     if validator and not last_val:
         last_val = validator(model, dev, amp_dtype, pos_weight)
-    timing = {"train_s": elapsed, "s_per_step": elapsed / max(steps, 1)}
     metrics = {"validation": last_val, "validation_windows": len(validator.items)}
-    meta = {
-        "bands": list(BANET.bands),
-        "normalization": BANET.to_dict(),
-        "tile_size": 128,
-        "sequence_length": seq_len,
-        "training_patch": patch,
-        "training_data": training_data or "cubes: " + ", ".join(splits["train"]),
-        "metrics": metrics,
-        "training": {k: v for k, v in config.items() if k not in ("splits",)} | {
-            "splits": splits, **timing},
-    }
-    weights = out / f"{name}.pt"
-    sha = save_weights(model.cpu(), weights, meta, half=half)
-    log.update(final=metrics, timing=timing, weights=str(weights), sha256=sha)
-    logger.info("BA-Net trained: %d steps in %.1f min, weights %s", steps, elapsed / 60, weights)
+    weights, sha = save_final(model, out, name, half, seq_len, patch, training_data, splits,
+                               config, metrics, elapsed, steps, log)
     return TrainResult(out, weights, sha, metrics, log.rows, step, epochs, splits, model)
+
+
+def _augmenter(recipe: str, augment: bool, flips: bool) -> Any:
+    if not augment:
+        return _FlipsOnly() if flips else None
+    return ReferenceAugment() if recipe == "reference" else BANetAugment(flips=flips)
 
 
 class _FlipsOnly:
@@ -483,7 +373,8 @@ def _is_zarr_store(path: Path) -> bool:
     return path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
 
 
-def _prepare_targets(cube: Any, targets: Any, out: Path, i: int) -> Any:
+def _prepare_targets(cube: Any, targets: Any, out: Path, i: int,
+                     denominator: str = "observed") -> Any:
     """A target store for ``cube``: the given store, or one built from MCD64A1 sources."""
     if isinstance(targets, str | os.PathLike) and _is_zarr_store(Path(targets)):
         return targets
@@ -494,58 +385,75 @@ def _prepare_targets(cube: Any, targets: Any, out: Path, i: int) -> Any:
 
     ds = open_cube(cube) if isinstance(cube, str | os.PathLike) else cube
     region = Region.from_dataset(ds)
-    store = out / "targets" / f"targets_{i}.zarr"
+    suffix = "" if denominator == "observed" else f"_{denominator}"
+    store = out / "targets" / f"targets_{i}{suffix}.zarr"
     if not _is_zarr_store(store):
         logger.info("building burned-fraction targets from %s into %s", targets, store)
-        frac = burned_fraction_cube(region, targets, None, None, like=ds)
+        frac = burned_fraction_cube(region, targets, None, None, like=ds, denominator=denominator)
+        for item in frac.attrs.get("skipped_inputs", []):
+            logger.warning("targets %s: skipped %s", store.name, item)
         write_targets(frac, store, like=ds)
     return store
 
 
-def train_banet_cli(args: Mapping[str, Any]) -> TrainResult:
-    """Entry point for ``firesmoke train banet``: options as a dict.
+def _as_list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str | os.PathLike) else list(value)
 
-    Keys: ``cube`` (one or a list of Zarr cube stores), ``targets`` (as many target
-    stores, or MCD64A1 files/folders from which target stores are built in
-    ``out/targets/``), ``out``; optional ``val_cube`` / ``val_targets`` (split by region)
-    or ``val_period`` (``"YYYY-MM-DD..YYYY-MM-DD"`` or a pair; split by time), and any
-    keyword argument of :func:`train_banet` (``steps``, ``batch_size``, ``seq_len``,
-    ``patch``, ``lr_max``, ``seed``, ``device``, ``resume``, ...). ``None`` values are
-    ignored (argparse defaults).
+
+def train_banet_stores(
+    cube: Any,
+    targets: Any,
+    out: str | os.PathLike[str],
+    *,
+    val_cube: Any = None,
+    val_targets: Any = None,
+    val_period: str | tuple[Any, Any] | None = None,
+    targets_denominator: str = "observed",
+    **train_kwargs: Any,
+) -> TrainResult:
+    """Train BA-Net from stores on disk (what ``firesmoke train banet`` calls).
+
+    Parameters
+    ----------
+    cube
+        One or a list of Zarr cube stores.
+    targets
+        As many target stores, or MCD64A1 files/folders from which target stores are
+        built in ``out/targets/``.
+    out
+        Output folder.
+    val_cube, val_targets
+        Held-out cubes and their targets (split by region).
+    val_period
+        ``"YYYY-MM-DD..YYYY-MM-DD"`` or a pair (split by time); not with ``val_cube``.
+    targets_denominator
+        Denominator of targets built from MCD64A1 files: ``"observed"`` (default) or
+        ``"all"`` (the reference's; see :func:`firesmoke.io.mcd64.daily_burned_fraction`).
+    **train_kwargs
+        Keyword arguments of :func:`train_banet` (``steps``, ``recipe``, ...).
     """
-    a = {k.replace("-", "_"): v for k, v in args.items() if v is not None}
-    try:
-        out = Path(a.pop("out"))
-        cubes = a.pop("cube")
-        targets = a.pop("targets")
-    except KeyError as exc:
-        raise InputError(f"missing option {exc.args[0]!r}", field=str(exc.args[0])) from exc
-    cubes = [cubes] if isinstance(cubes, str | os.PathLike) else list(cubes)
-    targets = [targets] if isinstance(targets, str | os.PathLike) else list(targets)
-    if len(targets) != len(cubes):
-        raise InputError(f"{len(cubes)} cube(s) but {len(targets)} target source(s)",
+    out = Path(out)
+    cubes = _as_list(cube)
+    tgts = _as_list(targets)
+    if len(tgts) != len(cubes):
+        raise InputError(f"{len(cubes)} cube(s) but {len(tgts)} target source(s)",
                          field="targets")
-    pairs = [(c, _prepare_targets(c, t, out, i))
-             for i, (c, t) in enumerate(zip(cubes, targets, strict=True))]
+    pairs = [(c, _prepare_targets(c, t, out, i, targets_denominator))
+             for i, (c, t) in enumerate(zip(cubes, tgts, strict=True))]
     val: Any = None
-    if "val_period" in a:
-        vp = a.pop("val_period")
-        val = tuple(vp.split("..")) if isinstance(vp, str) else tuple(vp)
+    if val_period is not None:
+        val = tuple(val_period.split("..")) if isinstance(val_period, str) else tuple(val_period)
         if len(val) != 2:
             raise InputError("val_period must be START..END", field="val_period")
-    if "val_cube" in a:
-        vc = a.pop("val_cube")
-        vt = a.pop("val_targets", None)
-        if vt is None:
+    if val_cube is not None:
+        if val_targets is None:
             raise InputError("val_cube needs val_targets", field="val_targets")
-        vc = [vc] if isinstance(vc, str | os.PathLike) else list(vc)
-        vt = [vt] if isinstance(vt, str | os.PathLike) else list(vt)
         if val is not None:
             raise InputError("give either val_cube or val_period, not both", field="val_cube")
-        val = [(c, _prepare_targets(c, t, out, 1000 + i))
-               for i, (c, t) in enumerate(zip(vc, vt, strict=True))]
-    known = set(train_banet.__kwdefaults__ or {})
-    unknown = sorted(set(a) - known)
+        val = [(c, _prepare_targets(c, t, out, 1000 + i, targets_denominator))
+               for i, (c, t) in enumerate(zip(_as_list(val_cube), _as_list(val_targets),
+                                              strict=True))]
+    unknown = sorted(set(train_kwargs) - set(train_banet.__kwdefaults__ or {}) - {"val"})
     if unknown:
         raise InputError(f"unknown option(s) for train banet: {unknown}", field=unknown[0])
-    return train_banet(pairs, out, val=val, **a)
+    return train_banet(pairs, out, val=val, **train_kwargs)

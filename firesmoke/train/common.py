@@ -341,6 +341,7 @@ def make_scheduler(
     gamma: float = 0.5,
     patience: int = 10,
     min_lr_ratio: float = 0.0,
+    min_lr: float = 0.0,
 ) -> Any:
     """A learning-rate schedule.
 
@@ -351,15 +352,18 @@ def make_scheduler(
         per epoch); ``"cosine"``: linear warm-up over ``warmup_steps`` then cosine decay to
         ``min_lr_ratio`` x lr at ``total_steps`` (call once per optimiser step);
         ``"plateau"``: multiply by ``gamma`` when the validation loss has not improved for
-        ``patience`` validations (call ``.step(val_loss)``); ``None``: constant.
+        ``patience`` validations (call ``.step(val_loss)``); ``"epoch-plateau"``: the same
+        scheduler stepped with the epoch number (the smoke reference's usage: the rate
+        halves every ``patience + 1`` epochs); both never go below ``min_lr``;
+        ``None``: constant.
     """
     if name is None or name == "constant":
         return None
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    if name == "plateau":
+    if name in ("plateau", "epoch-plateau"):
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=gamma, patience=patience
+            optimizer, mode="min", factor=gamma, patience=patience, min_lr=min_lr
         )
     if name == "cosine":
         total = max(int(total_steps), 1)

@@ -24,6 +24,14 @@ Windows are drawn by index: draw ``k`` uses the generator ``(seed, k)``
 in any order or in parallel workers, and a training run resumed at step ``s`` continues
 with exactly the windows an uninterrupted run would have used.
 
+With ``rule="reference"`` the sampler follows the reference software exactly as
+banet.md's "Details confirmed from the reference code" describes it: an *anchor* is one
+tile-day (a ``patch`` x ``patch`` tile on one day) whose target sum exceeds
+``threshold`` (10); the window starts ``seq_len // 2`` (32) days before the anchor, the
+day ``seq_len`` days after the anchor must exist, and draws are uniform among anchors
+(no uniform share, no jitter, no minimum share of observed targets). Tile origins are
+the sampler's ``stride`` grid.
+
 Validation splits never overlap training windows:
 
 * by region: give the validation cubes as other :class:`CubeSource` objects;
@@ -39,23 +47,32 @@ BA-Net normalisation; ``y`` ``(1, T, P, P)`` soft ``bafrac`` targets with NaN ->
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-import xarray as xr
 
-from firesmoke.cube import CUBE_VARIABLES, DEFAULT_CHUNKS, open_cube
-from firesmoke.errors import GridMismatchError, InputError
+from firesmoke.errors import InputError
 from firesmoke.models.normalization import BANET, Normalization
 from firesmoke.train.common import step_rng
+from firesmoke.train.sources import (
+    TARGET_VARIABLE,
+    CubeSource,
+    box_sums,
+    cell_sums,
+    open_source,
+    open_targets,
+    write_targets,
+)
 
+# CubeSource, cell_sums, open_source, open_targets, write_targets live in
+# firesmoke.train.sources and stay importable from here.
 __all__ = [
+    "SAMPLER_RULES",
+    "TARGET_VARIABLE",
     "BANetWindows",
     "CubeSource",
     "Window",
@@ -70,242 +87,13 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TARGET_VARIABLE = "bafrac"
-
-# --------------------------------------------------------------------------- sources
-
-
-@dataclass
-class CubeSource:
-    """One datacube and its daily burned-fraction targets on the same grid and days.
-
-    Attributes
-    ----------
-    name
-        Label used in logs and metadata (the store name by default).
-    cube
-        Lazy cube with ``red, nir, mir, frp`` ``(time, y, x)``.
-    targets
-        Lazy ``bafrac`` ``(time, y, x)`` float32 in [0, 1], NaN where unobserved.
-    """
-
-    name: str
-    cube: xr.Dataset
-    targets: xr.DataArray
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return (self.cube.sizes["time"], self.cube.sizes["y"], self.cube.sizes["x"])
-
-    @property
-    def times(self) -> pd.DatetimeIndex:
-        return pd.DatetimeIndex(self.cube["time"].values)
-
-
-def write_targets(
-    bafrac: xr.DataArray,
-    store: str | os.PathLike[str],
-    like: xr.Dataset | None = None,
-    chunks: Mapping[str, int] | None = None,
-) -> Path:
-    """Write daily burned fractions to a Zarr v3 store (variable ``bafrac``).
-
-    Parameters
-    ----------
-    bafrac
-        ``(time, y, x)`` burned fraction, e.g. from
-        :func:`firesmoke.cube.burned_fraction_cube` (lazy is fine: it is written chunk by
-        chunk by xarray/dask).
-    store
-        Output path (overwritten).
-    like
-        A cube whose chunking the targets should share (recommended: a training window
-        then reads the same chunk grid in both stores).
-    chunks
-        Explicit ``{"time", "y", "x"}`` chunks (default: ``like``'s, else
-        :data:`firesmoke.cube.DEFAULT_CHUNKS`).
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    path = Path(store)
-    ch = dict(DEFAULT_CHUNKS)
-    if like is not None and like.chunks:
-        ch.update({d: int(like.chunks[d][0]) for d in ("time", "y", "x") if d in like.chunks})
-    ch.update(chunks or {})
-    da_ = bafrac.astype(np.float32).rename(TARGET_VARIABLE)
-    da_ = da_.chunk({d: ch[d] for d in ("time", "y", "x")})
-    ds = da_.to_dataset()
-    for v in ds.variables.values():
-        v.encoding = {}
-    ds[TARGET_VARIABLE].encoding["chunks"] = tuple(ch[d] for d in ("time", "y", "x"))
-    try:
-        ds.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
-    except OSError as exc:
-        raise InputError(f"cannot write the target store: {exc}", path=path) from exc
-    logger.info("wrote targets %s to %s (chunks %s)", bafrac.shape, path, ch)
-    return path
-
-
-def open_targets(store: str | os.PathLike[str]) -> xr.DataArray:
-    """Open a target store written by :func:`write_targets` (lazy, dask chunks = Zarr chunks)."""
-    path = Path(store)
-    if not path.exists():
-        raise InputError("target store not found", path=path)
-    try:
-        ds = xr.open_zarr(path, chunks={}, consolidated=False)
-    except Exception as exc:  # zarr raises many types for broken stores
-        raise InputError(f"not a readable Zarr target store ({exc})", path=path) from exc
-    if TARGET_VARIABLE not in ds:
-        raise InputError(f"no {TARGET_VARIABLE!r} variable in the target store", path=path)
-    return ds[TARGET_VARIABLE]
-
-
-def _as_cube(cube: Any) -> tuple[xr.Dataset, str]:
-    if isinstance(cube, xr.Dataset):
-        return cube, str(cube.attrs.get("region", "cube"))
-    path = Path(cube)
-    return open_cube(path), path.name.removesuffix(".zarr")
-
-
-def _as_targets(targets: Any) -> xr.DataArray:
-    if isinstance(targets, xr.DataArray):
-        return targets
-    if isinstance(targets, xr.Dataset):
-        if TARGET_VARIABLE not in targets:
-            raise InputError(f"targets dataset has no {TARGET_VARIABLE!r} variable", field="targets")
-        return targets[TARGET_VARIABLE]
-    return open_targets(targets)
-
-
-def open_source(cube: Any, targets: Any, name: str | None = None) -> CubeSource:
-    """Pair a cube with its targets and check that they share grid and days.
-
-    Parameters
-    ----------
-    cube
-        Path of a Zarr cube (:func:`firesmoke.cube.write_cube`) or a cube Dataset.
-    targets
-        Path of a target store (:func:`write_targets`), a ``bafrac`` DataArray or a
-        Dataset holding one. Targets covering more days than the cube are cut to the
-        cube's days.
-    name
-        Label (default: the cube store's name or the cube's region).
-
-    Raises
-    ------
-    InputError
-        Missing variables, days of the cube without targets.
-    GridMismatchError
-        Different grid sizes or coordinates.
-    """
-    ds, default_name = _as_cube(cube)
-    missing = [v for v in CUBE_VARIABLES if v not in ds]
-    if missing:
-        raise InputError(f"cube lacks variables {missing}", field="cube")
-    tg = _as_targets(targets)
-    if tuple(tg.dims) != ("time", "y", "x"):
-        raise InputError(f"targets must have dims (time, y, x), got {tg.dims}", field="targets")
-    if (tg.sizes["y"], tg.sizes["x"]) != (ds.sizes["y"], ds.sizes["x"]):
-        raise GridMismatchError(f"targets grid {tg.sizes['y']}x{tg.sizes['x']} differs from "
-                                f"the cube's {ds.sizes['y']}x{ds.sizes['x']}")
-    for d in ("y", "x"):
-        step = abs(float(ds[d].values[-1] - ds[d].values[0])) / max(ds.sizes[d] - 1, 1)
-        if d in tg.coords and not np.allclose(tg[d].values, ds[d].values, rtol=0,
-                                              atol=1e-3 * step + 1e-12):
-            raise GridMismatchError(f"targets and cube {d} coordinates differ")
-    cube_t = pd.DatetimeIndex(ds["time"].values)
-    tg_t = pd.DatetimeIndex(tg["time"].values)
-    if not cube_t.equals(tg_t):
-        absent = cube_t.difference(tg_t)
-        if len(absent):
-            raise InputError(
-                f"targets lack {len(absent)} day(s) of the cube, e.g. {absent[0].date()}",
-                field="targets",
-            )
-        tg = tg.sel(time=cube_t)
-    return CubeSource(name or default_name, ds, tg)
-
-
-# --------------------------------------------------------------------------- cell sums
-
-
-def _blocks_of(arr: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
-    """``(origin, block)`` of each chunk of a dask array (or the whole numpy array)."""
-    import dask.array as da
-
-    if not isinstance(arr, da.Array):
-        yield (0,) * np.ndim(arr), arr
-        return
-    starts = [np.concatenate([[0], np.cumsum(c)[:-1]]).astype(int) for c in arr.chunks]
-    for idx in np.ndindex(*arr.numblocks):
-        yield tuple(int(s[i]) for s, i in zip(starts, idx, strict=True)), arr.blocks[idx]
-
-
-def _reduce_cells(block: np.ndarray, origin: Sequence[int],
-                  cell: Sequence[int]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Sum a block into the cells it intersects; returns the sums and the cell ids per axis."""
-    out = block
-    ids = []
-    for axis, (o, c) in enumerate(zip(origin, cell, strict=True)):
-        g = (o + np.arange(block.shape[axis])) // c
-        cuts = np.flatnonzero(np.diff(g)) + 1
-        starts = np.concatenate([[0], cuts])
-        out = np.add.reduceat(out, starts, axis=axis)
-        ids.append(g[starts])
-    return out, ids
-
-
-def cell_sums(data: xr.DataArray, cell: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-cell sum of a ``(time, y, x)`` array and per-cell count of finite values.
-
-    The array is read once, chunk by chunk (never whole), in its dask chunks; cells
-    straddling chunks are accumulated from their parts, so any chunking works.
-
-    Parameters
-    ----------
-    data
-        ``(time, y, x)`` array (NaN = unobserved, counted as 0 in the sums).
-    cell
-        Cell size ``(days, px, px)``.
-
-    Returns
-    -------
-    sums, counts
-        float64 and int64 arrays of shape ``ceil(shape / cell)``.
-    """
-    import dask
-    import dask.array as da
-
-    arr = data.data
-    if not isinstance(arr, da.Array):
-        arr = da.from_array(np.asarray(arr), chunks=tuple(DEFAULT_CHUNKS.values()))
-    shape = tuple(-(-n // c) for n, c in zip(arr.shape, cell, strict=True))
-    sums = np.zeros(shape, np.float64)
-    counts = np.zeros(shape, np.int64)
-    for origin, block in _blocks_of(arr):
-        (b,) = dask.compute(block, scheduler="synchronous")
-        b = np.asarray(b, np.float64)
-        finite = np.isfinite(b)
-        s, ids = _reduce_cells(np.where(finite, b, 0.0), origin, cell)
-        n, _ = _reduce_cells(finite.astype(np.int64), origin, cell)
-        sel = np.ix_(*ids)
-        sums[sel] += s
-        counts[sel] += n
-    return sums, counts
-
-
-def _box_sums(table: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
-    """Sum of every ``size`` box of ``table`` (valid positions only), via a summed-volume table."""
-    s = np.zeros(tuple(n + 1 for n in table.shape), np.float64)
-    s[1:, 1:, 1:] = table.cumsum(0).cumsum(1).cumsum(2)
-    a, b, c = size
-    return (s[a:, b:, c:] - s[:-a, b:, c:] - s[a:, :-b, c:] - s[a:, b:, :-c]
-            + s[:-a, :-b, c:] + s[:-a, b:, :-c] + s[a:, :-b, :-c] - s[:-a, :-b, :-c])
-
 
 # --------------------------------------------------------------------------- sampler
+#: Sampling rules of :class:`WindowSampler`; the first is the default.
+SAMPLER_RULES = ("firesmoke", "reference")
+
+_DTYPE = [("source", np.int32), ("t0", np.int32), ("y0", np.int32), ("x0", np.int32),
+          ("burned", np.float64), ("valid", np.float64)]
 
 
 @dataclass(frozen=True)
@@ -386,6 +174,10 @@ class WindowSampler:
         Seed of the draws.
     norm
         Input normalisation (default the BA-Net constants).
+    rule
+        ``"firesmoke"`` (default): window sums as above; ``"reference"``: the reference
+        software's anchor tile-days (see the module docstring; ``t_stride``,
+        ``random_share``, ``min_valid`` and ``jitter`` are not used).
     """
 
     def __init__(
@@ -403,7 +195,14 @@ class WindowSampler:
         jitter: bool = False,
         seed: int = 0,
         norm: Normalization = BANET,
+        rule: str = "firesmoke",
     ) -> None:
+        if rule not in SAMPLER_RULES:
+            raise InputError(f"unknown sampler rule {rule!r}; choose from {SAMPLER_RULES}",
+                             field="rule")
+        self.rule = rule
+        if rule == "reference":
+            random_share, jitter = 0.0, False
         if seq_len <= 0 or seq_len % 16:
             raise InputError(f"seq_len must be a positive multiple of 16, got {seq_len}",
                              field="seq_len")
@@ -441,9 +240,41 @@ class WindowSampler:
                     len(self.burned_ids), self.threshold)
 
     # -- index ---------------------------------------------------------------------
+    def _keep_days(self, src: CubeSource, t0: np.ndarray) -> np.ndarray:
+        """Candidates whose days respect ``period`` / ``exclude``."""
+        times = src.times
+        first = times[t0]
+        last = times[t0 + self.seq_len - 1]
+        keep = np.ones(len(t0), bool)
+        if self.period is not None:
+            keep &= (first >= self.period[0]) & (last <= self.period[1])
+        if self.exclude is not None:
+            keep &= (last < self.exclude[0]) | (first > self.exclude[1])
+        return keep
+
+    def _index_anchors(self, i: int, src: CubeSource) -> np.ndarray:
+        """The reference's candidates: every tile-day (anchor) with its target sum."""
+        nt, ny, nx = src.shape
+        before = self.seq_len // 2
+        sums, _ = cell_sums(src.targets, (1, self.stride, self.stride))
+        my = (ny - self.patch) // self.stride + 1
+        mx = (nx - self.patch) // self.stride + 1
+        day_sums = box_sums(sums, (1, self.patch // self.stride,
+                                   self.patch // self.stride))[:, :my, :mx]
+        # anchor a: window from a - before; the day a + seq_len must exist
+        anchors = np.arange(before, nt - self.seq_len)
+        ia, iy, ix = np.meshgrid(anchors, np.arange(my), np.arange(mx), indexing="ij")
+        rec = np.empty(ia.size, dtype=_DTYPE)
+        rec["source"] = i
+        rec["t0"] = ia.ravel() - before
+        rec["y0"] = iy.ravel() * self.stride
+        rec["x0"] = ix.ravel() * self.stride
+        rec["burned"] = day_sums[ia.ravel(), iy.ravel(), ix.ravel()]
+        rec["valid"] = 1.0
+        return rec[self._keep_days(src, rec["t0"])]
+
     def _index(self) -> np.ndarray:
-        dtype = [("source", np.int32), ("t0", np.int32), ("y0", np.int32), ("x0", np.int32),
-                 ("burned", np.float64), ("valid", np.float64)]
+        dtype = _DTYPE
         parts = []
         cell = (self.t_stride, self.stride, self.stride)
         size = (self.seq_len // self.t_stride, self.patch // self.stride,
@@ -454,13 +285,19 @@ class WindowSampler:
                 logger.warning("cube %s %s is smaller than a window (%d days, %d px); skipped",
                                src.name, src.shape, self.seq_len, self.patch)
                 continue
+            if self.rule == "reference":
+                if nt <= self.seq_len + self.seq_len // 2:
+                    logger.warning("cube %s has %d days: too few for a reference anchor", src.name, nt)
+                    continue
+                parts.append(self._index_anchors(i, src))
+                continue
             sums, counts = cell_sums(src.targets, cell)
             # candidates: window made of whole cells and fully inside the cube
             mt = (nt - self.seq_len) // self.t_stride + 1
             my = (ny - self.patch) // self.stride + 1
             mx = (nx - self.patch) // self.stride + 1
-            burned = _box_sums(sums, size)[:mt, :my, :mx]
-            valid = _box_sums(counts.astype(np.float64), size)[:mt, :my, :mx]
+            burned = box_sums(sums, size)[:mt, :my, :mx]
+            valid = box_sums(counts.astype(np.float64), size)[:mt, :my, :mx]
             valid = valid / float(self.seq_len * self.patch * self.patch)
             it, iy, ix = np.meshgrid(np.arange(mt), np.arange(my), np.arange(mx), indexing="ij")
             rec = np.empty(it.size, dtype=dtype)
@@ -470,14 +307,7 @@ class WindowSampler:
             rec["x0"] = ix.ravel() * self.stride
             rec["burned"] = burned.ravel()
             rec["valid"] = valid.ravel()
-            keep = rec["valid"] >= self.min_valid
-            times = src.times
-            first = times[rec["t0"]]
-            last = times[rec["t0"] + self.seq_len - 1]
-            if self.period is not None:
-                keep &= (first >= self.period[0]) & (last <= self.period[1])
-            if self.exclude is not None:
-                keep &= (last < self.exclude[0]) | (first > self.exclude[1])
+            keep = (rec["valid"] >= self.min_valid) & self._keep_days(src, rec["t0"])
             parts.append(rec[keep])
         return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
@@ -490,7 +320,7 @@ class WindowSampler:
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs to recreate the draws (plain data)."""
-        return {"seed": self.seed, "n_candidates": len(self.candidates),
+        return {"seed": self.seed, "rule": self.rule, "n_candidates": len(self.candidates),
                 "n_burned": len(self.burned_ids), "seq_len": self.seq_len, "patch": self.patch,
                 "threshold": self.threshold, "random_share": self.random_share}
 

@@ -12,11 +12,20 @@ the full 120 x 120 images, deterministically.
 * classifier: every epoch draws ``epoch_fraction`` x N chips, half positives and half
   negatives (the minority class is upsampled, as the reference balanced its classes);
 * segmenter: the training set is the positives with at least one polygon plus as many
-  negatives (reference), shuffled every epoch.
+  negatives (reference); the reference recipe draws 2/3 of it per epoch with
+  replacement, the others the whole set shuffled every epoch.
 
 Recipes: ``"reference"`` is the paper's SGD (classifier lr 0.3, momentum 0.7, batch 30,
-lr halved every 11 epochs, 2/3 N per epoch; segmenter lr 0.7, momentum 0.7, batch 60,
-reduce-on-plateau x0.5 after 10 validations without improvement of the validation loss);
+2/3 N per epoch, and ReduceLROnPlateau(factor 0.5, patience 10) stepped with the *epoch
+number*, as the reference code did: the rate halves after epochs 12, 23, 34, ...
+(1-based), every 11 epochs from epoch 13; segmenter lr 0.7, momentum 0.7, batch 60,
+reduce-on-plateau x0.5 after 10 validations without improvement of the validation loss,
+down to 1e-6, and 2/3 N draws per epoch with replacement).
+The reference classifier starts from torchvision's ImageNet ResNet-50 weights, which
+the user must supply (``init=``, :func:`~firesmoke.train.smoke_init.load_imagenet_resnet50`);
+the classifier's ``"reference"`` recipe refuses to run without them
+(:class:`~firesmoke.errors.InputError`); ``"reference-scratch"`` is the same recipe from
+a random initialisation (not the reference; e.g. for small widths or tests);
 ``"adamw"`` is AdamW (weight decay 1e-4; lr 1e-3 classifier, 2e-3 segmenter) with a 5 %
 linear warm-up and cosine decay per step, and for the classifier zero-initialised
 residual BatchNorm scales. The loss is ``BCEWithLogitsLoss`` for both. On small synthetic
@@ -89,6 +98,7 @@ from firesmoke.train.smoke_data import (
     train_batch,
     val_row,
 )
+from firesmoke.train.smoke_init import load_imagenet_resnet50
 
 __all__ = [
     "CROP_SIZE",
@@ -117,7 +127,9 @@ class Recipe:
     ``zero_init_residual`` starts every ResNet bottleneck's last BatchNorm scale at 0, so
     each residual block starts as the identity (Goyal et al. 2017); measured here, it
     turns a classifier that stays at chance for 30 epochs on small synthetic sets into
-    one that learns within 10.
+    one that learns within 10. ``imagenet_init`` requires ImageNet ResNet-50 weights
+    (``init=``) to start from. ``with_replacement`` draws the segmenter's epoch samples
+    with replacement; ``min_lr`` bounds a plateau schedule from below.
     """
 
     optimizer: str
@@ -133,17 +145,27 @@ class Recipe:
     warmup_fraction: float = 0.0
     epoch_fraction: float = 1.0
     zero_init_residual: bool = False
+    imagenet_init: bool = False
+    with_replacement: bool = False
+    min_lr: float = 0.0
 
 
 RECIPES: dict[str, dict[str, Recipe]] = {
     "classifier": {
-        "reference": Recipe("sgd", 0.3, 30, "step", 100, momentum=0.7, step_size=11, gamma=0.5,
-                            epoch_fraction=2 / 3),
+        "reference": Recipe("sgd", 0.3, 30, "epoch-plateau", 100, momentum=0.7, gamma=0.5,
+                            patience=10, epoch_fraction=2 / 3, imagenet_init=True),
+        "reference-scratch": Recipe("sgd", 0.3, 30, "epoch-plateau", 100, momentum=0.7,
+                                    gamma=0.5, patience=10, epoch_fraction=2 / 3),
         "adamw": Recipe("adamw", 1e-3, 32, "cosine", 30, weight_decay=1e-4, warmup_fraction=0.05,
                         zero_init_residual=True),
     },
     "segmenter": {
-        "reference": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5, patience=10),
+        "reference": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5, patience=10,
+                            epoch_fraction=2 / 3, with_replacement=True, min_lr=1e-6),
+        # the segmenter has no pretrained start in the reference: the same recipe
+        "reference-scratch": Recipe("sgd", 0.7, 60, "plateau", 300, momentum=0.7, gamma=0.5,
+                                    patience=10, epoch_fraction=2 / 3, with_replacement=True,
+                                    min_lr=1e-6),
         "adamw": Recipe("adamw", 2e-3, 16, "cosine", 30, weight_decay=1e-4, warmup_fraction=0.05),
     },
 }
@@ -205,6 +227,7 @@ def _train(
     threads: int | None,
     eval_batch_size: int,
     on_epoch: Callable[[dict[str, Any]], None] | None,
+    init: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     from firesmoke.inference import resolve_device
 
@@ -213,6 +236,15 @@ def _train(
     cfg = _recipe(task, recipe, epochs=epochs, batch_size=batch_size, lr=lr)
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise InputError("epochs and batch_size must be at least 1", field="epochs")
+    if cfg.imagenet_init and init is None:
+        raise InputError(
+            f"the {task}'s {recipe!r} recipe starts from torchvision ResNet-50 ImageNet weights: "
+            "give the weights file (init=PATH, --init PATH; they cannot be downloaded here), "
+            "or choose recipe 'reference-scratch' to train the same recipe from scratch",
+            field="init")
+    if init is not None and (task != "classifier" or width != 64):
+        raise InputError("ImageNet initialisation is for the classifier at width 64",
+                         field="init")
     if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
         raise InputError(
             f"val_fraction ({val_fraction}) + test_fraction ({test_fraction}) must be < 1",
@@ -244,12 +276,14 @@ def _train(
     )
 
     seed_everything(seed)
-    model = _build_model(task, width, cfg.zero_init_residual).to(dev)
+    model = _build_model(task, width, cfg.zero_init_residual)
+    init_info = load_imagenet_resnet50(model, init) if init is not None else None
+    model = model.to(dev)
     opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.momentum, cfg.weight_decay)
     sched = make_scheduler(
         cfg.schedule, opt, total_steps=total_steps,
         warmup_steps=round(cfg.warmup_fraction * total_steps),
-        step_size=cfg.step_size, gamma=cfg.gamma, patience=cfg.patience,
+        step_size=cfg.step_size, gamma=cfg.gamma, patience=cfg.patience, min_lr=cfg.min_lr,
     )
     loss_fn = nn.BCEWithLogitsLoss()
     aug = CropFlipRotate(CROP_SIZE)
@@ -260,6 +294,7 @@ def _train(
         "total_steps": total_steps, "crop_size": CROP_SIZE, "tile_size": CHIP_SIZE,
         "n_train": len(train), "n_val": len(val), "n_test": len(test),
         "torch_threads": torch.get_num_threads(),
+        "init": init_info,
     }
     log = MetricLog(out, "metrics", resume=resume)
     log.update(config=config, splits=splits)
@@ -283,6 +318,8 @@ def _train(
             rng = step_rng(seed, ORDER_STREAM, epoch)
             if task == "classifier":
                 order_cache[epoch] = balanced_order(train.labels, n_epoch, rng)
+            elif cfg.with_replacement:
+                order_cache[epoch] = rng.integers(0, len(train), n_epoch)
             else:
                 order_cache[epoch] = draw_indices(rng, np.arange(len(train)), n_epoch)
         return order_cache[epoch]
@@ -320,6 +357,8 @@ def _train(
                     on_epoch(row)
                 if epoch_end and cfg.schedule == "step":
                     sched.step()
+                elif epoch_end and cfg.schedule == "epoch-plateau":
+                    sched.step(step // steps_per_epoch - 1)  # the epoch number, as the reference
                 elif epoch_end and cfg.schedule == "plateau" and "val_loss" in last_val:
                     sched.step(last_val["val_loss"])
             if step % checkpoint_every == 0 or step == limit:
@@ -373,7 +412,10 @@ _DOC_PARAMS = """
     epochs, batch_size, lr
         Override the recipe's values (``None`` keeps them).
     recipe
-        ``"reference"`` (the paper's SGD schedule) or ``"adamw"`` (AdamW + cosine).
+        ``"reference"`` (the paper's SGD schedule; for the classifier it needs ``init``),
+        ``"reference-scratch"`` (the same from a random initialisation; for the segmenter,
+        which has no pretrained start, identical to ``"reference"``) or
+        ``"adamw"`` (AdamW + cosine).
     width
         Width of the first stage (64 = the published network; 8-16 for small models).
     seed
@@ -404,6 +446,10 @@ _DOC_PARAMS = """
         Images per forward pass in validation and test.
     on_epoch
         Called with each validation row (e.g. for early reporting).
+    init
+        Classifier only: torchvision ResNet-50 ImageNet weights file to start from (loaded
+        with ``weights_only=True`` and checked; ``conv1`` and ``fc`` stay new); required
+        by the ``"reference"`` recipe.
 
     Returns
     -------
@@ -437,6 +483,7 @@ def train_smoke_classifier(
     threads: int | None = None,
     eval_batch_size: int = 64,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    init: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     with set_threads(threads):
         return _train(
@@ -445,7 +492,7 @@ def train_smoke_classifier(
             test_fraction=test_fraction, progress_bar=progress, resume=resume, max_steps=max_steps,
             checkpoint_every=checkpoint_every, log_every=log_every, weights_path=weights_path,
             half=half, training_data=training_data, threads=threads,
-            eval_batch_size=eval_batch_size, on_epoch=on_epoch,
+            eval_batch_size=eval_batch_size, on_epoch=on_epoch, init=init,
         )
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from firesmoke.errors import InputError
 from firesmoke.io.sentinel2 import CHIP_SIZE, SMOKE_BANDS, read_chips
 from firesmoke.io.smoke_dataset import SmokeDataset, open_smoke_dataset
 from firesmoke.metrics import (
@@ -47,6 +48,8 @@ __all__ = [
     "evaluate_smoke_classifier",
     "evaluate_smoke_segmenter",
     "forward_all",
+    "legacy_classifier_rows",
+    "legacy_segmentation_rows",
     "load_smoke_data",
     "normalise_chips",
     "segmentation_subset",
@@ -124,6 +127,22 @@ def segmentation_subset(data: SmokeData, seed: int) -> SmokeData:
     if len(neg) > len(pos):
         neg = np.sort(rng.choice(neg, size=len(pos), replace=False))
     return data.take(np.concatenate([pos, neg]))
+
+
+def legacy_classifier_rows(n: int, seed: int, batch: int = 10) -> np.ndarray:
+    """The reference classifier's scored images: the first image of each batch of
+    ``batch`` of a shuffled test set (seeded here; the reference's shuffle was not)."""
+    order = step_rng(seed, EVAL_STREAM, 1).permutation(n)
+    return np.sort(order[::batch]) if n else np.zeros(0, np.int64)
+
+
+def legacy_segmentation_rows(data: SmokeData) -> np.ndarray:
+    """The reference segmenter's evaluation population: every positive with at least one
+    labelled smoke pixel plus as many negatives taken in dataset order (the reference took
+    them in file-walk order, and they were also in its training set)."""
+    pos = np.flatnonzero((data.labels == 1) & data.masks.reshape(len(data), -1).any(axis=1))
+    neg = np.flatnonzero(data.labels == 0)[: len(pos)]
+    return np.sort(np.concatenate([pos, neg]))
 
 
 def draw_indices(rng: np.random.Generator, pool: np.ndarray, n: int) -> np.ndarray:
@@ -215,9 +234,13 @@ def classifier_scores(
     standard["loss"] = bce(logits, data.labels.astype(np.float32))
     crops, _ = augmented_copies(data, seed)
     leg_logits = forward_all(model, crops, batch_size, device)[:, 0]
+    rows = legacy_classifier_rows(len(data), seed)
+    population = classification_scores(leg_logits[rows], data.labels[rows], threshold=0.0)
+    population["n_images"] = len(rows)
     return {
         "standard": standard,
         "legacy_protocol": classification_scores(leg_logits, data.labels, threshold=0.0),
+        "legacy_population": population,
         "n_images": len(data),
         "n_positive": int(data.labels.sum()),
     }
@@ -258,6 +281,10 @@ def evaluate_smoke_classifier(
 ) -> dict[str, Any]:
     """Score a smoke classifier on every image of a chip dataset.
 
+    ``legacy_population`` reproduces the reference's evaluation population: the legacy
+    protocol scored on the first image of each batch of 10 of the shuffled images only
+    (:func:`legacy_classifier_rows`).
+
     Returns
     -------
     dict
@@ -282,8 +309,13 @@ def evaluate_smoke_segmenter(
     batch_size: int = 32,
     device: str | None = None,
     seed: int = 0,
+    population: str = "all",
 ) -> dict[str, Any]:
     """Score a smoke segmenter on every image (positives and negatives) of a chip dataset.
+
+    With ``population="legacy"`` only the reference's evaluation population is scored:
+    the positives with a labelled polygon plus as many negatives in dataset order
+    (:func:`legacy_segmentation_rows`; give the *whole* dataset, as the reference did).
 
     Returns
     -------
@@ -302,6 +334,11 @@ def evaluate_smoke_segmenter(
     data = root_or_dataset if isinstance(root_or_dataset, SmokeData) else load_smoke_data(
         root_or_dataset
     )
+    if population not in ("all", "legacy"):
+        raise InputError(f"population must be 'all' or 'legacy', got {population!r}",
+                         field="population")
+    if population == "legacy":
+        data = data.take(legacy_segmentation_rows(data))
     return segmenter_scores(_model_from(model_or_weights, dev), data, batch_size, dev, seed)
 
 

@@ -1,0 +1,110 @@
+"""Remote files and downloading many of them into one folder with a manifest."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from firesmoke.errors import InputError
+from firesmoke.fetch.config import redact
+from firesmoke.fetch.download import Checksum, ProgressCallback, download_file
+from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy
+from firesmoke.fetch.manifest import Manifest, ManifestEntry
+from firesmoke.fetch.paths import safe_join
+
+__all__ = ["FetchResult", "RemoteFile", "download_all"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file to fetch: its URL, where it goes (relative to the output folder) and what it should be."""
+
+    url: str
+    relpath: str
+    size: int | None = None
+    checksum: Checksum | None = None
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class FetchResult:
+    """What a fetch did: manifest entries (in order) and the manifest path."""
+
+    entries: list[ManifestEntry]
+    manifest: Path | None
+
+    @property
+    def paths(self) -> list[Path]:
+        root = self.manifest.parent if self.manifest else Path()
+        return [root / e.path for e in self.entries if e.ok]
+
+    @property
+    def failed(self) -> list[ManifestEntry]:
+        return [e for e in self.entries if not e.ok]
+
+    def __add__(self, other: FetchResult) -> FetchResult:
+        return FetchResult(self.entries + other.entries, self.manifest or other.manifest)
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for e in self.entries:
+            counts[e.status] = counts.get(e.status, 0) + 1
+        return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to fetch"
+
+
+def download_all(
+    session: requests.Session,
+    files: Sequence[RemoteFile],
+    out: str | os.PathLike[str],
+    *,
+    manifest: Manifest | None = None,
+    policy: RetryPolicy | None = None,
+    progress: ProgressCallback | None = None,
+    workers: int = 4,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FetchResult:
+    """Download ``files`` into ``out`` (paths made safe), ``workers`` at a time.
+
+    A file that fails (after retries) is recorded with status ``failed`` and its error;
+    the others go on. An :class:`AuthError` stops everything (every other file would fail
+    the same way) and is raised.
+    """
+    root = Path(out)
+    root.mkdir(parents=True, exist_ok=True)
+    manifest = manifest or Manifest(root)
+
+    def one(f: RemoteFile) -> ManifestEntry:
+        try:
+            dest = safe_join(root, f.relpath)
+        except InputError as exc:  # a server-given name that would leave the folder
+            log.error("%s: %s; not downloaded", redact(f.url), exc)
+            return manifest.add(ManifestEntry(redact(f.url), f.relpath, f.size, None, "failed", f.source,
+                                              error=str(exc)))
+        try:
+            entry = download_file(session, f.url, dest, size=f.size, checksum=f.checksum, policy=policy,
+                                  progress=progress, source=f.source, root=root, sleep=sleep)
+        except AuthError:
+            raise
+        except FetchError as exc:
+            log.error("%s", exc)
+            entry = ManifestEntry(redact(f.url), os.path.relpath(dest, root), f.size,
+                                  str(f.checksum) if f.checksum else None, "failed", f.source, error=str(exc))
+        return manifest.add(entry)
+
+    if workers <= 1 or len(files) <= 1:
+        entries = [one(f) for f in files]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            entries = list(pool.map(one, files))
+    return FetchResult(entries, manifest.path)

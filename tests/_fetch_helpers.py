@@ -1,0 +1,43 @@
+"""Shared bits of the fetch tests: a fast retry policy and a range-serving handler."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from werkzeug import Request, Response
+
+from firesmoke.fetch import RetryPolicy
+
+FAST = RetryPolicy(attempts=4, backoff=0.01, max_wait=0.05, timeout=(5.0, 5.0))
+
+
+def range_response(data: bytes, request: Request, *, drop_after: int | None = None) -> Response:
+    """Serve ``data`` honouring ``Range: bytes=N-``; cut the connection after ``drop_after`` bytes."""
+    start = 0
+    m = re.match(r"bytes=(\d+)-$", request.headers.get("Range", ""))
+    status = 200
+    headers = {"Accept-Ranges": "bytes"}
+    if m:
+        start = int(m.group(1))
+        if start >= len(data):
+            return Response(status=416, headers={"Content-Range": f"bytes */{len(data)}"})
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
+    body = data[start:]
+    headers["Content-Length"] = str(len(body))
+    if drop_after is None:
+        return Response(body, status=status, headers=headers, content_type="application/octet-stream")
+
+    def gen():
+        yield body[:drop_after]
+        raise ConnectionAbortedError("test: connection dropped mid-file")
+
+    return Response(gen(), status=status, headers=headers, content_type="application/octet-stream")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_for_local_servers(monkeypatch):
+    """Requests to the test servers never go through a proxy set in the environment."""
+    for var in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(var, "127.0.0.1,localhost")

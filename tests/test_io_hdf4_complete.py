@@ -181,8 +181,8 @@ def test_bit_flip_in_compressed_mcd64_data_is_refused_and_listed(real_data: Path
     assert info.value.path == str(p) and f"at byte {off}" in str(info.value)
     # in the pipeline it is skipped and listed, like a truncated tile
     frac = daily_burned_fraction(Region("T", (-121, 41, -120, 42), 0.05), [p], "2001-08-01", "2001-08-02")
-    assert len(frac.attrs["skipped_inputs"]) == 1 and str(p) in frac.attrs["skipped_inputs"][0]
-    assert "incorrect data check" in frac.attrs["skipped_inputs"][0]
+    listed = [s for s in frac.attrs["skipped_inputs"] if str(p) in s]
+    assert len(listed) == 1 and "incorrect data check" in listed[0], frac.attrs["skipped_inputs"]
 
 
 @pytest.mark.real

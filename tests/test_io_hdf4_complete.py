@@ -212,8 +212,8 @@ def test_verification_is_cached_per_file_version(real_data: Path, tmp_path: Path
     src = _sample(real_data, "mcd64")
     p = _write(tmp_path, src.name, src.read_bytes())
     calls = []
-    real_inflate = hdf4._inflate_checked
-    monkeypatch.setattr(hdf4, "_inflate_checked", lambda *a: calls.append(1) or real_inflate(*a))
+    real_inflate = hdf4.zlib_stream_problem
+    monkeypatch.setattr(hdf4, "zlib_stream_problem", lambda *a: calls.append(1) or real_inflate(*a))
     hdf4.verify_hdf4_data(p)
     assert len(calls) == 20
     hdf4.verify_hdf4_data(p)

@@ -12,7 +12,6 @@ compressed pixels reads back as wrong values. The helpers here turn all of these
 from __future__ import annotations
 
 import os
-import zlib
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from firesmoke.errors import CorruptFileError, InputError
+from firesmoke.io.checksums import zlib_stream_problem
 
 __all__ = ["CheckedGeoTiff", "check_georeferenced", "geotiff_error", "verify_deflate_blocks"]
 
@@ -101,16 +101,9 @@ def verify_deflate_blocks(
                     if offset + length > size:
                         raise CorruptFileError(f"{where} runs past the end of the file (truncated?)", path=path)
                     fh.seek(offset)
-                    inflater = zlib.decompressobj()
-                    try:
-                        data = fh.read(length)
-                        while data and not inflater.eof:
-                            inflater.decompress(data, 1 << 22)
-                            data = inflater.unconsumed_tail
-                    except zlib.error as exc:
-                        raise CorruptFileError(f"{where} is corrupt ({exc})", path=path) from exc
-                    if not inflater.eof:
-                        raise CorruptFileError(f"{where} is cut short", path=path)
+                    why = zlib_stream_problem(fh.read(length))
+                    if why is not None:
+                        raise CorruptFileError(f"{where}: {why}", path=path)
                     checked += 1
     return checked
 

@@ -12,7 +12,6 @@ import os
 import re
 import struct
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from firesmoke.errors import CorruptFileError, MissingLayerError, WrongProductError
+from firesmoke.io.checksums import zlib_stream_problem
 
 __all__ = [
     "HDF4_LOCK",
@@ -144,40 +144,12 @@ _SPECIAL = 0x4000  # tag bit of a "special" element (compressed, chunked, linked
 _SPECIAL_COMP = 3  # special header code: compressed element
 _DFTAG_COMPRESSED = 40  # the element holding a compressed stream
 _COMP_CODE_DEFLATE = 4
-_INFLATE_STEP = 1 << 22  # bytes inflated per step: memory stays bounded whatever the header says
 
 #: (real path, inode, size, mtime_ns) of files whose compressed data verified in this
 #: process, oldest first; at most :data:`_VERIFIED_MAX` are remembered.
 _VERIFIED: OrderedDict[tuple[str, int, int, int], None] = OrderedDict()
 _VERIFIED_MAX = 1 << 16
 _VERIFIED_LOCK = threading.Lock()
-
-
-def _inflate_checked(stream: bytes, expected: int) -> str | None:
-    """Why a zlib ``stream`` does not inflate to exactly ``expected`` bytes, or None if it does.
-
-    :mod:`zlib` checks the stream's adler32 checksum at its end (``incorrect data check``),
-    which the HDF4 library does not; output is produced in bounded steps.
-    """
-    inflater = zlib.decompressobj()
-    total, data = 0, stream
-    try:
-        while True:
-            total += len(inflater.decompress(data, _INFLATE_STEP))
-            if total > expected:
-                return f"inflates to more than the {expected} bytes its header declares"
-            data = inflater.unconsumed_tail
-            if not data or inflater.eof:
-                break
-        if not inflater.eof:
-            total += len(inflater.flush())
-    except zlib.error as exc:
-        return f"deflate stream corrupt ({exc})"
-    if not inflater.eof:
-        return "deflate stream cut short (no end-of-stream marker)"
-    if total != expected:
-        return f"inflates to {total} bytes, its header declares {expected}"
-    return None
 
 
 def _compressed_elements(fh: Any, dds: np.ndarray) -> Iterator[tuple[int, int, int, int, int]]:
@@ -240,7 +212,7 @@ def verify_hdf4_data(path: str | os.PathLike[str], dds: np.ndarray | None = None
         with open(p, "rb") as fh:
             for tag, ref, offset, length, expected in _compressed_elements(fh, dds):
                 fh.seek(offset)
-                why = _inflate_checked(fh.read(length), expected)
+                why = zlib_stream_problem(fh.read(length), expected)
                 if why is not None:
                     raise CorruptFileError(
                         f"compressed data element (tag {tag}, ref {ref}) at byte {offset}: {why}", path=p

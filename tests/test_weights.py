@@ -425,3 +425,36 @@ def test_in_bounds_config_that_does_not_fit_the_tensors_is_refused_on_the_meta_d
     finally:
         W.ARCHITECTURES["smoke_unet"] = original
     assert devices == ["meta"]
+
+
+def _rewrite_metadata(tmp_path, arch, **changes):
+    model, _ = small_models()[arch]
+    path = tmp_path / f"{arch}_meta.pt"
+    save_weights(model, path, sidecar=False)
+    payload = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if key.startswith("norm_"):
+            payload["metadata"]["normalization"][key.removeprefix("norm_")] = value
+        else:
+            payload["metadata"][key] = value
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"tile_size": 10**9}, r"tile_size=1000000000 refused"),
+        ({"tile_size": "128"}, r"tile_size='128' refused"),
+        ({"norm_std": [0.0] * 12}, "stds > 0"),
+        ({"norm_mean": [float("nan")] * 12}, "must be finite"),
+        ({"norm_mean": [0.0] * 11}, "12 bands, 11 means"),
+        ({"norm_bands": ["B01"] * 4, "norm_mean": [0.0] * 4, "norm_std": [1.0] * 4}, "4 bands but the model takes 12"),
+        ({"normalization": "zscore"}, "malformed normalization"),
+    ],
+)
+def test_hostile_metadata_is_refused(tmp_path, changes, match):
+    path = _rewrite_metadata(tmp_path, "smoke_unet", **changes)
+    with pytest.raises(WeightsError, match=match) as info:
+        load_weights(path)
+    assert str(path) in str(info.value)

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import inspect
 import logging
+import math
 import os
 import pickle
 import re
@@ -189,6 +191,13 @@ CONFIG_BOUNDS: dict[str, dict[str, Any]] = {
 }
 
 
+def _default_config(arch: str) -> dict[str, Any]:
+    """The constructor defaults of an architecture (what a config leaves out)."""
+    target = SmokeResNet if arch == "smoke_resnet50" else ARCHITECTURES[arch]
+    params = inspect.signature(target).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def _check_config(arch: str, cfg: Any, path: Path) -> dict[str, Any]:
     """``cfg`` as a dict if every key is a known constructor argument within its bounds."""
     if not isinstance(cfg, Mapping):
@@ -218,6 +227,44 @@ def _check_config(arch: str, cfg: Any, path: Path) -> dict[str, Any]:
         if not ok:
             raise WeightsError(f"config {key}={value!r} refused: must be {want}", path=path)
     return dict(cfg)
+
+
+#: Bounds of the metadata fields that pipelines turn into array sizes.
+_META_INT_BOUNDS = {"tile_size": (1, 8192), "sequence_length": (1, 4096)}
+
+
+def _check_metadata(meta: Mapping[str, Any], cfg: Mapping[str, Any], path: Path) -> None:
+    """Refuse metadata that would make pipelines allocate wildly or divide by zero.
+
+    ``tile_size`` / ``sequence_length`` must be integers within bounds, and a
+    ``normalization`` must give one finite mean and one finite, positive std per band,
+    as many bands as the model's input channels.
+    """
+    for key, (low, high) in _META_INT_BOUNDS.items():
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            raise WeightsError(f"metadata {key}={value!r} refused: must be an integer in [{low}, {high}]", path=path)
+    norm = meta.get("normalization")
+    if norm is None:
+        return
+    try:
+        bands = [str(b) for b in norm["bands"]]
+        mean = [float(v) for v in norm["mean"]]
+        std = [float(v) for v in norm["std"]]
+        fill = norm.get("nan_fill")
+        fill_ok = fill is None or math.isfinite(float(fill))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WeightsError(f"malformed normalization in weights metadata ({exc!r})", path=path) from exc
+    n = len(bands)
+    if len(mean) != n or len(std) != n or n == 0:
+        raise WeightsError(
+            f"normalization has {n} bands, {len(mean)} means and {len(std)} stds", path=path
+        )
+    if not (all(math.isfinite(v) for v in mean) and all(math.isfinite(v) and v > 0 for v in std) and fill_ok):
+        raise WeightsError("normalization refused: means, stds and nan_fill must be finite, stds > 0", path=path)
+    in_ch = cfg.get("in_ch")
+    if isinstance(in_ch, int) and in_ch != n:
+        raise WeightsError(f"normalization has {n} bands but the model takes {in_ch} input channels", path=path)
 
 
 def _check_shapes(arch: str, cfg: Mapping[str, Any], sd: Mapping[str, torch.Tensor], path: Path) -> None:
@@ -605,6 +652,8 @@ def load_weights(
             f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}", path=path
         )
     cfg = _check_config(arch, cfg, path)
+    if stored_sha is not None:  # a firesmoke file: its metadata came from the file
+        _check_metadata(meta, {**_default_config(arch), **cfg}, path)
     _check_shapes(arch, cfg, sd, path)  # before any memory is allocated for the model
     try:
         model = ARCHITECTURES[arch](**cfg)

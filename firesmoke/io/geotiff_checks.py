@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
+import xarray as xr
 from rasterio.enums import Compression, Interleaving
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
@@ -23,7 +24,13 @@ from rasterio.windows import Window
 from firesmoke.errors import CorruptFileError, InputError
 from firesmoke.io.checksums import zlib_stream_problem
 
-__all__ = ["CheckedGeoTiff", "check_georeferenced", "geotiff_error", "verify_deflate_blocks"]
+__all__ = [
+    "CheckedGeoTiff",
+    "check_georeferenced",
+    "geotiff_error",
+    "open_checked_geotiff",
+    "verify_deflate_blocks",
+]
 
 
 def geotiff_error(path: Any, exc: BaseException, what: str = "cannot read as GeoTIFF") -> InputError:
@@ -153,3 +160,38 @@ class CheckedGeoTiff:
             raise geotiff_error(
                 self.path, exc, f"cannot read rows {rows.start}:{rows.stop}, cols {cols.start}:{cols.stop}"
             ) from exc
+
+
+def open_checked_geotiff(path: str | os.PathLike[str], chunks: dict[str, Any]) -> xr.DataArray:
+    """rioxarray's ``(band, y, x)`` view of a georeferenced GeoTIFF, read through :class:`CheckedGeoTiff`.
+
+    The header is checked first (CRS and geotransform present, else CorruptFileError);
+    coordinates and attributes are rioxarray's, pixels come from a dask array over
+    :class:`CheckedGeoTiff`, so read errors name the file also at compute time.
+
+    Parameters
+    ----------
+    path
+        A local GeoTIFF.
+    chunks
+        Dask chunks per dimension, ``{"band": ..., "y": ..., "x": ...}`` (``-1``: whole).
+    """
+    import dask.array
+    import rioxarray
+    from dask.base import tokenize
+
+    try:
+        with rasterio.open(path) as src:
+            check_georeferenced(src, path)
+        st = os.stat(path)
+        da = rioxarray.open_rasterio(path, mask_and_scale=False, lock=False, cache=False)
+    except InputError:
+        raise
+    except (RasterioError, OSError) as exc:
+        raise geotiff_error(path, exc) from exc
+    backend = CheckedGeoTiff(path, da.shape, da.dtype)
+    spec = tuple(chunks.get(dim, -1) for dim in ("band", "y", "x"))
+    token = tokenize(os.path.realpath(path), st.st_mtime_ns, st.st_size, spec)
+    meta = np.empty((0, 0, 0), dtype=da.dtype)
+    data = dask.array.from_array(backend, chunks=spec, name=f"geotiff-{token}", meta=meta, asarray=False)
+    return da.copy(data=data)

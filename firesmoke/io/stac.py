@@ -17,22 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import dask.array
 import numpy as np
 import pandas as pd
 import rasterio
-import rioxarray  # also registers the .rio accessor
 import xarray as xr
-from dask.base import tokenize
 from rasterio.errors import RasterioError
 
 from firesmoke.errors import CorruptFileError, GridMismatchError, InputError, WrongProductError
-from firesmoke.io.geotiff_checks import CheckedGeoTiff, check_georeferenced
+from firesmoke.io.geotiff_checks import open_checked_geotiff
 from firesmoke.io.sentinel2 import (
     BANDS,
     SMOKE_BANDS,
     _check_bands,
-    _open_error,
     parse_chip_name,
 )
 
@@ -344,7 +340,7 @@ def _open_geotiff_scene(
     cs = (chunksize, chunksize) if isinstance(chunksize, int) else tuple(chunksize)
     layers, times = [], []
     for i, p in enumerate(paths):
-        da = _open_checked_geotiff(p, cs)
+        da = open_checked_geotiff(p, {"band": -1, "y": cs[0], "x": cs[1]})
         names = da.attrs.get("long_name")
         names = (names,) if isinstance(names, str) else tuple(names or ())
         if set(bands) <= set(names):
@@ -428,29 +424,6 @@ def _checked_reader_class() -> type:
         globals()["CheckedRioReader"] = CheckedRioReader  # picklable by reference (dask workers)
         _CHECKED_READER = CheckedRioReader
     return _CHECKED_READER
-
-
-def _open_checked_geotiff(path: Any, cs: tuple[int, int]) -> xr.DataArray:
-    """rioxarray's view of a georeferenced GeoTIFF, its pixels read through CheckedGeoTiff.
-
-    The header is checked first (CRS and geotransform present, else CorruptFileError);
-    pixel reads raise CorruptFileError naming the file, also at dask compute time.
-    """
-    try:
-        with rasterio.open(path) as src:
-            check_georeferenced(src, path)
-            st = os.stat(path)
-        da = rioxarray.open_rasterio(path, mask_and_scale=False, lock=False, cache=False)
-    except InputError:
-        raise
-    except (RasterioError, OSError) as exc:
-        raise _open_error(path, exc) from exc
-    backend = CheckedGeoTiff(path, da.shape, da.dtype)
-    chunks = (da.shape[0], cs[0], cs[1])
-    token = tokenize(os.path.realpath(path), st.st_mtime_ns, st.st_size, chunks)
-    meta = np.empty((0, 0, 0), dtype=da.dtype)
-    data = dask.array.from_array(backend, chunks=chunks, name=f"geotiff-{token}", meta=meta, asarray=False)
-    return da.copy(data=data)
 
 
 def _tiff_time(path: Any, i: int) -> pd.Timestamp:

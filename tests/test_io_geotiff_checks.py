@@ -130,6 +130,8 @@ def test_checked_view_reads_windows_and_band_subsets(tmp_path, pixels):
 def test_stac_asset_read_errors_name_the_asset_at_compute_time(tmp_path):
     """stackstac's own reader turns 404s into silent nodata and wraps GDAL errors in RuntimeError."""
     import pickle
+    import subprocess
+    import sys
 
     from firesmoke.io import stac
     from firesmoke.synthetic.sentinel2 import generate_scenes
@@ -138,6 +140,11 @@ def test_stac_asset_read_errors_name_the_asset_at_compute_time(tmp_path):
     assert open_scene(scenes.item_paths, dtype="uint16").values.shape == (1, 12, 128, 128)
     reader = stac._checked_reader_class()
     assert pickle.loads(pickle.dumps(reader)) is reader  # dask workers get it by reference
+    fresh = subprocess.run(  # a new process (a dask worker) unpickles it too
+        [sys.executable, "-c", "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read()).__name__)"],
+        input=pickle.dumps(reader), capture_output=True, check=True,
+    )
+    assert fresh.stdout.strip() == b"CheckedRioReader"
     asset = next(p for p in tmp_path.rglob("B04.tif"))
     asset.write_bytes(asset.read_bytes()[: asset.stat().st_size // 2])
     lazy = open_scene(scenes.item_paths, dtype="uint16")  # opening reads no pixels

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import rasterio
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.errors import RasterioError
 
@@ -436,3 +437,10 @@ def _tiff_time(path: Any, i: int) -> pd.Timestamp:
             pass
     logger.warning("%s: no time in the file name or TIFFTAG_DATETIME; using position %d", path, i)
     return pd.Timestamp(0) + pd.Timedelta(days=i)
+
+
+def __getattr__(name: str) -> Any:
+    """``CheckedRioReader`` on demand, so that a fresh process (a dask worker) can unpickle it."""
+    if name == "CheckedRioReader":
+        return _checked_reader_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

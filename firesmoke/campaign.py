@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -67,7 +66,7 @@ from firesmoke.campaign_spec import (
 from firesmoke.campaign_units import UnitTask, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.runtime import inference_worker_env
+from firesmoke.products import WINDOW_RULES
 from firesmoke.store import Ledger, safe_join
 
 __all__ = [
@@ -85,11 +84,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Progress = bool | Callable[[int, int, str], Any] | None
-_WINDOW_RULES = {
-    "monthly": "64 days from the 15th of the previous month; days of the target month kept",
-    "range": "consecutive 64-day windows keeping their central 32 days",
-    "nrt": "the 64 days ending on the run date",
-}
 
 
 # =========================================================================== report
@@ -145,7 +139,6 @@ class Report:
 # =========================================================================== helpers
 def _weights_model(spec: CampaignSpec) -> tuple[Any, list[dict[str, str]]]:
     from firesmoke.inference import TileModel
-    from firesmoke.models.banet import prepare_for_inference
     from firesmoke.models.weights import find_weights, load_weights
 
     if not spec.weights:
@@ -156,7 +149,7 @@ def _weights_model(spec: CampaignSpec) -> tuple[Any, list[dict[str, str]]]:
     for w, p in zip(spec.weights, paths, strict=True):
         _, meta = load_weights(p)
         prov.append({"weights": w, "path": p, "sha256": meta["sha256"]})
-    return TileModel.from_weights(paths, prepare=prepare_for_inference), prov
+    return TileModel.from_weights(paths), prov  # BA-Net: prepare_for_inference by default
 
 
 def _model_provenance(model: Any) -> list[dict[str, str]]:
@@ -179,7 +172,7 @@ def _store_attrs(p: BurnedProduct, r: Region, spec: CampaignSpec, slots: tuple[S
     return {
         "title": f"firesmoke burned area {p.name} {r.name}",
         "firesmoke_version": __version__, "product_mode": p.mode,
-        "window_rule": _WINDOW_RULES[p.mode],
+        "window_rule": WINDOW_RULES[p.mode],
         "weights": json.dumps([w["weights"] for w in prov]),
         "weights_sha256": ",".join(w["sha256"] for w in prov),
         "tiling": json.dumps({"tile": p.tile, "step": p.step, "blend": p.blend}),
@@ -248,18 +241,17 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
 
 
 def _progress_bar(progress: Progress, total: int, label: str) -> Callable[[int], None]:
+    """A ``done -> None`` callback: the caller's ``(done, total, label)`` callable, log lines
+    (``progress=True``; bars are the CLI's business) or nothing."""
     if callable(progress) and not isinstance(progress, bool):
         return lambda done: progress(done, total, label)
     if not progress:
         return lambda done: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=label, unit="unit", file=sys.stderr)
+    step = max(1, total // 20)
 
     def update(done: int) -> None:
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+        if done % step == 0 or done >= total:
+            log.info("%s: %d/%d", label, done, total)
     return update
 
 
@@ -279,31 +271,41 @@ def _cube_progress(progress: Progress, name: str) -> Callable[[int, int, str], N
 
 @contextlib.contextmanager
 def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]:
-    """The given client, one on the spec's scheduler address, or a new LocalCluster."""
+    """The given client, or one from :func:`firesmoke.cluster.dask_client` as the spec's
+    ``[cluster]`` says (its scheduler address, or a new local cluster)."""
+    from firesmoke.cluster import dask_client, default_torch_threads
+
     c = spec.cluster
     if client is not None:
         yield client, c.torch_threads
         return
-    from distributed import Client, LocalCluster
-
     if c.address:
-        try:
-            cl = Client(c.address, timeout="30s")
-        except OSError as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {c.address} ({exc})",
-                             path=spec.source, field="cluster.address") from exc
-        with cl:
+        with contextlib.ExitStack() as stack:
+            try:
+                cl = stack.enter_context(dask_client(address=c.address))
+            except InputError as exc:
+                raise InputError(f"cannot reach the Dask scheduler at {c.address} "
+                                 f"({exc.__cause__})", path=spec.source,
+                                 field="cluster.address") from exc
             yield cl, c.torch_threads
         return
     n = c.n_workers or max(1, (os.cpu_count() or 2) // 2)
-    threads = c.torch_threads or max(1, (os.cpu_count() or 1) // (n * c.threads_per_worker))
-    with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker,
-                               processes=c.processes, memory_limit=c.memory_limit,
-                               dashboard_address=None)
-    with cluster, Client(cluster) as cl:
-        log.info("started %s", cluster)
+    threads = c.torch_threads or default_torch_threads(n, c.threads_per_worker)
+    with dask_client(n_workers=n, threads_per_worker=c.threads_per_worker,
+                     processes=c.processes, memory_limit=c.memory_limit, gpus=0) as cl:
         yield cl, threads
+
+
+def _check_devices(spec: CampaignSpec, local: bool) -> None:
+    """Each product's device is valid (and present here when the workers are local)."""
+    from firesmoke.inference import resolve_device
+
+    for p in spec.products:
+        try:
+            resolve_device(p.device, check_available=local)
+        except InputError as exc:
+            raise InputError(exc.reason, path=spec.source,
+                             field=f"products.{p.name}.device") from exc
 
 
 def _check_inputs(spec: CampaignSpec) -> None:
@@ -413,8 +415,8 @@ def run_campaign(
         A ``distributed.Client``; default: one on ``cluster.address`` or a new
         LocalCluster as the spec says (closed at the end).
     progress
-        ``True``: a tqdm bar over finished units; a callable ``(done, total, label)``;
-        ``False``: nothing.
+        A callable ``(done, total, label)`` (the CLI draws bars with it); ``True``: log
+        lines; ``False``: nothing.
     model
         Override the spec's weights with a :class:`~firesmoke.inference.TileModel` (or a
         picklable callable on tile batches), e.g. for tests.
@@ -433,6 +435,7 @@ def run_campaign(
     report = Report(spec.name, str(spec.output), n_units=len(plan.units),
                     started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
     _check_inputs(spec)
+    _check_devices(spec, local=client is None and not spec.cluster.address)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
     spec.output.mkdir(parents=True, exist_ok=True)
     by_region = {e.region.name: e for e in spec.regions}

@@ -64,6 +64,7 @@ import pandas as pd
 
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
+from firesmoke.products import MODES, default_threshold
 from firesmoke.store import safe_join
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
 
@@ -85,7 +86,6 @@ __all__ = [
 
 #: Work-unit blocks are multiples of the 128 px BA-Net tile.
 BLOCK_MULTIPLE = 128
-MODES = ("monthly", "range", "nrt")
 BLENDS = ("mean", "centre", "center")
 COMPOSITES = ("reference", "min_zenith")
 
@@ -129,7 +129,7 @@ class BurnedProduct:
     def effective_threshold(self) -> float:
         if self.threshold is not None:
             return float(self.threshold)
-        return 0.05 if self.mode == "range" else 0.5
+        return default_threshold(self.mode)
 
 
 @dataclass(frozen=True)

@@ -133,39 +133,41 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-limit", default="auto", help="LocalCluster memory limit per worker")
 
 
+def _add_gpus_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpus", type=_gpus_arg, default=None, metavar="N",
+                   help="local cluster of one worker per GPU, each pinned to its GPU "
+                        "(default: every visible GPU when CUDA is available; 0 = CPU workers)")
+
+
+def _gpus_arg(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError("--gpus must be >= 0")
+    return n
+
+
 class _Cluster:
-    """Context manager: a distributed Client on ``--scheduler`` or on a new LocalCluster."""
+    """Context manager: a distributed Client on ``--scheduler`` or on a new local cluster
+    (:func:`firesmoke.cluster.dask_client`: CPU workers, or one worker per GPU)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cluster = None
-        self.client = None
+        self._cm = None
 
     def __enter__(self):
-        import os
+        from firesmoke.cluster import dask_client
 
-        from distributed import Client, LocalCluster
-
-        if self.args.scheduler:
-            self.client = Client(self.args.scheduler)
-        else:
-            n = self.args.workers or max(1, (os.cpu_count() or 2) // 2)
-            from firesmoke.runtime import inference_worker_env
-
-            with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
-                self.cluster = LocalCluster(
-                    n_workers=n, threads_per_worker=self.args.threads_per_worker or 2,
-                    memory_limit=self.args.memory_limit, dashboard_address=None,
-                )
-            self.client = Client(self.cluster)
-        log.info("dask client: %s", self.client)
-        return self.client
+        a = self.args
+        self._cm = dask_client(address=a.scheduler, n_workers=a.workers,
+                               threads_per_worker=a.threads_per_worker,
+                               memory_limit=a.memory_limit, gpus=getattr(a, "gpus", 0))
+        client = self._cm.__enter__()
+        log.info("dask client: %s", client)
+        return client
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        if self._cm is not None:
+            return self._cm.__exit__(*exc)
         return False
 
 
@@ -292,6 +294,8 @@ _COMMANDS["train"] = _cmd_train
 
 # ---------------------------------------------------------------------------- predict
 def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from firesmoke.products import MODES
+
     p = sub.add_parser("predict", help="burned-area or smoke products",
                        description="Run the models and write georeferenced products.")
     psub = p.add_subparsers(dest="product", metavar="PRODUCT", required=True)
@@ -299,7 +303,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--cube", type=Path, required=True, help="Zarr cube store (firesmoke cube)")
     b.add_argument("--start", type=_date, required=True, help="first day (nrt: the run date)")
     b.add_argument("--end", type=_date, default=None, help="last day")
-    b.add_argument("--mode", choices=("monthly", "range", "nrt"), default="monthly")
+    b.add_argument("--mode", choices=MODES, default="monthly")
     b.add_argument("--weights", nargs="+", default=["banet_synthetic"],
                    help="weights names/paths; several = ensemble (default: %(default)s, "
                         "trained on SYNTHETIC data only)")
@@ -313,6 +317,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--geotiff", action="store_true", help="also export each period as COG + PNG")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
     _add_cluster_args(b)
+    _add_gpus_arg(b)
     s = psub.add_parser("smoke", help="smoke on Sentinel-2 chips or scenes")
     s.add_argument("--chips", default=None, help="chip dataset root or folder of chip GeoTIFFs")
     s.add_argument("--scene", nargs="+", default=None, help="STAC item JSON files or GeoTIFFs")
@@ -344,14 +349,16 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from firesmoke.burned import predict_burned
     from firesmoke.cube import open_cube
-    from firesmoke.inference import TileModel
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.inference import TileModel, resolve_device
 
+    device = resolve_device(args.device, check_available=not args.scheduler)
+    if args.gpus is None and device.startswith("cpu"):
+        args.gpus = 0  # default: every visible GPU only when running on CUDA
     cube = open_cube(args.cube)
-    model = TileModel.from_weights(args.weights, prepare=prepare_for_inference)
+    model = TileModel.from_weights(args.weights)  # BA-Net: prepare_for_inference by default
     product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
                              threshold=args.threshold, blend=args.blend,
-                             batch_size=args.batch_size, device=args.device)
+                             batch_size=args.batch_size, device=device)
     from tqdm.dask import TqdmCallback
 
     with _Cluster(args):
@@ -402,8 +409,10 @@ def _add_campaign(sub: argparse._SubParsersAction) -> None:
     r.add_argument("spec", type=Path, help="campaign TOML file")
     r.add_argument("--overwrite", action="store_true", help="start again from scratch")
     r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    _add_gpus_arg(r)
     q = csub.add_parser("resume", help="continue an interrupted campaign")
     q.add_argument("spec", type=Path, help="campaign TOML file")
+    _add_gpus_arg(q)
 
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
@@ -412,12 +421,26 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     if args.action == "run" and args.dry_run:
         print(campaign.plan_campaign(campaign.load_spec(args.spec)).summary())
         return 0
+    import contextlib
+
+    from firesmoke.cluster import dask_client, visible_gpus
+
+    spec = campaign.load_spec(args.spec)
+    gpus = args.gpus
+    if gpus is None:  # every visible GPU, unless the spec names a scheduler or asks for CPU
+        wants_cpu = any(str(p.device or "auto").startswith("cpu") for p in spec.products)
+        gpus = 0 if (spec.cluster.address or wants_cpu) else visible_gpus()
     bar = _TqdmProgress(disable=args.quiet)
     try:
-        if args.action == "run":
-            report = campaign.run_campaign(args.spec, progress=bar, overwrite=args.overwrite)
-        else:
-            report = campaign.resume_campaign(args.spec, progress=bar)
+        with contextlib.ExitStack() as stack:
+            client = None
+            if gpus and not spec.cluster.address:  # else the spec's [cluster] section
+                client = stack.enter_context(dask_client(gpus=gpus))
+            if args.action == "run":
+                report = campaign.run_campaign(spec, client=client, progress=bar,
+                                               overwrite=args.overwrite)
+            else:
+                report = campaign.resume_campaign(spec, client=client, progress=bar)
     finally:
         bar.close()
     print(report.summary())

@@ -161,12 +161,11 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
     if months is None:
         return ["burned area: the scenario is too short for a monthly product (needs ~2.5 months)"]
     try:
-        from firesmoke.models.banet import prepare_for_inference
-
-        model = TileModel.from_weights("banet_synthetic", prepare=prepare_for_inference)
+        model = TileModel.from_weights("banet_synthetic")  # prepare_for_inference by default
     except (WeightsError, ImportError) as exc:
         return [f"burned area: skipped ({exc})"]
-    product = predict_burned(cube, model, months[0], months[1], mode="monthly").compute()
+    product = predict_burned(cube, model, months[0], months[1], mode="monthly",
+                             allow_partial=True).compute()  # last window may run past the scenario
     pstore = out_dir / "burned_area.zarr"
     write_product(product, pstore)
     lines.append(f"burned-area product (BA-Net, synthetic-trained weights): {pstore} "

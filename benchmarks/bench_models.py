@@ -2,7 +2,7 @@
 
 * :class:`BANetTile`: one 64-day 128 x 128 tile through the straightforward BA-Net
   module (the reference formulation: per-day batch norm with permute copies, NCDHW)
-  beside :func:`firesmoke.models.banet.prepare_for_inference` (folded batch norm,
+  beside :func:`firesmoke.models.banet_fast.prepare_for_inference` (folded batch norm,
   time-major channels-last activations, one LSTM call, GEMM up-convolutions, fused
   ReLU) at batch 1 and batch 4 (``time_fast_batch4`` is for 4 tiles: divide by 4 for
   seconds per tile), and the fast path with the row-unfolded first convolution that
@@ -26,7 +26,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from firesmoke.models.banet import BANet, prepare_for_inference
+from firesmoke.models.banet import BANet
+from firesmoke.models.banet_fast import prepare_for_inference
 from firesmoke.models.resnet import smoke_resnet50
 from firesmoke.models.unet import SmokeUNet
 

@@ -97,7 +97,7 @@ def region_month(device: str, size: int) -> dict:
 
     from firesmoke.burned import predict_burned
     from firesmoke.inference import TileModel
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.normalization import BANET
     from firesmoke.tiling import TilePlan
     from firesmoke.windows import monthly_windows

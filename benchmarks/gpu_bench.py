@@ -11,7 +11,7 @@ each section and at the end, so an interrupted run keeps what it measured):
 * **matmul peak**: a bf16 8192^3 matrix product (the ceiling the model is compared with);
 * **BA-Net tile** (4 x 64 x 128 x 128): the plain module in fp32 at batch 1 (TF32 off,
   the reference arithmetic; and with PyTorch's default TF32 setting), and the fast path
-  (:func:`firesmoke.models.banet.prepare_for_inference`) in bf16 (autocast, as the
+  (:func:`firesmoke.models.banet_fast.prepare_for_inference`) in bf16 (autocast, as the
   engine runs it) at batches 8 / 16 / 32 / 64; ms per tile, TFLOP/s (FLOPs of a tile
   counted analytically from the layer shapes with forward hooks on the plain module:
   2 x MACs of every convolution, transposed convolution and the LSTM) and percent of the
@@ -295,7 +295,7 @@ def section_matmul(rep: Report, device: str, quick: bool) -> float | None:
 def section_tile(rep: Report, device: str, quick: bool, peak: float | None) -> None:
     import torch
 
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.precision import no_tf32
 
     t, hw = 64, (32 if quick else 128)
@@ -518,7 +518,7 @@ def section_region_month(rep: Report, device: str, quick: bool) -> None:
         def firesmoke_run(name: str, title: str, autocast: str | None, client=None) -> None:
             from firesmoke.burned import predict_burned
             from firesmoke.inference import TileModel
-            from firesmoke.models.banet import prepare_for_inference
+            from firesmoke.models.banet_fast import prepare_for_inference
 
             with rep.section(name, title) as s:
                 model = TileModel.from_weights(paths, prepare=prepare_for_inference,

@@ -212,7 +212,8 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     lines: list[str] = []
     try:
         from firesmoke import smoke as smoke_pipeline
-        from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+        from firesmoke.synthetic.s2_scenes import generate_scenes
+        from firesmoke.synthetic.sentinel2 import generate_chips
     except ImportError as exc:  # pragma: no cover - optional part
         return [f"smoke: skipped ({exc})"]
     chips = generate_chips(out_dir / "smoke_chips", n_positive=12, n_negative=12, seed=seed + 100)

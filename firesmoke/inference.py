@@ -102,8 +102,8 @@ def _load_from_weights(path: str) -> Any:
 
 
 def _banet_prepare(module: Any) -> Any:
-    """BA-Net's fast inference path (:func:`~firesmoke.models.banet.prepare_for_inference`)."""
-    from firesmoke.models.banet import prepare_for_inference
+    """BA-Net's fast inference path (:func:`~firesmoke.models.banet_fast.prepare_for_inference`)."""
+    from firesmoke.models.banet_fast import prepare_for_inference
 
     return prepare_for_inference(module)
 
@@ -143,7 +143,7 @@ class TileModel:
     output_days
         ``(d0, d1)``: return only positions ``d0:d1`` of the first axis after the
         channels (the days of a BA-Net window). Modules with ``supports_days = True``
-        (:class:`~firesmoke.models.banet.FastBANet`) get ``days=(d0, d1)`` and skip the
+        (:class:`~firesmoke.models.banet_fast.FastBANet`) get ``days=(d0, d1)`` and skip the
         work of the other days; others are sliced after the forward pass. See
         :meth:`keep_days`.
     """
@@ -197,7 +197,7 @@ class TileModel:
         """An ensemble of weights files (or named weights) with their normalisation.
 
         The normalisation is read from the first file's metadata. ``prepare="auto"``
-        (default) gives BA-Net weights :func:`~firesmoke.models.banet.prepare_for_inference`
+        (default) gives BA-Net weights :func:`~firesmoke.models.banet_fast.prepare_for_inference`
         (folded batch norms, fused LSTM: about 3.7x faster on CPU) and others nothing;
         ``None`` keeps the plain modules.
         """

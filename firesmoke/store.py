@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from firesmoke.errors import GridMismatchError, InputError
+from firesmoke.errors import GridMismatchError
+from firesmoke.paths import safe_join
 
 __all__ = [
     "Ledger",
@@ -44,25 +45,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 LEDGER_SUFFIX = ".ledger"
-_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
-    """Join user-influenced names under ``root`` refusing path traversal.
-
-    Each part must be a plain name (letters, digits, ``.``, ``_``, ``-``; not starting
-    with a dot), so ``..``, absolute paths and separators are rejected.
-    """
-    base = Path(root).resolve()
-    out = base
-    for part in parts:
-        if not _SAFE.match(part) or part in (".", ".."):
-            raise InputError(f"unsafe output name {part!r} (plain names only)", path=root)
-        out = out / part
-    resolved = out.resolve()
-    if base != resolved and base not in resolved.parents:
-        raise InputError(f"output name {'/'.join(parts)!r} escapes the output folder", path=root)
-    return resolved
 
 
 class Ledger:

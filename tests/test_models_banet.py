@@ -10,7 +10,8 @@ import torch
 from _reference import read_tsv
 from torch import nn
 
-from firesmoke.models.banet import BANet, DayBatchNorm, FastBANet, PixelLSTM, prepare_for_inference
+from firesmoke.models.banet import BANet, DayBatchNorm, PixelLSTM
+from firesmoke.models.banet_fast import FastBANet, prepare_for_inference
 
 
 def random_state_dict(rows, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -29,7 +29,6 @@ __all__ = [
     "DROPOUT",
     "BANet",
     "DayBatchNorm",
-    "FastBANet",
     "PixelLSTM",
     "SpaceConv",
     "SpaceTimeConv",
@@ -37,7 +36,6 @@ __all__ = [
     "UpSpaceConv",
     "UpSpaceTimeConv",
     "UpTimeConv",
-    "prepare_for_inference",
 ]
 
 DROPOUT = 0.2
@@ -286,8 +284,3 @@ def _check_days(days: tuple[int, int] | None, n_days: int) -> tuple[int, int]:
     if not 0 <= d0 < d1 <= n_days:
         raise ValueError(f"days must be (d0, d1) with 0 <= d0 < d1 <= {n_days}, got {days}")
     return d0, d1
-
-
-
-# the fast inference path lives in its own module; re-exported here (it imports BANet)
-from firesmoke.models.banet_fast import FastBANet, prepare_for_inference  # noqa: E402

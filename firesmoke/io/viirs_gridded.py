@@ -46,6 +46,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from firesmoke.errors import (
+    CorruptFileError,
     GridMismatchError,
     InputError,
     MissingLayerError,
@@ -367,9 +368,9 @@ def open_vmaes_granule(
     for layer in wanted_read:
         lf, sds = by_layer[layer]
         decoders[layer] = Decoder.from_attrs(sds.attrs, sds.dtype)
-        if not (np.isfinite(decoders[layer].scale) and decoders[layer].scale != 0 and np.isfinite(decoders[layer].offset)):
-            raise CorruptFileError(f"implausible Scale/Offset {decoders[layer].scale!r}/{decoders[layer].offset!r}",
-                                   path=lf.path, field=sds.name)
+        dec = decoders[layer]
+        if not (np.isfinite(dec.scale) and dec.scale != 0 and np.isfinite(dec.offset)):  # damaged attribute
+            raise CorruptFileError(f"implausible Scale/Offset {dec.scale!r}/{dec.offset!r}", path=lf.path, field=sds.name)
         backend = Hdf4LayerArray(lf.path, sds.name, sds.shape, decoders[layer])
         st = lf.path.stat()
         token = tokenize(

@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import inspect
 import logging
-import math
 import os
 import pickle
 import re
@@ -49,6 +47,15 @@ from firesmoke.models.banet_fast import FastBANet
 from firesmoke.models.normalization import default_normalization
 from firesmoke.models.resnet import SmokeResNet, smoke_resnet50
 from firesmoke.models.unet import SmokeUNet
+from firesmoke.models.weights_checks import (
+    CONFIG_BOUNDS,
+    blocked_global,
+    check_config,
+    check_metadata,
+    check_shapes,
+    default_config,
+    unpickler_reason,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -170,128 +177,6 @@ def _infer_config(arch: str, sd: Mapping[str, torch.Tensor]) -> dict[str, Any]:
             "n_outputs": sd["fc.weight"].shape[0],
         }
     return {}
-
-
-# -- config checks (before any module is built) ---------------------------------------
-#: Allowed range of each constructor argument a weights file may set: ``(low, high)`` for
-#: integers, ``bool`` for flags, ``("list", low, high, max_len)`` for integer lists.
-#: Wide enough for every published and practical variant, narrow enough that a hostile
-#: file cannot make :func:`load_weights` build a model of hundreds of GiB.
-CONFIG_BOUNDS: dict[str, dict[str, Any]] = {
-    "banet": {"in_ch": (1, 1024), "n_classes": (1, 1024), "sequence_len": (16, 4096)},
-    "smoke_unet": {"in_ch": (1, 1024), "n_classes": (1, 1024), "base": (1, 1024), "bilinear": bool},
-    "smoke_resnet50": {
-        "in_ch": (1, 1024),
-        "width": (1, 1024),
-        "layers": ("list", 1, 64, 8),
-        "n_outputs": (1, 1024),
-        "stem_kernel": (1, 31),
-        "stem_stride": (1, 8),
-        "stem_padding": (0, 31),
-    },
-}
-
-
-def _default_config(arch: str) -> dict[str, Any]:
-    """The constructor defaults of an architecture (what a config leaves out)."""
-    target = SmokeResNet if arch == "smoke_resnet50" else ARCHITECTURES[arch]
-    params = inspect.signature(target).parameters.values()
-    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
-
-
-def _check_config(arch: str, cfg: Any, path: Path) -> dict[str, Any]:
-    """``cfg`` as a dict if every key is a known constructor argument within its bounds."""
-    if not isinstance(cfg, Mapping):
-        raise WeightsError(f"config must be a mapping, got {type(cfg).__name__}", path=path)
-    bounds = CONFIG_BOUNDS.get(arch, {})
-    for key, value in cfg.items():
-        rule = bounds.get(key)
-        if rule is None:
-            raise WeightsError(
-                f"unknown {arch!r} config key {key!r}; allowed: {', '.join(sorted(bounds))}", path=path
-            )
-        if rule is bool:
-            ok = isinstance(value, bool)
-            want = "true or false"
-        elif rule[0] == "list":
-            _, low, high, max_len = rule
-            ok = (
-                isinstance(value, list | tuple)
-                and 0 < len(value) <= max_len
-                and all(isinstance(v, int) and not isinstance(v, bool) and low <= v <= high for v in value)
-            )
-            want = f"a list of 1 to {max_len} integers in [{low}, {high}]"
-        else:
-            low, high = rule
-            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-            want = f"an integer in [{low}, {high}]"
-        if not ok:
-            raise WeightsError(f"config {key}={value!r} refused: must be {want}", path=path)
-    return dict(cfg)
-
-
-#: Bounds of the metadata fields that pipelines turn into array sizes.
-_META_INT_BOUNDS = {"tile_size": (1, 8192), "sequence_length": (1, 4096)}
-
-
-def _check_metadata(meta: Mapping[str, Any], cfg: Mapping[str, Any], path: Path) -> None:
-    """Refuse metadata that would make pipelines allocate wildly or divide by zero.
-
-    ``tile_size`` / ``sequence_length`` must be integers within bounds, and a
-    ``normalization`` must give one finite mean and one finite, positive std per band,
-    as many bands as the model's input channels.
-    """
-    for key, (low, high) in _META_INT_BOUNDS.items():
-        value = meta.get(key)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
-            raise WeightsError(f"metadata {key}={value!r} refused: must be an integer in [{low}, {high}]", path=path)
-    norm = meta.get("normalization")
-    if norm is None:
-        return
-    try:
-        bands = [str(b) for b in norm["bands"]]
-        mean = [float(v) for v in norm["mean"]]
-        std = [float(v) for v in norm["std"]]
-        fill = norm.get("nan_fill")
-        fill_ok = fill is None or math.isfinite(float(fill))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise WeightsError(f"malformed normalization in weights metadata ({exc!r})", path=path) from exc
-    n = len(bands)
-    if len(mean) != n or len(std) != n or n == 0:
-        raise WeightsError(
-            f"normalization has {n} bands, {len(mean)} means and {len(std)} stds", path=path
-        )
-    if not (all(math.isfinite(v) for v in mean) and all(math.isfinite(v) and v > 0 for v in std) and fill_ok):
-        raise WeightsError("normalization refused: means, stds and nan_fill must be finite, stds > 0", path=path)
-    in_ch = cfg.get("in_ch")
-    if isinstance(in_ch, int) and in_ch != n:
-        raise WeightsError(f"normalization has {n} bands but the model takes {in_ch} input channels", path=path)
-
-
-def _check_shapes(arch: str, cfg: Mapping[str, Any], sd: Mapping[str, torch.Tensor], path: Path) -> None:
-    """Refuse unless the model ``cfg`` describes has exactly the tensors of ``sd``.
-
-    The model is built on PyTorch's ``meta`` device, which records shapes and allocates
-    no memory, so the real model built afterwards is no larger than the file's tensors.
-    """
-    try:
-        with torch.device("meta"):
-            skeleton = ARCHITECTURES[arch](**cfg)
-    except (TypeError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"cannot build {arch!r} from config {dict(cfg)}: {exc}", path=path) from exc
-    want = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
-    have = {k: tuple(v.shape) for k, v in sd.items()}
-    problems = [f"missing {k}" for k in want if k not in have]
-    problems += [f"unexpected {k}" for k in have if k not in want]
-    problems += [f"{k} is {have[k]}, expected {want[k]}" for k in want if k in have and have[k] != want[k]]
-    if problems:
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise WeightsError(
-            f"weights do not fit the {arch!r} architecture with config {dict(cfg)}: "
-            + "; ".join(problems[:5])
-            + more,
-            path=path,
-        )
 
 
 # -- metadata --------------------------------------------------------------------------
@@ -471,28 +356,6 @@ def find_weights(path_or_name: str | os.PathLike[str]) -> Path:
 
 
 # -- loading ---------------------------------------------------------------------------
-_GLOBAL_RE = re.compile(r"GLOBAL\s+([A-Za-z_][\w.]*)")
-#: Phrases of torch's refusal text that advise loading the file unsafely; never passed on.
-_ADVICE_RE = re.compile(r"weights_only|trust|add_safe_globals|safe_globals|documentation|load failed", re.I)
-
-
-def _blocked_global(exc: BaseException) -> str | None:
-    """The dotted name of the global torch's weights-only unpickler refused, if it says."""
-    m = _GLOBAL_RE.search(str(exc))
-    return m.group(1) if m else None
-
-
-def _unpickler_reason(exc: BaseException) -> str:
-    """What torch's weights-only unpickler refused, without its advice to load unsafely."""
-    text = str(exc)
-    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please|\n|$)", text)
-    if m and not _ADVICE_RE.search(m.group(1)):
-        return " ".join(m.group(1).split())
-    lines = [" ".join(line.split()) for line in re.split(r"\n|\(\d\)", text)]
-    kept = [line for line in lines if line and not _ADVICE_RE.search(line)]
-    return kept[0] if kept else "unsupported pickle content"
-
-
 def _safe_load(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with every failure turned into WeightsError."""
     try:
@@ -508,8 +371,8 @@ def _safe_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = _unpickler_reason(exc)
-        blocked = _blocked_global(exc)
+        reason = unpickler_reason(exc)
+        blocked = blocked_global(exc)
         if blocked is not None:
             msg = (
                 f"refused: the file refers to the Python global {blocked!r} (possible code); "
@@ -652,10 +515,11 @@ def load_weights(
         raise WeightsError(
             f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}", path=path
         )
-    cfg = _check_config(arch, cfg, path)
+    cfg = check_config(arch, cfg, path)
     if stored_sha is not None:  # a firesmoke file: its metadata came from the file
-        _check_metadata(meta, {**_default_config(arch), **cfg}, path)
-    _check_shapes(arch, cfg, sd, path)  # before any memory is allocated for the model
+        target = SmokeResNet if arch == "smoke_resnet50" else ARCHITECTURES[arch]
+        check_metadata(meta, {**default_config(target), **cfg}, path)
+    check_shapes(ARCHITECTURES[arch], arch, cfg, sd, path)  # before any memory is allocated for the model
     try:
         model = ARCHITECTURES[arch](**cfg)
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -19,7 +19,8 @@ from rasterio.transform import from_origin
 
 from firesmoke.errors import CorruptFileError, InputError
 from firesmoke.io.geotiff_checks import CheckedGeoTiff, verify_deflate_blocks
-from firesmoke.io.sentinel2 import BANDS, open_chip, open_scene
+from firesmoke.io.sentinel2 import BANDS, open_chip
+from firesmoke.io.stac import open_scene
 
 NAME = "site_2020_01_01T10_00_00_0.tif"
 TRANSFORM = from_origin(500000.0, 4000000.0, 10.0, 10.0)

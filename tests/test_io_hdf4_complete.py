@@ -278,3 +278,40 @@ def test_zeroed_bytes_in_a_compressed_layer_skip_the_granule(tmp_path: Path) -> 
     for name in reference.data_vars:
         np.testing.assert_array_equal(damaged[name].values, reference[name].values)
     assert np.isfinite(damaged["nir"].values).any()
+
+
+@pytest.mark.real
+def test_reader_handles_verify_files_not_validated_in_this_process(real_data: Path, tmp_path: Path) -> None:
+    """Dask workers open cached pyhdf handles without the validation step: checked there too."""
+    from firesmoke.io import readers
+
+    src = _sample(real_data, "viirs")
+    data = bytearray(src.read_bytes())
+    ((off, length),) = _compressed_elements(bytes(data))
+    data[off + length // 2] ^= 0x01
+    p = _write(tmp_path, src.name, bytes(data))
+    with pytest.raises(CorruptFileError, match="deflate stream") as info:
+        readers._read_sds_window(str(p), "Reflectance_M5", (0, 0, 10, 10))
+    assert info.value.path == str(p)
+
+
+@pytest.mark.real
+def test_non_finite_scale_or_offset_is_refused(real_data: Path, tmp_path: Path) -> None:
+    from pyhdf.SD import SD, SDC
+
+    from firesmoke.io.readers import VmaesReader
+    from firesmoke.io.viirs_gridded import open_vmaes_granule
+
+    src = _sample(real_data, "viirs")
+    p = _write(tmp_path, src.name, src.read_bytes())
+    sd = SD(str(p), SDC.WRITE)
+    try:
+        sds = sd.select("Reflectance_M5")
+        sds.attr("Offset").set(SDC.FLOAT32, float("nan"))
+        sds.endaccess()
+    finally:
+        sd.end()
+    for call in (lambda: open_vmaes_granule([p], layers=["M05"]), lambda: VmaesReader.open([p], ("M05",))):
+        with pytest.raises(CorruptFileError, match="implausible Scale/Offset") as info:
+            call()
+        assert info.value.path == str(p) and info.value.field == "Reflectance_M5"

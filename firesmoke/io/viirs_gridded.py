@@ -294,6 +294,9 @@ def validate_vmaes_granule(
             raise GridMismatchError(
                 f"SDS {layer} has shape {sds.shape}, grid {grid.name} is {grid.shape}", path=lf.path
             )
+        dec = Decoder.from_attrs(sds.attrs, sds.dtype)
+        if not (np.isfinite(dec.scale) and dec.scale != 0 and np.isfinite(dec.offset)):  # damaged attribute
+            raise CorruptFileError(f"implausible Scale/Offset {dec.scale!r}/{dec.offset!r}", path=lf.path, field=sds.name)
     if region is not None:
         _check_region(grid, region, ref.path)
     return ValidGranule(by_layer, grid, start, gid, fields, ref, tuple(metas))
@@ -368,9 +371,6 @@ def open_vmaes_granule(
     for layer in wanted_read:
         lf, sds = by_layer[layer]
         decoders[layer] = Decoder.from_attrs(sds.attrs, sds.dtype)
-        dec = decoders[layer]
-        if not (np.isfinite(dec.scale) and dec.scale != 0 and np.isfinite(dec.offset)):  # damaged attribute
-            raise CorruptFileError(f"implausible Scale/Offset {dec.scale!r}/{dec.offset!r}", path=lf.path, field=sds.name)
         backend = Hdf4LayerArray(lf.path, sds.name, sds.shape, decoders[layer])
         st = lf.path.stat()
         token = tokenize(

@@ -135,7 +135,7 @@ def test_stac_asset_read_errors_name_the_asset_at_compute_time(tmp_path):
     import sys
 
     from firesmoke.io import stac
-    from firesmoke.synthetic.sentinel2 import generate_scenes
+    from firesmoke.synthetic.s2_scenes import generate_scenes
 
     scenes = generate_scenes(tmp_path, n_scenes=1, size=128, n_sites=1, seed=4, multiband=False, blocksize=64)
     assert open_scene(scenes.item_paths, dtype="uint16").values.shape == (1, 12, 128, 128)

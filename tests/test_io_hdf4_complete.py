@@ -167,7 +167,8 @@ def _compressed_elements(data: bytes) -> list[tuple[int, int]]:
 def test_bit_flip_in_compressed_mcd64_data_is_refused_and_listed(real_data: Path, tmp_path: Path) -> None:
     """The issue's case: one flipped bit silently changed 340,743 first_day pixels."""
     from firesmoke.grid import Region
-    from firesmoke.io.mcd64 import daily_burned_fraction, open_mcd64a1
+    from firesmoke.io.mcd64 import open_mcd64a1
+    from firesmoke.io.mcd64_fraction import daily_burned_fraction
 
     src = _sample(real_data, "mcd64")
     data = bytearray(src.read_bytes())

@@ -275,7 +275,8 @@ def predict_burned(
                 "long_name": "burned-area confidence", "units": "1",
                 "description": "min(sum of daily burn probabilities over the period, 1)"}),
             "burn_date": (("period", "y", "x"), da.stack(dates), {
-                "long_name": "day of year of burning", "units": "day of year",
+                "long_name": "day of year of burning",
+                "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
                 "flag_values": 0, "flag_meanings": "not_burned",
                 "threshold": thr}),
         },

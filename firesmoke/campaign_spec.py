@@ -248,7 +248,7 @@ def _regions(ctx: _Ctx, value: Any) -> tuple[RegionEntry, ...]:
             sub = f"{fld}.{exc.field}" if exc.field else fld
             raise ctx.error(str(exc), sub) from exc
         _plain_name(ctx, region.name, f"{fld}.name")
-        cube = ctx.resolve(t["cube"], f"{fld}.cube") if "cube" in t else None
+        cube = ctx.resolve(t["cube"], f"{fld}.cube", url_ok=True) if "cube" in t else None
         out.append(RegionEntry(region, cube))
     names = [e.region.name for e in out]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -456,7 +456,7 @@ def load_spec(
     weights = _weights(ctx, t["weights"]) if "weights" in t else ()
     return CampaignSpec(
         name=name,
-        output=ctx.resolve(t["output"], "output"),
+        output=ctx.resolve(t["output"], "output", url_ok=True),
         regions=regions,
         periods=_periods(ctx, t["periods"]),
         products=products,

@@ -26,9 +26,10 @@ cleanly onto chunks, and peak memory is bounded by the chunk size (times the num
 overpasses of a day), not by the number of days; only the per-day ordering task reads
 one granule's zenith layer over the whole grid at a time.
 
-:func:`write_cube` / :func:`open_cube` store cubes in Zarr v3 (zstd-compressed, CF attrs
-and CRS kept), append new days to an existing cube without rewriting old ones, and
-resume after an interruption (a ledger of written time chunks).
+:func:`write_cube` / :func:`open_cube` store cubes in Zarr (local or any fsspec URL;
+zstd-compressed, CF attrs and CRS kept) through the store layer
+(:mod:`firesmoke.store.cubes`): new days are appended without rewriting old ones, an
+interruption is resumed and an incomplete store is never read as complete.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -50,10 +50,11 @@ import xarray as xr
 from firesmoke import ops
 from firesmoke._version import __version__
 from firesmoke.dates import as_date
-from firesmoke.errors import GridMismatchError, InputError, SkippedInput
+from firesmoke.errors import InputError, SkippedInput
 from firesmoke.grid import Region
 from firesmoke.hotspots import rasterize_hotspots
 from firesmoke.io.readers import CUBE_BANDS, open_reader
+from firesmoke.store.cubes import open_cube_store, write_cube_store
 
 __all__ = [
     "CUBE_VARIABLES",
@@ -392,129 +393,59 @@ def burned_fraction_cube(
 
 
 # --------------------------------------------------------------------------- Zarr
-def _time_blocks(n: int, size: int, offset: int = 0) -> list[tuple[int, int]]:
-    """Blocks ``[a, b)`` over ``[offset, offset + n)`` aligned to multiples of ``size``."""
-    out = []
-    a = offset
-    while a < offset + n:
-        b = min((a // size + 1) * size, offset + n)
-        out.append((a, b))
-        a = b
-    return out
-
-
 def write_cube(
     ds: xr.Dataset,
-    store: str | os.PathLike[str],
+    store: Any,
     mode: str = "auto",
     progress: Callable[[int, int, str], None] | None = None,
     compute_kwargs: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a cube to a Zarr v3 store, one time chunk at a time, resumably.
+    storage_options: Mapping[str, Any] | None = None,
+    zarr_format: int = 3,
+) -> Any:
+    """Write a cube to a Zarr store, one time chunk at a time, resumably.
+
+    Runs under the store's writer lock (a second writer gets
+    :class:`~firesmoke.store.StoreLockedError`); every written time chunk is recorded in
+    the ledger inside the store, so :func:`open_cube` knows whether the store is complete.
 
     Parameters
     ----------
     ds
         A cube from :func:`build_cube` (lazy).
     store
-        Path of the Zarr store.
+        Local path or fsspec URL (``s3://``, ``gs://``, ``memory://``) of the Zarr store.
     mode
         ``"w"``: overwrite; ``"auto"``: create, or resume/append into an existing store of
         the same region and variables (days already written are skipped; days after the
-        store's last day are appended; a day before it is an error).
+        store's last day are appended; a day before it is an error). A template torn by
+        an interrupted run is rebuilt.
     progress
         Optional callback ``(done, total, label)``.
     compute_kwargs
-        Passed to ``dask.compute`` for each chunk (e.g. a scheduler).
+        Passed to ``dask.config.set`` for each chunk (e.g. a scheduler).
+    storage_options
+        fsspec options for a URL (credentials, endpoint, ...).
+    zarr_format
+        3 (default) or 2 (readable by GDAL's Zarr driver, e.g. GDAL 3.10 in rasterio).
 
     Returns
     -------
-    pathlib.Path
-        The store path.
+    pathlib.Path or str
+        The store path (local) or URL.
     """
-    from firesmoke.store import Ledger, create_template, finalize_store
-
-    path = Path(store)
-    tchunk = int(ds.chunks["time"][0]) if ds.chunks and "time" in ds.chunks else DEFAULT_CHUNKS["time"]
-    ychunk = int(ds.chunks["y"][0]) if ds.chunks else DEFAULT_CHUNKS["y"]
-    xchunk = int(ds.chunks["x"][0]) if ds.chunks else DEFAULT_CHUNKS["x"]
-    zchunks = {"time": tchunk, "y": ychunk, "x": xchunk}
-    new_times = pd.DatetimeIndex(ds["time"].values)
-    ledger = Ledger(path)
-    offset = 0
-    if mode == "w" or not path.exists():
-        create_template(ds, path, chunks=zchunks, overwrite=True)
-        todo = ds
-    elif mode == "auto":
-        existing = xr.open_zarr(path, consolidated=False)
-        old_reg = Region.from_dataset(existing)
-        Region.from_dataset(ds).check_same_grid(old_reg, f"cube and store {path}")
-        if existing.attrs.get("region") != ds.attrs.get("region"):
-            raise GridMismatchError(
-                f"store holds region {existing.attrs.get('region')!r}, cube is "
-                f"{ds.attrs.get('region')!r}; refusing to mix regions", path=path)
-        old_times = pd.DatetimeIndex(existing["time"].values)
-        zchunks["time"] = int(existing[CUBE_VARIABLES[0]].encoding.get("chunks", (tchunk,))[0])
-        if new_times[0] < old_times[0] or (new_times[0] > old_times[-1] + pd.Timedelta(days=1)):
-            raise InputError(
-                f"cube days {new_times[0].date()}..{new_times[-1].date()} do not continue the "
-                f"store's {old_times[0].date()}..{old_times[-1].date()} (gaps or earlier days)",
-                path=path)
-        appended = new_times[new_times > old_times[-1]]
-        if len(appended):
-            tpl = ds.sel(time=appended)
-            # metadata only (compute=False): the days are written below, chunk by chunk
-            tpl.to_zarr(path, append_dim="time", compute=False, consolidated=False, zarr_format=3,
-                        safe_chunks=False)
-            log.info("appended %d day(s) to %s", len(appended), path)
-        todo = ds
-        offset = int(np.searchsorted(pd.DatetimeIndex(xr.open_zarr(path, consolidated=False)["time"].values),
-                                     new_times[0]))
-    else:
-        raise InputError(f"unknown mode {mode!r}; use 'auto' or 'w'", field="mode")
-
-    blocks = _time_blocks(len(new_times), zchunks["time"], offset)
-    total = len(blocks)
-    for i, (a, b) in enumerate(blocks):
-        t0 = new_times[a - offset]
-        t1 = new_times[b - 1 - offset]
-        bid = f"time-{t0:%Y%m%d}-{t1:%Y%m%d}"
-        if ledger.done(bid):
-            log.info("chunk %s already written, skipping", bid)
-        else:
-            part = todo.isel(time=slice(a - offset, b - offset))
-            part = part.chunk({"time": b - a, "y": zchunks["y"], "x": zchunks["x"]})
-            with dask.config.set(**(dict(compute_kwargs) if compute_kwargs else {})):
-                _write_region(part, path, {"time": slice(a, b), "y": slice(None), "x": slice(None)})
-            ledger.mark(bid, {"days": [str(t0.date()), str(t1.date())]})
-        if progress is not None:
-            progress(i + 1, total, "cube chunks")
-    finalize_store(path)
-    return path
+    return write_cube_store(ds, store, CUBE_VARIABLES, DEFAULT_CHUNKS, mode=mode,
+                            progress=progress, compute_kwargs=compute_kwargs,
+                            storage_options=dict(storage_options or {}) or None,
+                            zarr_format=zarr_format)
 
 
-def _write_region(part: xr.Dataset, path: Path, region: Mapping[str, slice]) -> None:
-    out = part.drop_vars([c for c in part.coords if c not in ("time",)], errors="ignore")
-    out = out.drop_vars("time")
-    out.attrs = {}
-    for v in out.data_vars.values():
-        v.attrs = {}
-        v.encoding = {}
-    out.to_zarr(path, region={"time": region["time"]}, zarr_format=3, consolidated=False)
+def open_cube(store: Any, chunks: Any = None, partial: bool = False,
+              storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Open a cube written by :func:`write_cube` (lazy; CRS and CF attrs restored).
 
-
-def open_cube(store: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
-    """Open a cube written by :func:`write_cube` (lazy; CRS and CF attrs restored)."""
-    import rioxarray  # noqa: F401
-
-    path = Path(store)
-    if not path.exists():
-        raise InputError("cube store not found", path=path)
-    try:
-        ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {}, consolidated=None)
-    except Exception as exc:  # zarr raises many types for broken stores
-        raise InputError(f"not a readable Zarr cube ({exc})", path=path) from exc
-    missing = [v for v in CUBE_VARIABLES if v not in ds]
-    if missing:
-        raise InputError(f"not a firesmoke cube: missing {missing}", path=path)
-    return ds
+    A store whose ledger does not cover every day (a write was interrupted) raises
+    :class:`~firesmoke.store.IncompleteStoreError`, or with ``partial=True`` warns and
+    lists the missing days in ``attrs["incomplete_days"]`` (they read as NaN).
+    """
+    return open_cube_store(store, CUBE_VARIABLES, chunks=chunks, partial=partial,
+                           storage_options=dict(storage_options or {}) or None)

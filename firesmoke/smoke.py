@@ -573,7 +573,7 @@ def predict_smoke_scene(
     ``sites`` may be a CSV path (``site_id, lon, lat``) or anything
     :func:`plume_timeseries` accepts. Returns ``{"masks": [paths], "plumes": path|None}``.
     """
-    from firesmoke.store import export_geotiff, safe_join
+    from firesmoke.exports import export_smoke_mask, safe_join, write_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -585,13 +585,13 @@ def predict_smoke_scene(
     for t in range(mask.sizes["time"]):
         stamp = pd.Timestamp(mask["time"].values[t]).strftime("%Y%m%dT%H%M%S")
         layer = mask.isel(time=t, drop=True)
-        paths.append(export_geotiff(layer, safe_join(out, f"smoke_mask_{stamp}.tif")))
+        paths.append(export_smoke_mask(layer, safe_join(out, f"smoke_mask_{stamp}.tif")))
     plumes = None
     if sites is not None:
         table = read_sites(sites) if isinstance(sites, str | os.PathLike) else sites
-        ts = plume_timeseries(mask, table, radius_m=radius_m)
-        plumes = safe_join(out, "plumes.csv")
-        ts.to_csv(plumes, index=False)
+        ts = plume_timeseries(mask, table, radius_m=radius_m).merge(  # with lon/lat
+            _sites_frame(table)[["site_id", "lon", "lat"]], on="site_id", how="left")
+        plumes = write_csv(ts, safe_join(out, "plumes.csv"))
     logger.info("wrote %d smoke masks to %s", len(paths), out)
     return {"masks": paths, "plumes": plumes}
 

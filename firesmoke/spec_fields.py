@@ -13,7 +13,7 @@ from typing import Any
 
 from firesmoke.dates import as_date
 from firesmoke.errors import InputError
-from firesmoke.paths import safe_join
+from firesmoke.paths import is_url, safe_join
 
 __all__ = ["Ctx", "boolean", "date", "integer", "paths", "plain_name", "string", "table"]
 
@@ -28,9 +28,11 @@ class Ctx:
     def error(self, message: str, fld: str) -> InputError:
         return InputError(message, path=self.path, field=fld)
 
-    def resolve(self, value: Any, fld: str) -> Path:
+    def resolve(self, value: Any, fld: str, url_ok: bool = False) -> Path:
         if not isinstance(value, str) or not value:
             raise self.error(f"expected a path string, got {value!r}", fld)
+        if url_ok and is_url(value):  # object storage (s3://, gs://, ...): as given
+            return value  # type: ignore[return-value]
         p = Path(value).expanduser()
         return p if p.is_absolute() else (self.base / p)
 

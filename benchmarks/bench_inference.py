@@ -128,7 +128,7 @@ def region_month_figures(size: int = 200, work: str | None = None) -> dict:
     from firesmoke.cube import build_cube, write_cube
     from firesmoke.grid import Region
     from firesmoke.inference import TileModel, clear_model_cache
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.weights import save_weights
     from firesmoke.runtime import tune_allocator
     from firesmoke.synthetic import generate_scenario

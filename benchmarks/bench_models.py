@@ -2,9 +2,12 @@
 
 * :class:`BANetTile`: one 64-day 128 x 128 tile through the straightforward BA-Net
   module (the reference formulation: per-day batch norm with permute copies, NCDHW)
-  beside :func:`firesmoke.models.banet.prepare_for_inference` (folded batch norm,
-  channels-last, GEMM up-convolutions, fused ReLU) at batch 1 and batch 4
-  (``time_fast_batch4`` is for 4 tiles: divide by 4 for seconds per tile);
+  beside :func:`firesmoke.models.banet_fast.prepare_for_inference` (folded batch norm,
+  time-major channels-last activations, one LSTM call, GEMM up-convolutions, fused
+  ReLU) at batch 1 and batch 4 (``time_fast_batch4`` is for 4 tiles: divide by 4 for
+  seconds per tile), and the fast path with the row-unfolded first convolution that
+  CUDA uses by default (``time_fast_batch1_unfold_first``: on CPU oneDNN's direct
+  kernel is the default; this row keeps the CUDA variant's CPU cost visible);
   :class:`BANetTileTunedAllocator` the same with firesmoke's allocator tuning and the
   monthly kept days.
 * :class:`SmokeChips`: ResNet-50 classifier and U-Net segmenter on 8 chips of
@@ -23,7 +26,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from firesmoke.models.banet import BANet, prepare_for_inference
+from firesmoke.models.banet import BANet
+from firesmoke.models.banet_fast import prepare_for_inference
 from firesmoke.models.resnet import smoke_resnet50
 from firesmoke.models.unet import SmokeUNet
 
@@ -65,6 +69,13 @@ class BANetTile:
 
     def time_fast_batch1(self) -> None:
         self.fast(self.x1)
+
+    def time_fast_batch1_unfold_first(self) -> None:
+        self.fast.first_conv = "unfold"
+        try:
+            self.fast(self.x1)
+        finally:
+            self.fast.first_conv = "auto"
 
     def time_fast_batch4(self) -> None:
         self.fast(self.x4)

@@ -53,7 +53,8 @@ def load_model(weights: str, out: Path):
 
     from firesmoke.errors import WeightsError
     from firesmoke.inference import TileModel
-    from firesmoke.models.banet import BANet, prepare_for_inference
+    from firesmoke.models.banet import BANet
+    from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.weights import save_weights
 
     try:

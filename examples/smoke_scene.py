@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from firesmoke.smoke import plume_timeseries, segment_scene
     from firesmoke.store import export_geotiff, quicklook_png
-    from firesmoke.synthetic.sentinel2 import generate_scenes
+    from firesmoke.synthetic.s2_scenes import generate_scenes
 
     t0 = time.perf_counter()
     out = args.out

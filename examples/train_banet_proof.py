@@ -129,7 +129,8 @@ def evaluate(item: dict, weights: Path, tile: int = 128) -> dict:
     cube = open_cube(item["cube"])
     model = TileModel.from_weights(weights, prepare=prepare_for_inference)
     t = time.perf_counter()
-    prod = predict_burned(cube, model, START, END, mode="monthly", tile=tile, step=100).compute()
+    prod = predict_burned(cube, model, START, END, mode="monthly", tile=tile, step=100,
+                          allow_partial=True).compute()
     seconds = time.perf_counter() - t
     truth = item["truth"]
     conf = prod["confidence"].values

@@ -23,26 +23,37 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from firesmoke._version import __version__
+from firesmoke.compat import quantise
 from firesmoke.errors import InputError
-from firesmoke.inference import TileModel, keep_days, predict_array
-from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
+from firesmoke.inference import TileModel, keep_days, predict_array, resolve_device
+from firesmoke.products import (
+    BANET_BANDS,
+    MODES,
+    WINDOW_RULES,
+    BurnedRangeStats,
+    BurnedWindow,
+    check_mode,
+    combine_range,
+    day_of_year_lut,
+    default_threshold,
+    product_windows,
+)
+from firesmoke.windows import Window
 
-__all__ = ["BANET_BANDS", "predict_burned", "predict_window", "window_input"]
+__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_input"]
 
 log = logging.getLogger(__name__)
 
-BANET_BANDS = ("red", "nir", "mir", "frp")
-MODES = ("monthly", "range", "nrt")
 
-
-def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> da.Array:
+def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
     """``(4, 64, H, W)`` float32 dask array of a window; days missing from the cube are NaN."""
+    import dask.array as da
+
     missing = [b for b in bands if b not in cube]
     if missing:
         raise InputError(f"cube lacks variables {missing}", field="cube")
@@ -54,13 +65,51 @@ def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_
     return arr.rechunk((len(bands), window.length, ych, xch))
 
 
-def _reduce_block(prob: np.ndarray, keep: slice, doy0: int, threshold: float) -> np.ndarray:
-    """``(1, T, h, w)`` probabilities -> ``(2, h, w)`` confidence, burn day of year."""
-    p = prob[0, keep]
-    conf = np.minimum(p.sum(axis=0), 1.0).astype(np.float32)
-    date = (doy0 + np.argmax(p, axis=0)).astype(np.float32)
-    date[conf < threshold] = 0
-    return np.stack([conf, date])
+def _window_product(
+    cube: xr.Dataset,
+    model: TileModel | Callable[[np.ndarray], np.ndarray],
+    window: Window,
+    reduce: Any,
+    tile: int,
+    step: int,
+    blend: str,
+    batch_size: int | None,
+    device: str,
+    zero_days: np.ndarray | None = None,
+) -> Any:
+    """The reduced product of one window (lazy ``(R, H, W)``), computed by the engine.
+
+    ``zero_days`` (boolean per window day) switches to the BA-Net 0.6.7 path: quantised
+    inputs with those days all zeros, the reference tile plan, float16 blending in plan
+    order (see :mod:`firesmoke.compat`).
+    """
+    keep = window.keep_slice
+    x = window_input(cube, window)
+    kw: dict[str, Any] = {}
+    if zero_days is not None:
+        x = x.map_blocks(quantise, zero_days=zero_days, dtype=np.float32)
+        kw = dict(plan_rule="reference", acc_dtype="float16", plan_order=True)
+    # the model computes (and the engine blends) only the kept days
+    n_keep = keep.stop - keep.start
+    return predict_array(x, keep_days(model, keep), tile=tile, step=step,
+                         batch_size=batch_size, window=blend, device=device, reduce=reduce,
+                         out_lead=(1, n_keep) if reduce is None else None, **kw)
+
+
+def _coverage(cube: xr.Dataset, windows: Sequence[Window], allow_partial: bool) -> list[int]:
+    """Days of each window present in the cube; InputError when one lacks days, unless
+    ``allow_partial``."""
+    have = pd.DatetimeIndex(cube["time"].values) if "time" in cube.coords else pd.DatetimeIndex([])
+    counts = [int(w.days.isin(have).sum()) for w in windows]
+    short = [(w, n) for w, n in zip(windows, counts, strict=True) if n < w.length]
+    if short and not allow_partial:
+        w, n = short[0]
+        span = f"{have.min().date()}..{have.max().date()}" if len(have) else "no days"
+        raise InputError(
+            f"the cube ({span}) holds {n} of the {w.length} days of window {w.label} "
+            f"({w.start}..{w.end}); extend the cube, or pass allow_partial=True for a product "
+            "flagged with the number of observed days per period", field="cube")
+    return counts
 
 
 def predict_window(
@@ -73,21 +122,16 @@ def predict_window(
     blend: str = "mean",
     batch_size: int | None = None,
     device: str | None = None,
-) -> tuple[da.Array, da.Array]:
+) -> tuple[Any, Any]:
     """Lazy ``confidence`` and ``burn_date`` (day of year) maps of one window."""
-    x = window_input(cube, window)
-    keep = window.keep_slice
-    # the model computes (and the engine blends) only the kept days
-    prob = predict_array(x, keep_days(model, keep), tile=tile, step=step,
-                         batch_size=batch_size, window=blend, device=device,
-                         out_lead=(1, keep.stop - keep.start))
-    doy0 = pd.Timestamp(window.keep_start).dayofyear
-    out = da.map_blocks(
-        _reduce_block, prob, keep=slice(None), doy0=doy0, threshold=threshold,
-        chunks=((2,), prob.chunks[2], prob.chunks[3]), drop_axis=[0], dtype=np.float32,
-        meta=np.array((), np.float32),
-    )
+    red = BurnedWindow(day_of_year_lut(window), float(threshold))
+    out = _window_product(cube, model, window, red, tile, step, blend, batch_size,
+                          resolve_device(device))
     return out[0], out[1].astype(np.int16)
+
+
+def _combine_blocks(*stats: np.ndarray, threshold: float) -> np.ndarray:
+    return combine_range(stats, threshold)
 
 
 def predict_burned(
@@ -102,6 +146,8 @@ def predict_burned(
     blend: str = "mean",
     batch_size: int | None = None,
     device: str | None = None,
+    compat: str | None = None,
+    allow_partial: bool = False,
 ) -> xr.Dataset:
     """Burned-area product of a cube.
 
@@ -121,67 +167,104 @@ def predict_burned(
         ``"monthly"``, ``"range"`` or ``"nrt"``.
     threshold
         Minimum confidence for a burn date; default 0.5 (monthly, NRT) or 0.05 (range,
-        as the reference).
+        as the reference); in compat mode the reference's (0.5, 0.05, NRT 0.1).
     tile, step, blend
         Tiling (reference-compatible: 128, 100, ``"mean"``).
     batch_size, device
         Tiles per forward pass (default: 1 on CPU, 4 on a GPU); ``"cuda"``/``"cpu"``/
-        ``None`` (auto).
+        ``None`` (auto). A bad device is an :class:`~firesmoke.errors.InputError`.
+    compat
+        ``"banet-0.6.7"``: reproduce the reference software's numbers on this cube
+        (:mod:`firesmoke.compat`: quantised inputs, reference tile plan, float16 blending
+        and ensemble, the reference's time-range and NRT rules); adds
+        ``burn_date_reference`` (the reference's dates) beside ``burn_date`` (true day
+        of year). Reads the cube once more to find the days without VIIRS data.
+    allow_partial
+        A window with days missing from the cube raises an
+        :class:`~firesmoke.errors.InputError` unless this is true; then the product is
+        computed with those days as missing data and ``observed_days`` (per period) says
+        how many of the window days the cube held.
 
     Returns
     -------
     xarray.Dataset
         ``confidence`` (float32) and ``burn_date`` (int16 day of year, 0 = not burned) with
-        dims ``(period, y, x)``, coordinates ``period`` (window labels) and
-        ``period_start``/``period_end``, the cube's CRS, and provenance attrs. Lazy.
+        dims ``(period, y, x)``, coordinates ``period`` (window labels),
+        ``period_start``/``period_end`` and ``observed_days``, the cube's CRS, and
+        provenance attrs. Lazy.
     """
-    if mode not in MODES:
-        raise InputError(f"unknown mode {mode!r}; choose from {MODES}", field="mode")
-    if mode == "monthly":
-        windows = monthly_windows(start, end if end is not None else start)
-        thr = 0.5 if threshold is None else threshold
-    elif mode == "nrt":
-        windows = [nrt_window(start)]
-        thr = 0.5 if threshold is None else threshold
+    import dask.array as da
+
+    from firesmoke.compat import (
+        check_compat,
+        compat_model,
+        compat_threshold,
+        compat_windows,
+        concat_range_product,
+        reference_day_of_year_lut,
+        viirs_days,
+    )
+
+    check_mode(mode)
+    check_compat(compat)
+    missing = [b for b in BANET_BANDS if b not in cube]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    if compat:
+        if (tile, step, blend) != (128, 100, "mean"):
+            raise InputError(f"compat={compat!r} uses the reference tiling (128, 100, mean), "
+                             f"got tile={tile}, step={step}, blend={blend!r}", field="compat")
+        windows = compat_windows(mode, start, end)
+        thr = compat_threshold(mode) if threshold is None else float(threshold)
+        model = compat_model(model)
     else:
-        windows = range_windows(start, end if end is not None else start)
-        thr = 0.05 if threshold is None else threshold
-    kw = dict(tile=tile, step=step, blend=blend, batch_size=batch_size, device=device)
-    confs, dates = [], []
+        windows = product_windows(mode, start, None if mode == "nrt" else end)  # nrt: run date
+        thr = default_threshold(mode) if threshold is None else float(threshold)
+    counts = _coverage(cube, windows, allow_partial)
+    dev = resolve_device(device)
+    kw: dict[str, Any] = dict(tile=tile, step=step, blend=blend, batch_size=batch_size,
+                              device=dev)
+    zero: dict[str, np.ndarray | None] = {w.label: None for w in windows}
+    if compat:
+        every = pd.DatetimeIndex(sorted({d for w in windows for d in w.days}))
+        has = dict(zip(every, viirs_days(cube, every), strict=True))
+        zero = {w.label: ~np.array([has[d] for d in w.days]) for w in windows}
+    refs: list[Any] = []
     if mode == "range":
-        # accumulate probabilities and the best day over the consecutive windows
-        total = None
-        best_p = None
-        best_doy = None
-        for w in windows:
-            x = window_input(cube, w)
-            keep = w.keep_slice
-            prob = predict_array(x, keep_days(model, keep), tile=tile, step=step,
-                                 batch_size=batch_size, window=blend, device=device,
-                                 out_lead=(1, keep.stop - keep.start))[0]
-            doy = np.array([d.dayofyear for d in w.days[w.keep_slice]], np.int16)
-            s = prob.sum(axis=0)
-            am = prob.argmax(axis=0)
-            mx = prob.max(axis=0)
-            wdoy = da.map_blocks(lambda a, lut=doy: lut[a], am, dtype=np.int16)
-            if total is None:
-                total, best_p, best_doy = s, mx, wdoy
-            else:
-                total = total + s
-                better = mx > best_p
-                best_doy = da.where(better, wdoy, best_doy)
-                best_p = da.maximum(mx, best_p)
-        conf = da.minimum(total, 1.0).astype(np.float32)
-        date = da.where(conf >= thr, best_doy, 0).astype(np.int16)
-        confs, dates = [conf], [date]
+        if compat:  # the kept days of the months concatenated, reduced in float16
+            stacks = [_window_product(cube, model, w, None, zero_days=zero[w.label], **kw)
+                      for w in windows]
+            doy = tuple(d for w in windows for d in day_of_year_lut(w))
+            out = da.map_blocks(concat_range_product, *stacks, doy=doy, threshold=thr,
+                                drop_axis=[1], dtype=np.float32, meta=np.array((), np.float32),
+                                chunks=((3,), *stacks[0].chunks[2:]))
+            refs = [out[2].astype(np.int16)]
+        else:  # per-window sums / maxima reduced on the device, combined over the windows
+            stats = [_window_product(cube, model, w, BurnedRangeStats(day_of_year_lut(w)), **kw)
+                     for w in windows]
+            out = da.map_blocks(_combine_blocks, *stats, threshold=thr, dtype=np.float32,
+                                meta=np.array((), np.float32),
+                                chunks=((2,), *stats[0].chunks[1:]))
+        confs, dates = [out[0]], [out[1].astype(np.int16)]
+        end = start if end is None else end
         labels = [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
         p_start = [pd.Timestamp(start)]
         p_end = [pd.Timestamp(end)]
+        every = pd.DatetimeIndex(sorted({d for w in windows for d in w.days}))
+        counts = [int(every.isin(pd.DatetimeIndex(cube["time"].values)).sum())]
     else:
+        confs, dates = [], []
         for w in windows:
-            c, d = predict_window(cube, model, w, threshold=thr, **kw)
-            confs.append(c)
-            dates.append(d)
+            if compat:
+                red = BurnedWindow(day_of_year_lut(w), thr, "float16",
+                                   reference_day_of_year_lut(w))
+            else:
+                red = BurnedWindow(day_of_year_lut(w), thr)
+            out = _window_product(cube, model, w, red, zero_days=zero[w.label], **kw)
+            confs.append(out[0])
+            dates.append(out[1].astype(np.int16))
+            if compat:
+                refs.append(out[2].astype(np.int16))
         labels = [w.label for w in windows]
         p_start = [pd.Timestamp(w.keep_start) for w in windows]
         p_end = [pd.Timestamp(w.keep_end) for w in windows]
@@ -192,7 +275,8 @@ def predict_burned(
                 "long_name": "burned-area confidence", "units": "1",
                 "description": "min(sum of daily burn probabilities over the period, 1)"}),
             "burn_date": (("period", "y", "x"), da.stack(dates), {
-                "long_name": "day of year of burning", "units": "day of year",
+                "long_name": "day of year of burning",
+                "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
                 "flag_values": 0, "flag_meanings": "not_burned",
                 "threshold": thr}),
         },
@@ -200,9 +284,20 @@ def predict_burned(
             "period": labels,
             "period_start": ("period", np.array(p_start, dtype="datetime64[ns]")),
             "period_end": ("period", np.array(p_end, dtype="datetime64[ns]")),
+            "observed_days": ("period", np.array(counts, np.int16), {
+                "long_name": "days of the model windows present in the cube",
+                "description": "fewer than the windows' days only with allow_partial=True"}),
             "y": cube["y"], "x": cube["x"],
         },
     )
+    if compat:
+        ds["burn_date_reference"] = (("period", "y", "x"), da.stack(refs), {
+            "long_name": f"day of year of burning as {compat} reports it",
+            "units": "day of year", "flag_values": 0, "flag_meanings": "not_burned",
+            "threshold": thr,
+            "description": "monthly: the day of year of the argmax index counted from the "
+                           "window's first day (the reference's dating); range and NRT: "
+                           "as burn_date"})
     if "spatial_ref" in cube.coords:
         ds = ds.assign_coords(spatial_ref=cube["spatial_ref"])
         for v in ds.data_vars.values():
@@ -211,14 +306,12 @@ def predict_burned(
     prov = {
         "firesmoke_version": __version__,
         "product_mode": mode,
-        "window_rule": {
-            "monthly": "64 days from the 15th of the previous month; days of the target month kept",
-            "range": "consecutive 64-day windows keeping their central 32 days",
-            "nrt": "the 64 days ending on the run date",
-        }[mode],
+        "window_rule": WINDOW_RULES[mode],
         "weights": json.dumps(meta.get("weights", meta.get("name", getattr(model, "key", "callable")))),
         "weights_sha256": str(meta.get("sha256", "")),
-        "tiling": json.dumps({"tile": tile, "step": step, "blend": blend}),
+        "tiling": json.dumps({"tile": tile, "step": step, "blend": blend,
+                              "plan": "reference" if compat else "firesmoke"}),
+        "compat": compat or "",
         "inputs": cube.attrs.get("title", ""),
         "region": cube.attrs.get("region", ""),
         "region_json": cube.attrs.get("region_json", ""),

@@ -42,7 +42,6 @@ import json
 import logging
 import os
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -67,8 +66,10 @@ from firesmoke.campaign_spec import (
 from firesmoke.campaign_units import UnitTask, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.runtime import inference_worker_env
-from firesmoke.store import Ledger, safe_join
+from firesmoke.paths import check_no_symlinks, safe_join
+from firesmoke.products import WINDOW_RULES
+from firesmoke.store import Ledger, Location, StoreLock, open_store
+from firesmoke.store.location import read_small, write_small
 
 __all__ = [
     "Plan",
@@ -85,11 +86,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Progress = bool | Callable[[int, int, str], Any] | None
-_WINDOW_RULES = {
-    "monthly": "64 days from the 15th of the previous month; days of the target month kept",
-    "range": "consecutive 64-day windows keeping their central 32 days",
-    "nrt": "the 64 days ending on the run date",
-}
 
 
 # =========================================================================== report
@@ -133,19 +129,16 @@ class Report:
             lines.append(f"  report {self.path}")
         return "\n".join(lines)
 
-    def write(self, path: str | os.PathLike[str]) -> Path:
-        p = Path(path)
-        self.path = str(p)
-        tmp = p.with_name(p.name + ".part")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str))
-        os.replace(tmp, p)
-        return p
+    def write(self, path: str | os.PathLike[str]) -> Any:
+        self.path = os.fspath(path)
+        # local: exclusive temporary file renamed into place, never through a link
+        written = write_small(path, json.dumps(self.to_dict(), indent=2, default=str))
+        return Path(written) if Location.of(written).local else written
 
 
 # =========================================================================== helpers
 def _weights_model(spec: CampaignSpec) -> tuple[Any, list[dict[str, str]]]:
     from firesmoke.inference import TileModel
-    from firesmoke.models.banet import prepare_for_inference
     from firesmoke.models.weights import find_weights, load_weights
 
     if not spec.weights:
@@ -156,7 +149,7 @@ def _weights_model(spec: CampaignSpec) -> tuple[Any, list[dict[str, str]]]:
     for w, p in zip(spec.weights, paths, strict=True):
         _, meta = load_weights(p)
         prov.append({"weights": w, "path": p, "sha256": meta["sha256"]})
-    return TileModel.from_weights(paths, prepare=prepare_for_inference), prov
+    return TileModel.from_weights(paths), prov  # BA-Net: prepare_for_inference by default
 
 
 def _model_provenance(model: Any) -> list[dict[str, str]]:
@@ -179,7 +172,7 @@ def _store_attrs(p: BurnedProduct, r: Region, spec: CampaignSpec, slots: tuple[S
     return {
         "title": f"firesmoke burned area {p.name} {r.name}",
         "firesmoke_version": __version__, "product_mode": p.mode,
-        "window_rule": _WINDOW_RULES[p.mode],
+        "window_rule": WINDOW_RULES[p.mode],
         "weights": json.dumps([w["weights"] for w in prov]),
         "weights_sha256": ",".join(w["sha256"] for w in prov),
         "tiling": json.dumps({"tile": p.tile, "step": p.step, "blend": p.blend}),
@@ -206,7 +199,8 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
         "long_name": "burned-area confidence", "units": "1", "grid_mapping": "spatial_ref",
         "description": "min(sum of daily burn probabilities over the period, 1)"})
     ds["burn_date"] = (dims, da.zeros((P, H, W), dtype=np.int16, chunks=chunks), {
-        "long_name": "day of year of burning", "units": "day of year", "flag_values": 0,
+        "long_name": "day of year of burning", "flag_values": 0,
+        "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
         "flag_meanings": "not_burned", "threshold": product.effective_threshold,
         "grid_mapping": "spatial_ref"})
     ds.attrs.update(attrs)
@@ -221,13 +215,16 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
 
     chunks = {"period": 1, "y": block, "x": block}
     ledger = Ledger(store)
-    if not overwrite and store.exists():
+    loc = ledger.location
+    if loc.local:
+        check_no_symlinks(store)  # workers write into it: nothing in it may point elsewhere
+    if not overwrite and loc.is_zarr():
         try:
-            existing = xr.open_zarr(store, consolidated=False)
+            existing = open_store(loc)
         except Exception as exc:  # template write interrupted: safe to redo if nothing is done
             if ledger.finished():
                 raise InputError(f"store is unreadable ({exc}) but its ledger lists finished units; "
-                                 "remove the store and its .ledger folder", path=store) from exc
+                                 "remove the store (or overwrite)", path=store) from exc
             log.warning("store %s unreadable (%s); writing its template again", store, exc)
             overwrite = True
         else:
@@ -237,29 +234,29 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
                     "store was written by a different campaign configuration (region, product, "
                     "periods, block size or weights); use another output folder or overwrite",
                     path=store)
-    elif not store.exists() and ledger.finished():
+    elif not loc.is_zarr() and ledger.finished():
         log.warning("ledger of missing store %s cleared", store)
         ledger.clear()
-    create_template(template, store, chunks=chunks, overwrite=overwrite)
+    # Zarr v2: product stores GDAL's Zarr driver opens (as firesmoke.store.write_product)
+    create_template(template, store, chunks=chunks, overwrite=overwrite, zarr_format=2)
     # create_template leaves lazy non-index coordinates unwritten: write them (idempotent)
     extra = {k: template[k].variable for k in ("period_start", "period_end")}
-    xr.Dataset(extra).to_zarr(store, region={"period": slice(None)}, zarr_format=3,
+    xr.Dataset(extra).to_zarr(**loc.zarr_args(), region={"period": slice(None)},
                               consolidated=False)
 
 
 def _progress_bar(progress: Progress, total: int, label: str) -> Callable[[int], None]:
+    """A ``done -> None`` callback: the caller's ``(done, total, label)`` callable, log lines
+    (``progress=True``; bars are the CLI's business) or nothing."""
     if callable(progress) and not isinstance(progress, bool):
         return lambda done: progress(done, total, label)
     if not progress:
         return lambda done: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, desc=label, unit="unit", file=sys.stderr)
+    step = max(1, total // 20)
 
     def update(done: int) -> None:
-        bar.update(done - bar.n)
-        if done >= total:
-            bar.close()
+        if done % step == 0 or done >= total:
+            log.info("%s: %d/%d", label, done, total)
     return update
 
 
@@ -279,31 +276,41 @@ def _cube_progress(progress: Progress, name: str) -> Callable[[int, int, str], N
 
 @contextlib.contextmanager
 def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]:
-    """The given client, one on the spec's scheduler address, or a new LocalCluster."""
+    """The given client, or one from :func:`firesmoke.cluster.dask_client` as the spec's
+    ``[cluster]`` says (its scheduler address, or a new local cluster)."""
+    from firesmoke.cluster import dask_client, default_torch_threads
+
     c = spec.cluster
     if client is not None:
         yield client, c.torch_threads
         return
-    from distributed import Client, LocalCluster
-
     if c.address:
-        try:
-            cl = Client(c.address, timeout="30s")
-        except OSError as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {c.address} ({exc})",
-                             path=spec.source, field="cluster.address") from exc
-        with cl:
+        with contextlib.ExitStack() as stack:
+            try:
+                cl = stack.enter_context(dask_client(address=c.address))
+            except InputError as exc:
+                raise InputError(f"cannot reach the Dask scheduler at {c.address} "
+                                 f"({exc.__cause__})", path=spec.source,
+                                 field="cluster.address") from exc
             yield cl, c.torch_threads
         return
     n = c.n_workers or max(1, (os.cpu_count() or 2) // 2)
-    threads = c.torch_threads or max(1, (os.cpu_count() or 1) // (n * c.threads_per_worker))
-    with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker,
-                               processes=c.processes, memory_limit=c.memory_limit,
-                               dashboard_address=None)
-    with cluster, Client(cluster) as cl:
-        log.info("started %s", cluster)
+    threads = c.torch_threads or default_torch_threads(n, c.threads_per_worker)
+    with dask_client(n_workers=n, threads_per_worker=c.threads_per_worker,
+                     processes=c.processes, memory_limit=c.memory_limit, gpus=0) as cl:
         yield cl, threads
+
+
+def _check_devices(spec: CampaignSpec, local: bool) -> None:
+    """Each product's device is valid (and present here when the workers are local)."""
+    from firesmoke.inference import resolve_device
+
+    for p in spec.products:
+        try:
+            resolve_device(p.device, check_available=local)
+        except InputError as exc:
+            raise InputError(exc.reason, path=spec.source,
+                             field=f"products.{p.name}.device") from exc
 
 
 def _check_inputs(spec: CampaignSpec) -> None:
@@ -336,11 +343,12 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
         return entry.cube
     inp = spec.inputs
     path = plan.cubes[r.name]
-    record = path.with_name(path.name + ".campaign.json")
+    record = Location.of(path).sibling(".campaign.json").url
     key = {"region": r.to_dict(), "days": [str(d0), str(d1)], "composite": inp.composite,
            "viirs": [os.fspath(p) for p in inp.viirs], "firms": [os.fspath(p) for p in inp.firms]}
-    if record.exists() and path.exists():
-        done = json.loads(record.read_text())
+    text = read_small(record)
+    if text is not None and Location.of(path).is_zarr():
+        done = json.loads(text)
         if done.get("key") == key:
             log.info("cube %s is complete; reusing it", path)
             report.skipped_inputs += done["skipped_inputs"]
@@ -352,11 +360,10 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
     skipped = [{"region": r.name, **s} for s in json.loads(cube.attrs.get("skipped_inputs", "[]"))]
     warnings = [f"{r.name} FIRMS: {w}" for w in json.loads(cube.attrs.get("firms_report", "[]"))
                 if re.search(r";.*\b\d+ x ", w)]  # rows dropped (per-file summaries are not news)
-    path.parent.mkdir(parents=True, exist_ok=True)
     write_cube(cube, path, mode="auto", progress=_cube_progress(progress, r.name))
-    tmp = record.with_name(record.name + ".part")
-    tmp.write_text(json.dumps({"key": key, "skipped_inputs": skipped, "warnings": warnings}))
-    os.replace(tmp, record)
+    write_small(record, json.dumps({"key": key, "skipped_inputs": skipped,
+                                    "warnings": warnings}),
+                root=spec.output if Location.of(record).local else None)
     report.skipped_inputs += skipped
     report.warnings += warnings
     return path
@@ -365,7 +372,8 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
 # =========================================================================== exports
 def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: CampaignSpec) -> list[Path]:
     from firesmoke.events import find_events, write_events_geojson
-    from firesmoke.store import export_geotiff, quicklook_png
+    from firesmoke.exports import export_burned_period
+    from firesmoke.quicklook import quicklook_png
 
     ex = spec.exports
     base = f"{product}_{region.name}_{slot.file_label}"
@@ -374,8 +382,7 @@ def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: Campai
     bd = ds["burn_date"].isel(period=slot.index)
     out = []
     if ex.geotiff:
-        out.append(export_geotiff(conf, safe_join(folder, f"{base}_confidence.tif")))
-        out.append(export_geotiff(bd, safe_join(folder, f"{base}_burn_date.tif"), nodata=0))
+        out += export_burned_period(ds.isel(period=slot.index), folder, base, root=spec.output)
     if ex.quicklook:
         out.append(quicklook_png(
             [(f"confidence {slot.label}", conf, {"cmap": "magma", "vmin": 0, "vmax": 1,
@@ -383,7 +390,7 @@ def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: Campai
              (f"burn date {slot.label}", bd.where(bd > 0), {"cmap": "plasma",
                                                            "cbar_label": "day of year"})],
             safe_join(folder, f"{base}_quicklook.png"),
-            title=f"firesmoke {product} {region.name} {slot.label} ({spec.name})"))
+            title=f"firesmoke {product} {region.name} {slot.label} ({spec.name})", root=spec.output))
     if ex.events:
         d = bd.values.astype(np.float64)
         origin = np.datetime64(f"{slot.start.year - 1}-12-31")
@@ -413,8 +420,8 @@ def run_campaign(
         A ``distributed.Client``; default: one on ``cluster.address`` or a new
         LocalCluster as the spec says (closed at the end).
     progress
-        ``True``: a tqdm bar over finished units; a callable ``(done, total, label)``;
-        ``False``: nothing.
+        A callable ``(done, total, label)`` (the CLI draws bars with it); ``True``: log
+        lines; ``False``: nothing.
     model
         Override the spec's weights with a :class:`~firesmoke.inference.TileModel` (or a
         picklable callable on tile batches), e.g. for tests.
@@ -433,8 +440,17 @@ def run_campaign(
     report = Report(spec.name, str(spec.output), n_units=len(plan.units),
                     started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
     _check_inputs(spec)
+    _check_devices(spec, local=client is None and not spec.cluster.address)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
-    spec.output.mkdir(parents=True, exist_ok=True)
+    if Location.of(spec.output).local:
+        Path(spec.output).mkdir(parents=True, exist_ok=True)
+    with StoreLock(spec.output, purpose=f"campaign {spec.name}", check_links=False):
+        return _run_locked(spec, plan, report, client, progress, model, prov, overwrite, t_start)
+
+
+def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, progress: Progress,
+                model: Any, prov: list[dict[str, str]], overwrite: bool, t_start: float) -> Report:
+    """The body of :func:`run_campaign`, under the output folder's writer lock."""
     by_region = {e.region.name: e for e in spec.regions}
     products = {p.name: p for p in spec.products}
     region_failed: dict[str, str] = {}
@@ -526,6 +542,10 @@ def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> No
         finalize_store(store)
         if not spec.exports.any:
             continue
+        if not Location.of(spec.output).local:
+            report.warnings.append(f"{product} {region}: exports are written to local folders "
+                                   "only; not made for an object-storage output")
+            continue
         ds = xr.open_zarr(store)
         for slot in plan.slots[product]:
             if spec.exports.periods is not None and slot.label not in spec.exports.periods:
@@ -539,9 +559,10 @@ def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> No
             try:
                 report.exports += [str(p) for p in _export_slot(ds, slot, by_region[region].region,
                                                                 product, spec)]
-            except Exception as exc:
+            except Exception as exc:  # an export asked for and not made: the run is not ok
                 log.exception("export of %s %s %s failed", product, region, slot.label)
-                report.warnings.append(f"{product} {region} {slot.label}: export failed ({exc})")
+                report.failed.append({"unit": f"export {product} {region} {slot.label}",
+                                      "reason": f"{type(exc).__name__}: {exc}"})
 
 
 def resume_campaign(
@@ -557,7 +578,7 @@ def resume_campaign(
     """
     spec = load_spec(spec)
     plan = plan_campaign(spec)
-    if not any(s.exists() for s in plan.stores.values()):
+    if not any(Location.of(s).is_zarr() for s in plan.stores.values()):
         raise InputError("nothing to resume: no product store of this campaign exists yet",
                          path=spec.output)
     return run_campaign(spec, client=client, progress=progress, model=model)

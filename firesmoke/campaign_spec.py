@@ -60,12 +60,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from firesmoke import spec_fields
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.store import safe_join
+from firesmoke.ops import COMPOSITE_RULES
+from firesmoke.paths import safe_join
+from firesmoke.products import MODES, default_threshold
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
+
+# field validators (firesmoke.spec_fields) under the short names used below
+_Ctx = spec_fields.Ctx
+_table = spec_fields.table
+_int = spec_fields.integer
+_bool = spec_fields.boolean
+_str = spec_fields.string
+_plain_name = spec_fields.plain_name
+_date = spec_fields.date
+_paths = spec_fields.paths
 
 __all__ = [
     "BLOCK_MULTIPLE",
@@ -85,9 +96,8 @@ __all__ = [
 
 #: Work-unit blocks are multiples of the 128 px BA-Net tile.
 BLOCK_MULTIPLE = 128
-MODES = ("monthly", "range", "nrt")
 BLENDS = ("mean", "centre", "center")
-COMPOSITES = ("reference", "min_zenith")
+COMPOSITES = COMPOSITE_RULES
 
 
 @dataclass(frozen=True)
@@ -129,7 +139,7 @@ class BurnedProduct:
     def effective_threshold(self) -> float:
         if self.threshold is not None:
             return float(self.threshold)
-        return 0.05 if self.mode == "range" else 0.5
+        return default_threshold(self.mode)
 
 
 @dataclass(frozen=True)
@@ -209,84 +219,6 @@ class CampaignSpec:
         }
 
 
-# --------------------------------------------------------------------------- helpers
-class _Ctx:
-    """Where we are in the spec (file and base folder), for error messages and paths."""
-
-    def __init__(self, path: Path | None, base: Path) -> None:
-        self.path = path
-        self.base = base
-
-    def error(self, message: str, fld: str) -> InputError:
-        return InputError(message, path=self.path, field=fld)
-
-    def resolve(self, value: Any, fld: str) -> Path:
-        if not isinstance(value, str) or not value:
-            raise self.error(f"expected a path string, got {value!r}", fld)
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.base / p)
-
-
-def _table(ctx: _Ctx, value: Any, fld: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ctx.error(f"expected a table, got {type(value).__name__}", fld)
-    unknown = sorted(set(value) - set(allowed))
-    if unknown:
-        raise ctx.error(f"unknown key(s) {unknown}; allowed: {list(allowed)}", fld)
-    return dict(value)
-
-
-def _int(ctx: _Ctx, value: Any, fld: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ctx.error(f"expected an integer >= {minimum}, got {value!r}", fld)
-    return value
-
-
-def _bool(ctx: _Ctx, value: Any, fld: str) -> bool:
-    if not isinstance(value, bool):
-        raise ctx.error(f"expected true or false, got {value!r}", fld)
-    return value
-
-
-def _str(ctx: _Ctx, value: Any, fld: str, choices: tuple[str, ...] | None = None) -> str:
-    if not isinstance(value, str) or not value:
-        raise ctx.error(f"expected a non-empty string, got {value!r}", fld)
-    if choices is not None and value not in choices:
-        raise ctx.error(f"{value!r} is not one of {list(choices)}", fld)
-    return value
-
-
-def _plain_name(ctx: _Ctx, value: Any, fld: str) -> str:
-    """A name used in file names: refuse anything that could escape the output folder."""
-    name = _str(ctx, value, fld)
-    try:
-        safe_join(ctx.base, name)
-    except InputError as exc:
-        raise ctx.error(f"{name!r} is not a plain name (letters, digits, '.', '_', '-')", fld) from exc
-    return name
-
-
-def _date(ctx: _Ctx, value: Any, fld: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    if isinstance(value, str):
-        try:
-            return pd.Timestamp(value).date()
-        except ValueError as exc:
-            raise ctx.error(f"not a date: {value!r}", fld) from exc
-    raise ctx.error(f"expected a date (YYYY-MM-DD), got {value!r}", fld)
-
-
-def _paths(ctx: _Ctx, value: Any, fld: str) -> tuple[Path, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        raise ctx.error("expected a path or a list of paths", fld)
-    return tuple(ctx.resolve(v, f"{fld}[{i}]") for i, v in enumerate(value))
-
-
 # --------------------------------------------------------------------------- sections
 def _regions(ctx: _Ctx, value: Any) -> tuple[RegionEntry, ...]:
     if not isinstance(value, list) or not value:
@@ -316,7 +248,7 @@ def _regions(ctx: _Ctx, value: Any) -> tuple[RegionEntry, ...]:
             sub = f"{fld}.{exc.field}" if exc.field else fld
             raise ctx.error(str(exc), sub) from exc
         _plain_name(ctx, region.name, f"{fld}.name")
-        cube = ctx.resolve(t["cube"], f"{fld}.cube") if "cube" in t else None
+        cube = ctx.resolve(t["cube"], f"{fld}.cube", url_ok=True) if "cube" in t else None
         out.append(RegionEntry(region, cube))
     names = [e.region.name for e in out]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -524,7 +456,7 @@ def load_spec(
     weights = _weights(ctx, t["weights"]) if "weights" in t else ()
     return CampaignSpec(
         name=name,
-        output=ctx.resolve(t["output"], "output"),
+        output=ctx.resolve(t["output"], "output", url_ok=True),
         regions=regions,
         periods=_periods(ctx, t["periods"]),
         products=products,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,7 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
     The same values as :func:`firesmoke.burned.window_input`, read band by band from the
     (non-dask) store straight into one array: peak memory is the window plus one band.
     """
-    from firesmoke.burned import BANET_BANDS
+    from firesmoke.products import BANET_BANDS
 
     missing = [b for b in BANET_BANDS if b not in cube]
     if missing:
@@ -79,11 +80,9 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
     return x
 
 
-def _block_probabilities(task: UnitTask, cube: Any, window: Window) -> np.ndarray | None:
-    """``(1, n_kept, h, w)`` blended probabilities of the window's kept days in the unit's
-    block (None if the block has no data)."""
-    from firesmoke.inference import TileModel, default_batch_size, keep_days, resolve_device
-    from firesmoke.tiling import TilePlan, accumulate_tiles
+def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray, tuple[int, int]]:
+    """The window's input over the block plus the halo its tiles need, and its origin."""
+    from firesmoke.tiling import TilePlan
 
     p = task.product
     H, W = task.shape
@@ -94,47 +93,67 @@ def _block_probabilities(task: UnitTask, cube: Any, window: Window) -> np.ndarra
     origins = plan.origins(r0, r1, c0, c1)
     ya, xa = (max(0, int(v)) for v in origins.min(axis=0))
     yb, xb = (min(n, int(v) + p.tile) for n, v in zip((H, W), origins.max(axis=0), strict=True))
-    x = _read_window(cube, window, slice(ya, yb), slice(xa, xb))
+    return _read_window(cube, window, slice(ya, yb), slice(xa, xb)), (ya, xa)
+
+
+def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[int, int],
+                   reduce: Any) -> np.ndarray | None:
+    """The reduced product ``(R, h, w)`` of one window in the unit's block, from every tile
+    of the global plan that touches it (None if the block has no data)."""
+    from firesmoke.engine import run_block
+    from firesmoke.inference import default_batch_size, keep_days, resolve_device
+    from firesmoke.tiling import TilePlan
+
+    p = task.product
     if p.skip_empty and not _has_data(x):
         return None
-    dev = resolve_device(p.device)
+    plan = TilePlan(*task.shape, tile=p.tile, step=p.step)
+    (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
+    dev = resolve_device(p.device, check_available=False)
     model = keep_days(task.model, window.keep_slice)  # only the kept days are computed
-    fn = (lambda b: model(b, dev)) if isinstance(model, TileModel) else model
-    return accumulate_tiles(x, fn, plan, offset=(ya, xa), core=(r0, r1, c0, c1),
-                            batch_size=p.batch_size or default_batch_size(dev),
-                            window=p.blend)
+    return run_block(x, model, plan, offset=offset, core=(r0, r1, c0, c1), reduce=reduce,
+                     batch_size=p.batch_size or default_batch_size(dev), window=p.blend,
+                     device=dev)
+
+
+def _prefetched(read: Callable[[Window], Any], windows: Sequence[Window]) -> Iterator[Any]:
+    """``read(w)`` for each window, the next one read on a thread while this one computes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not windows:
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="firesmoke-read") as pool:
+        fut = pool.submit(read, windows[0])
+        for i in range(len(windows)):
+            cur = fut.result()
+            if i + 1 < len(windows):
+                fut = pool.submit(read, windows[i + 1])
+            yield cur
 
 
 def _compute_unit(task: UnitTask) -> tuple[np.ndarray, np.ndarray] | None:
-    """``confidence`` (float32) and ``burn_date`` (int16) of the block, as predict_burned."""
+    """``confidence`` (float32) and ``burn_date`` (int16) of the block, as predict_burned
+    (the same engine and reductions: :mod:`firesmoke.products`)."""
     import xarray as xr
+
+    from firesmoke.products import BurnedRangeStats, BurnedWindow, combine_range, day_of_year_lut
 
     p = task.product
     thr = p.effective_threshold
     cube = xr.open_zarr(task.cube_store, consolidated=None, chunks=None)  # no dask: plain reads
-    total = best_p = best_doy = None
-    for w in task.windows:
-        prob = _block_probabilities(task, cube, w)
-        if prob is None:
-            continue
-        pk = prob[0]
-        if p.mode != "range":  # one window: the reduction of burned.predict_window
-            conf = np.minimum(pk.sum(axis=0), 1.0).astype(np.float32)
-            date = (pd.Timestamp(w.keep_start).dayofyear + np.argmax(pk, axis=0)).astype(np.float32)
-            date[conf < thr] = 0
-            return conf, date.astype(np.int16)
-        lut = np.array([d.dayofyear for d in w.days[w.keep_slice]], np.int16)
-        s, mx, wdoy = pk.sum(axis=0), pk.max(axis=0), lut[np.argmax(pk, axis=0)]
-        if total is None:
-            total, best_p, best_doy = s, mx, wdoy
-        else:
-            total = total + s
-            best_doy = np.where(mx > best_p, wdoy, best_doy)
-            best_p = np.maximum(mx, best_p)
-    if total is None:
+    stats = []
+    reads = _prefetched(lambda w: _block_input(task, cube, w), task.windows)
+    for w, (x, offset) in zip(task.windows, reads, strict=True):
+        lut = day_of_year_lut(w)
+        red = BurnedWindow(lut, thr) if p.mode != "range" else BurnedRangeStats(lut)
+        s = _block_product(task, w, x, offset, red)
+        del x
+        if s is not None:
+            stats.append(s)
+    if not stats:
         return None
-    conf = np.minimum(total, 1.0).astype(np.float32)
-    return conf, np.where(conf >= thr, best_doy, 0).astype(np.int16)
+    out = stats[0] if p.mode != "range" else combine_range(stats, thr)
+    return out[0], out[1].astype(np.int16)
 
 
 def run_unit(task: UnitTask) -> dict[str, Any]:

@@ -89,7 +89,21 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(scenario.summary())
+    # R_<name>.json named as given (`--region demo` -> R_demo.json), for `firesmoke cube`
+    given = str(args.region)
+    name = given if given.replace("_", "").replace("-", "").isalnum() else scenario.region.name
+    region_json = _write_region_json(scenario.region, args.out, name)
+    print(f"region: {region_json} (firesmoke cube --region {region_json} ...)")
     return 0
+
+
+def _write_region_json(region, folder: Path, name: str) -> Path:
+    import json
+
+    from firesmoke.paths import atomic_write_text, safe_join
+
+    return atomic_write_text(safe_join(folder, f"R_{name}.json"),
+                             json.dumps(region.to_dict(), indent=2) + "\n", root=folder)
 
 
 _COMMANDS["synthetic"] = _cmd_synthetic
@@ -133,39 +147,41 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-limit", default="auto", help="LocalCluster memory limit per worker")
 
 
+def _add_gpus_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpus", type=_gpus_arg, default=None, metavar="N",
+                   help="local cluster of one worker per GPU, each pinned to its GPU "
+                        "(default: every visible GPU when CUDA is available; 0 = CPU workers)")
+
+
+def _gpus_arg(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError("--gpus must be >= 0")
+    return n
+
+
 class _Cluster:
-    """Context manager: a distributed Client on ``--scheduler`` or on a new LocalCluster."""
+    """Context manager: a distributed Client on ``--scheduler`` or on a new local cluster
+    (:func:`firesmoke.cluster.dask_client`: CPU workers, or one worker per GPU)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.cluster = None
-        self.client = None
+        self._cm = None
 
     def __enter__(self):
-        import os
+        from firesmoke.cluster import dask_client
 
-        from distributed import Client, LocalCluster
-
-        if self.args.scheduler:
-            self.client = Client(self.args.scheduler)
-        else:
-            n = self.args.workers or max(1, (os.cpu_count() or 2) // 2)
-            from firesmoke.runtime import inference_worker_env
-
-            with inference_worker_env():  # workers keep freed memory (firesmoke.runtime)
-                self.cluster = LocalCluster(
-                    n_workers=n, threads_per_worker=self.args.threads_per_worker or 2,
-                    memory_limit=self.args.memory_limit, dashboard_address=None,
-                )
-            self.client = Client(self.cluster)
-        log.info("dask client: %s", self.client)
-        return self.client
+        a = self.args
+        self._cm = dask_client(address=a.scheduler, n_workers=a.workers,
+                               threads_per_worker=a.threads_per_worker,
+                               memory_limit=a.memory_limit, gpus=getattr(a, "gpus", 0))
+        client = self._cm.__enter__()
+        log.info("dask client: %s", client)
+        return client
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        if self._cm is not None:
+            return self._cm.__exit__(*exc)
         return False
 
 
@@ -183,7 +199,11 @@ def _add_cube(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--viirs", action="append", default=[], metavar="DIR",
                    help="folder of VIIRS granules (gridded HDF4 or L1B netCDF); repeatable")
     p.add_argument("--firms", nargs="+", default=[], metavar="CSV", help="FIRMS CSV files or folders")
-    p.add_argument("--out", type=Path, required=True, help="output Zarr store")
+    p.add_argument("--out", required=True,
+                   help="output Zarr store: a path or an fsspec URL (s3://bucket/c.zarr, gs://...; "
+                        "credentials from the environment, e.g. AWS_* variables)")
+    p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3,
+                   help="Zarr format (default: %(default)s; 2 is readable by GDAL's Zarr driver)")
     p.add_argument("--composite", choices=("reference", "min_zenith"), default="reference",
                    help="overpass compositing rule (default: %(default)s)")
     p.add_argument("--angles", action="store_true", help="also store solar and sensor zenith")
@@ -202,9 +222,20 @@ def _cmd_cube(args: argparse.Namespace) -> int:
     bar = _TqdmProgress(disable=args.quiet)
     with _Cluster(args):
         try:
-            write_cube(cube, args.out, mode="w" if args.overwrite else "auto", progress=bar)
+            write_cube(cube, args.out, mode="w" if args.overwrite else "auto", progress=bar,
+                       zarr_format=args.zarr_format)
         finally:
             bar.close()
+    from firesmoke.store import write_report
+
+    def _attr(key: str):
+        try:
+            return json.loads(cube.attrs.get(key, "[]"))
+        except ValueError:  # a truncated attribute: keep its text
+            return cube.attrs.get(key)
+
+    report = write_report(args.out, {k: _attr(k) for k in ("skipped_inputs", "firms_report")})
+    print(f"report: {report}")
     print(f"wrote {args.out} ({cube.sizes['time']} days x {cube.sizes['y']} x {cube.sizes['x']} px, "
           f"{cube.attrs['n_granules']} granules)")
     if skipped:
@@ -292,27 +323,39 @@ _COMMANDS["train"] = _cmd_train
 
 # ---------------------------------------------------------------------------- predict
 def _add_predict(sub: argparse._SubParsersAction) -> None:
+    from firesmoke.products import MODES
+
     p = sub.add_parser("predict", help="burned-area or smoke products",
                        description="Run the models and write georeferenced products.")
     psub = p.add_subparsers(dest="product", metavar="PRODUCT", required=True)
     b = psub.add_parser("burned", help="BA-Net burned area and burn dates from a cube")
-    b.add_argument("--cube", type=Path, required=True, help="Zarr cube store (firesmoke cube)")
+    b.add_argument("--cube", required=True,
+                   help="Zarr cube store (firesmoke cube): a path or an fsspec URL")
     b.add_argument("--start", type=_date, required=True, help="first day (nrt: the run date)")
     b.add_argument("--end", type=_date, default=None, help="last day")
-    b.add_argument("--mode", choices=("monthly", "range", "nrt"), default="monthly")
+    b.add_argument("--mode", choices=MODES, default="monthly",
+                   help="monthly: one product per calendar month; range: one product over "
+                        "--start..--end; nrt: the 64 days ending on --start (default: %(default)s)")
     b.add_argument("--weights", nargs="+", default=["banet_synthetic"],
                    help="weights names/paths; several = ensemble (default: %(default)s, "
                         "trained on SYNTHETIC data only)")
-    b.add_argument("--out", type=Path, required=True, help="output Zarr store")
-    b.add_argument("--threshold", type=float, default=None)
+    b.add_argument("--out", required=True,
+                   help="output Zarr store (Zarr v2, readable by GDAL): a path or an fsspec URL")
+    b.add_argument("--threshold", type=float, default=None,
+                   help="confidence above which a pixel is burned (default: the weights' "
+                        "calibrated threshold, else 0.5)")
     b.add_argument("--blend", choices=("mean", "centre"), default="mean",
                    help="tile blending (mean = reference)")
     b.add_argument("--batch-size", type=int, default=None,
                    help="tiles per forward pass (default: 1 on CPU, 4 on a GPU)")
-    b.add_argument("--device", default=None)
-    b.add_argument("--geotiff", action="store_true", help="also export each period as COG + PNG")
+    b.add_argument("--device", default=None,
+                   help="torch device: cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
+    b.add_argument("--geotiff", action="store_true",
+                   help="also export each period as COGs (confidence: nodata NaN; burn date: "
+                        "-1 unobserved, 0 not burned) + PNG, beside a local --out")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
     _add_cluster_args(b)
+    _add_gpus_arg(b)
     s = psub.add_parser("smoke", help="smoke on Sentinel-2 chips or scenes")
     s.add_argument("--chips", default=None, help="chip dataset root or folder of chip GeoTIFFs")
     s.add_argument("--scene", nargs="+", default=None, help="STAC item JSON files or GeoTIFFs")
@@ -320,7 +363,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", type=Path, required=True, help="output folder")
     s.add_argument("--classifier", default=None, help="classifier weights (default: shipped)")
     s.add_argument("--segmenter", default=None, help="segmenter weights (default: shipped)")
-    s.add_argument("--device", default=None)
+    s.add_argument("--device", default=None,
+                   help="torch device: cpu, cuda, cuda:1, mps (default: cuda if available, else cpu)")
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -344,41 +388,56 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     from firesmoke.burned import predict_burned
     from firesmoke.cube import open_cube
-    from firesmoke.inference import TileModel
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.inference import TileModel, resolve_device
 
+    device = resolve_device(args.device, check_available=not args.scheduler)
+    if args.gpus is None and device.startswith("cpu"):
+        args.gpus = 0  # default: every visible GPU only when running on CUDA
     cube = open_cube(args.cube)
-    model = TileModel.from_weights(args.weights, prepare=prepare_for_inference)
+    model = TileModel.from_weights(args.weights)  # BA-Net: prepare_for_inference by default
     product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
                              threshold=args.threshold, blend=args.blend,
-                             batch_size=args.batch_size, device=args.device)
-    from tqdm.dask import TqdmCallback
+                             batch_size=args.batch_size, device=device)
+    from firesmoke.store import Location, write_product
 
-    with _Cluster(args):
-        with TqdmCallback(desc="burned area", disable=args.quiet):
-            product = product.compute()
-    from firesmoke.store import write_product
+    out = Location.of(args.out)
+    if (args.geotiff or args.events) and not out.local:
+        raise FiresmokeInputError("--geotiff/--events write beside a local --out", field="out")
+    with _Cluster(args) as client:
+        # computed on the workers (a distributed progress bar), streamed to the store by them:
+        # the product never passes through this process as a whole
+        product = client.persist(product)
+        if not args.quiet:
+            from distributed import progress
 
-    write_product(product, args.out)
-    print(f"wrote {args.out}: {product.sizes['period']} period(s) of confidence and burn_date")
+            progress(product)
+            print(file=sys.stderr)
+        write_product(product, out)
+    print(f"wrote {out}: {product.sizes['period']} period(s) of confidence and burn_date")
     if args.geotiff or args.events:
+        import xarray as xr
+
         from firesmoke.events import find_events, write_events_geojson
+        from firesmoke.exports import export_burned_period
         from firesmoke.grid import Region
-        from firesmoke.store import export_geotiff, quicklook_png, safe_join
+        from firesmoke.quicklook import quicklook_png
+        from firesmoke.store import safe_join
 
         region = Region.from_dataset(cube)
-        folder = args.out.parent
+        product = xr.open_zarr(out.path).rio.write_crs(cube.rio.crs)
+        folder = out.path.parent
         for label in product.period.values:
-            p = product.sel(period=label)
-            name = f"{args.out.stem}_{label}"
+            p = product.sel(period=label).load()
+            name = f"{out.path.stem}_{label}"
             if args.geotiff:
-                tif = export_geotiff(p["confidence"], safe_join(folder, f"{name}_confidence.tif"))
+                tifs = export_burned_period(p, folder, name)
+                print("".join(f"  {t}\n" for t in tifs), end="")
                 png = quicklook_png(
                     [(f"confidence {label}", p["confidence"], {"cmap": "magma", "vmin": 0, "vmax": 1}),
                      (f"burn date {label}", p["burn_date"].where(p["burn_date"] > 0),
                       {"cmap": "plasma", "cbar_label": "day of year"})],
                     safe_join(folder, f"{name}.png"), title=f"burned area {label}")
-                print(f"  {tif}\n  {png}")
+                print(f"  {png}")
             if args.events:
                 burned = p["burn_date"].values > 0
                 labels, table = find_events(burned, p["burn_date"].values.astype(float), region.transform)
@@ -402,8 +461,10 @@ def _add_campaign(sub: argparse._SubParsersAction) -> None:
     r.add_argument("spec", type=Path, help="campaign TOML file")
     r.add_argument("--overwrite", action="store_true", help="start again from scratch")
     r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    _add_gpus_arg(r)
     q = csub.add_parser("resume", help="continue an interrupted campaign")
     q.add_argument("spec", type=Path, help="campaign TOML file")
+    _add_gpus_arg(q)
 
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
@@ -412,12 +473,26 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     if args.action == "run" and args.dry_run:
         print(campaign.plan_campaign(campaign.load_spec(args.spec)).summary())
         return 0
+    import contextlib
+
+    from firesmoke.cluster import dask_client, visible_gpus
+
+    spec = campaign.load_spec(args.spec)
+    gpus = args.gpus
+    if gpus is None:  # every visible GPU, unless the spec names a scheduler or asks for CPU
+        wants_cpu = any(str(p.device or "auto").startswith("cpu") for p in spec.products)
+        gpus = 0 if (spec.cluster.address or wants_cpu) else visible_gpus()
     bar = _TqdmProgress(disable=args.quiet)
     try:
-        if args.action == "run":
-            report = campaign.run_campaign(args.spec, progress=bar, overwrite=args.overwrite)
-        else:
-            report = campaign.resume_campaign(args.spec, progress=bar)
+        with contextlib.ExitStack() as stack:
+            client = None
+            if gpus and not spec.cluster.address:  # else the spec's [cluster] section
+                client = stack.enter_context(dask_client(gpus=gpus))
+            if args.action == "run":
+                report = campaign.run_campaign(spec, client=client, progress=bar,
+                                               overwrite=args.overwrite)
+            else:
+                report = campaign.resume_campaign(spec, client=client, progress=bar)
     finally:
         bar.close()
     print(report.summary())
@@ -455,7 +530,20 @@ def build_parser() -> argparse.ArgumentParser:
         add(sub)
     from firesmoke.cli_fetch import add_fetch  # `firesmoke fetch` lives in cli_fetch.py
     add_fetch(sub, _COMMANDS)
+    _common_on_leaves(parser, common)
     return parser
+
+
+def _common_on_leaves(parser: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:
+    """Give nested subcommands (``predict burned``, ``campaign run``, ...) ``-v``/``-q`` too."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if "--verbose" not in child._option_string_actions:
+                    for a in common._actions:
+                        if a.option_strings:
+                            child._add_action(a)
+                _common_on_leaves(child, common)
 
 
 _ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -468,6 +556,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose < 1:  # distributed logs INFO lines (cluster start, ...) unless asked
+        import dask
+
+        dask.config.set({"logging.distributed": "warning"})
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        import warnings
+
+        # a LocalCluster's HTTP server moving off a busy port is not news
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
     if not args.command:
         parser.print_help()
         return 2

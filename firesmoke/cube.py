@@ -5,34 +5,40 @@
 ``frp`` (log1p of the daily FRP sum, MW), optionally ``solar_zenith`` and
 ``sensor_zenith``; NaN = no observation.
 
-The task graph has one group of tasks per day and spatial block:
+Inputs are read through *readers* (:mod:`firesmoke.io.readers`): discovery describes the
+granules, :func:`build_cube` opens one reader per granule (each file's metadata read and
+checked once; a bad granule is skipped and listed) and the tasks read windows through
+them (cached open handles per process) and call the kernels through :mod:`firesmoke.ops`.
+No xarray object is built inside a task. The task graph has, per day and spatial block:
 
 1. a small per-day task ranks the day's granules by mean sensor zenith over the grid
    (the reference compositing order; only needed for ``composite="reference"``);
 2. per (day, block) task: read the block's window of every granule of the day (gridded
-   HDF4 granules are read window by window; swath granules are regridded onto the block
-   only), composite the overpasses, compute MIR;
-3. FRP per time chunk from the hotspot table (one pass over that chunk's detections).
+   granules window by window; swath granules are decoded once per process and regridded
+   onto the block only), composite the overpasses, compute MIR;
+3. FRP per (time chunk, block) from the hotspot table, each task given only the
+   detections that fall in its chunk (:func:`firesmoke.hotspots.rasterize_hotspots`
+   with ``chunks``).
 
 Default chunks are ``{"time": 16, "y": 256, "x": 256}``: spatial chunks are multiples of
 the 128 px model tile and 16 divides the 64-day model window, so tiles and windows map
 cleanly onto chunks, and peak memory is bounded by the chunk size (times the number of
-overpasses of a day), never by the region size or the number of days.
+overpasses of a day), not by the number of days; only the per-day ordering task reads
+one granule's zenith layer over the whole grid at a time.
 
-:func:`write_cube` / :func:`open_cube` store cubes in Zarr v3 (zstd-compressed, CF attrs
-and CRS kept), append new days to an existing cube without rewriting old ones, and
-resume after an interruption (a ledger of written time chunks).
+:func:`write_cube` / :func:`open_cube` store cubes in Zarr (local or any fsspec URL;
+zstd-compressed, CF attrs and CRS kept) through the store layer
+(:mod:`firesmoke.store.cubes`): new days are appended without rewriting old ones, an
+interruption is resumed and an incomplete store is never read as complete.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -41,9 +47,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from firesmoke import ops
 from firesmoke._version import __version__
-from firesmoke.errors import GridMismatchError, InputError, SkippedInput
+from firesmoke.dates import as_date
+from firesmoke.errors import InputError, SkippedInput
 from firesmoke.grid import Region
+from firesmoke.hotspots import rasterize_hotspots
+from firesmoke.io.readers import CUBE_BANDS, open_reader
+from firesmoke.store.cubes import open_cube_store, write_cube_store
 
 __all__ = [
     "CUBE_VARIABLES",
@@ -59,7 +70,6 @@ log = logging.getLogger(__name__)
 
 CUBE_VARIABLES = ("red", "nir", "mir", "frp")
 DEFAULT_CHUNKS: dict[str, int] = {"time": 16, "y": 256, "x": 256}
-COMPOSITE_RULES = ("reference", "min_zenith")
 
 _ATTRS = {
     "red": {"long_name": "red reflectance (VIIRS M5, 0.672 um)", "units": "1", "source_band": "M05"},
@@ -70,188 +80,141 @@ _ATTRS = {
     "solar_zenith": {"long_name": "solar zenith angle", "units": "degree"},
     "sensor_zenith": {"long_name": "sensor zenith angle", "units": "degree"},
 }
-# layers of a gridded granule read for the cube, in the order of the per-day stack
-_LAYERS = ("M05", "M07", "M12", "M15", "solar_zenith", "sensor_zenith")
-
-
-def rasterize_hotspots(*args: Any, **kwargs: Any) -> xr.DataArray:
-    """Rasterise a FIRMS table onto a region grid: see :func:`firesmoke.hotspots.rasterize_hotspots`."""
-    from firesmoke.hotspots import rasterize_hotspots as _impl
-
-    return _impl(*args, **kwargs)
 
 
 # --------------------------------------------------------------------------- day tasks
-def _granule_block(granule: Any, region: Region, window: tuple[int, int, int, int],
-                   regrid: str) -> np.ndarray:
+def _reader_block(reader: Any, region: Region, window: tuple[int, int, int, int],
+                  regrid: str) -> np.ndarray:
     """``(6, h, w)`` float32 of one granule on one block of the region grid."""
-    r0, c0, h, w = window
-    if granule.kind == "vmaes":
-        ds = granule.open(region=region, layers=list(_LAYERS))
-        sub = ds.isel(y=slice(r0, r0 + h), x=slice(c0, c0 + w))
-        return np.stack([np.asarray(sub[v].values, np.float32) for v in _LAYERS])
-    from firesmoke.kernels.regrid import regrid_swath
-
-    lat, lon, values, rows_per_scan = _swath_arrays(
-        str(granule.paths["observation"]), str(granule.paths["geolocation"]))
-    return regrid_swath(lat, lon, values, tuple(region.transform)[:6], region.shape,
-                        method=regrid, rows_per_scan=rows_per_scan, window=window)
+    if reader.kind == "vmaes":
+        return reader.read(window, CUBE_BANDS)
+    sw = reader.read_swath(CUBE_BANDS)
+    return ops.regrid_swath(sw.lat, sw.lon, sw.values, tuple(region.transform)[:6], region.shape,
+                            method=regrid, rows_per_scan=sw.rows_per_scan, window=window)
 
 
-@functools.lru_cache(maxsize=4)
-def _swath_arrays(observation: str, geolocation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Decoded swath arrays of a granule, cached per process: every spatial block of a
-    day needs the same granule, so it is read once per worker instead of once per block."""
-    from firesmoke.io.viirs_swath import open_l1b_swath
-
-    ds = open_l1b_swath(observation, geolocation)
-    values = np.stack([np.asarray(ds[v].values, np.float32) for v in _LAYERS])
-    lat = np.array(ds["latitude"].values)
-    lon = np.array(ds["longitude"].values)
-    for a in (lat, lon, values):
-        a.flags.writeable = False  # shared by the cache: nobody may modify them
-    return lat, lon, values, int(ds.attrs.get("rows_per_scan", 16))
-
-
-def _granule_mean_zenith(granule: Any, region: Region) -> float:
+def _reader_mean_zenith(reader: Any, region: Region) -> float:
     """Mean sensor zenith of a granule over the region grid (NaN ignored)."""
     try:
-        if granule.kind == "vmaes":
-            z = granule.open(region=region, layers=["sensor_zenith"])["sensor_zenith"].values
+        if reader.kind == "vmaes":
+            z = reader.read(None, ("sensor_zenith",))[0]
         else:
-            ds = granule.open()
+            sw = reader.read_swath(CUBE_BANDS)
             left, bottom, right, top = region.bbox
-            lat = ds["latitude"].values
-            lon = ds["longitude"].values
-            lon = np.where(lon < left, lon + 360.0, lon)
-            inside = (lat >= bottom) & (lat <= top) & (lon >= left) & (lon <= right)
-            z = np.where(inside, ds["sensor_zenith"].values, np.nan)
+            lon = np.where(sw.lon < left, sw.lon + 360.0, sw.lon)
+            inside = (sw.lat >= bottom) & (sw.lat <= top) & (lon >= left) & (lon <= right)
+            z = np.where(inside, sw.values[CUBE_BANDS.index("sensor_zenith")], np.nan)
     except InputError as exc:
-        log.warning("skipping granule %s: %s", granule, exc)
+        log.warning("skipping granule %s: %s", reader, exc)
         return np.nan
     with np.errstate(invalid="ignore"):
         return float(np.nanmean(z)) if np.isfinite(z).any() else np.nan
 
 
-def _day_order(granules: Sequence[Any], region: Region) -> np.ndarray:
+def _day_order(readers: Sequence[Any], region: Region) -> np.ndarray:
     """The reference order of a day's granules (ascending mean zenith; absent last)."""
-    means = np.array([_granule_mean_zenith(g, region) for g in granules], np.float64)
+    means = np.array([_reader_mean_zenith(r, region) for r in readers], np.float64)
     means = np.where(np.isfinite(means), means, np.inf)
     return np.argsort(means, kind="stable").astype(np.int64)
 
 
-def _day_block(granules: Sequence[Any], order: np.ndarray | None, region: Region,
+def _day_block(readers: Sequence[Any], order: np.ndarray | None, region: Region,
                window: tuple[int, int, int, int], rule: str, regrid: str,
                n_out: int) -> np.ndarray:
-    """``(n_out, h, w)``: red, nir, mir[, sza, vza] of one day on one block."""
-    from firesmoke.kernels.composite import composite_by_order, composite_min_zenith
-    from firesmoke.kernels.mir import mir_reflectance
-
+    """``(n_out, 1, h, w)``: red, nir, mir[, sza, vza] of one day on one block."""
     _, _, h, w = window
     stacks = []
     keep = []
-    for i, g in enumerate(granules):
+    for i, r in enumerate(readers):
         try:
-            stacks.append(_granule_block(g, region, window, regrid))
+            stacks.append(_reader_block(r, region, window, regrid))
             keep.append(i)
         except InputError as exc:
-            log.warning("day %s: skipping granule %s: %s", g.day, g, exc)
-    out = np.full((n_out, h, w), np.nan, np.float32)
+            log.warning("day %s: skipping granule %s: %s", r.start.date(), r, exc)
+    out = np.full((n_out, 1, h, w), np.nan, np.float32)
     if not stacks:
         return out
     stack = np.stack(stacks)                   # (n, 6, h, w)
     zen = stack[:, 5]
+    sub_order = None
     if rule == "reference":
         assert order is not None
         pos = {g: j for j, g in enumerate(keep)}
         sub_order = np.array([pos[i] for i in order if i in pos], np.int64)
-        comp = composite_by_order(stack, zen, sub_order)
-    else:
-        comp = composite_min_zenith(stack, zen)
-    out[0] = comp[0]
-    out[1] = comp[1]
-    out[2] = mir_reflectance(comp[2], comp[3], comp[4])
+    comp = ops.composite(stack, zen, rule, order=sub_order)
+    out[0, 0] = comp[0]
+    out[1, 0] = comp[1]
+    out[2, 0] = ops.mir_reflectance(comp[2], comp[3], comp[4])
     if n_out > 3:
-        out[3] = comp[4]
-        out[4] = comp[5]
+        out[3, 0] = comp[4]
+        out[4, 0] = comp[5]
     return out
+
+
+def _open_readers(granules: Sequence[Any], region: Region) -> tuple[list[Any], list[SkippedInput]]:
+    """One reader per granule (each file's metadata read and checked once); bad granules
+    are skipped and listed."""
+    readers, skipped = [], []
+    for g in granules:
+        try:
+            readers.append(open_reader(g, region, CUBE_BANDS))
+        except InputError as exc:
+            log.warning("skipping granule %s: %s", g, exc)
+            skipped.append(SkippedInput(", ".join(str(p) for p in g.files), str(exc)))
+    return readers, skipped
 
 
 def _blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(size, n - s)) for s in range(0, n, size)]
 
 
-def _viirs_arrays(index: Any, region: Region, days: pd.DatetimeIndex, rule: str, regrid: str,
-                  chunks: Mapping[str, int], angles: bool) -> list[da.Array]:
-    """One lazy ``(time, y, x)`` array per output layer."""
+def _viirs_arrays(by_day: Mapping[dt.date, Any], region: Region, days: pd.DatetimeIndex, rule: str,
+                  regrid: str, chunks: Mapping[str, int], angles: bool) -> list[da.Array]:
+    """One lazy ``(time, y, x)`` array per output layer.
+
+    ``by_day`` maps a day to its readers (a list) or, without validation, to a delayed
+    task that opens them.
+    """
     H, W = region.shape
     n_out = 5 if angles else 3
-    by_day = index.by_day() if index is not None else {}
     yb = _blocks(H, chunks["y"])
     xb = _blocks(W, chunks["x"])
-    layers: list[list[list[list[da.Array]]]] = [[] for _ in range(n_out)]
+    nan_blocks: dict[tuple[int, int], da.Array] = {}
+    day_planes: list[list[list[da.Array]]] = []
     for day in days:
-        granules = by_day.get(day.date(), [])
+        readers = by_day.get(day.date())
+        has = readers is not None and (not isinstance(readers, list) or len(readers) > 0)
+        if isinstance(readers, list) and readers:
+            # one graph literal per day that every block refers to (not traversed per task)
+            readers = dask.delayed(tuple(readers), traverse=False)
         order = None
-        if granules and rule == "reference":
-            order = dask.delayed(_day_order, pure=True)(granules, region)
-        rows: list[list[list[da.Array]]] = [[] for _ in range(n_out)]
+        if has and rule == "reference":
+            order = dask.delayed(_day_order, pure=True)(readers, region)
+        plane = []
         for r0, h in yb:
-            cols: list[list[da.Array]] = [[] for _ in range(n_out)]
+            row = []
             for c0, w in xb:
-                if granules:
+                if has:
                     blk = dask.delayed(_day_block, pure=True)(
-                        granules, order, region, (r0, c0, h, w), rule, regrid, n_out
+                        readers, order, region, (r0, c0, h, w), rule, regrid, n_out
                     )
-                    arr = da.from_delayed(blk, shape=(n_out, h, w), dtype=np.float32)
-                    for k in range(n_out):
-                        cols[k].append(arr[k][None])
+                    row.append(da.from_delayed(blk, shape=(n_out, 1, h, w), dtype=np.float32))
                 else:
-                    for k in range(n_out):
-                        cols[k].append(da.full((1, h, w), np.nan, dtype=np.float32, chunks=(1, h, w)))
-            for k in range(n_out):
-                rows[k].append(cols[k])
-        for k in range(n_out):
-            layers[k].append(rows[k])
-    out = []
-    for k in range(n_out):
-        arr = da.concatenate([da.block(day_rows) for day_rows in layers[k]], axis=0)
-        out.append(arr.rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]}))
-    return out
+                    if (h, w) not in nan_blocks:
+                        nan_blocks[(h, w)] = da.full((n_out, 1, h, w), np.nan, dtype=np.float32,
+                                                     chunks=(n_out, 1, h, w))
+                    row.append(nan_blocks[(h, w)])
+            plane.append(row)
+        day_planes.append(plane)
+    # (layer, time, y, x): da.block nests the lists along time, y and x
+    stack = da.block([day_planes])
+    return [stack[k].rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]})
+            for k in range(n_out)]
 
 
-def _frp_chunk(times: np.ndarray, lat: np.ndarray, lon: np.ndarray, frp: np.ndarray,
-               region: Region, start: np.datetime64, n_days: int) -> np.ndarray:
-    from firesmoke.kernels.hotspots import rasterize_points
-
-    day = ((times - start) // np.timedelta64(1, "D")).astype(np.int64)
-    grids = rasterize_points(lat, lon, day, frp, tuple(region.transform)[:6], region.shape,
-                             n_days, stats=("log1p_frp",))
-    return grids["log1p_frp"]
-
-
-def _frp_array(table: pd.DataFrame, region: Region, days: pd.DatetimeIndex,
-               chunks: Mapping[str, int]) -> da.Array:
-    """Lazy log1p(FRP sum) per UTC day; one task per time chunk over its detections only."""
-    H, W = region.shape
-    t = table["time"].to_numpy(dtype="datetime64[ns]")
-    order = np.argsort(t, kind="stable")
-    t = t[order]
-    lat = table["latitude"].to_numpy(np.float64)[order]
-    lon = table["longitude"].to_numpy(np.float64)[order]
-    frp = table["frp"].to_numpy(np.float64)[order]
-    parts = []
-    for i0 in range(0, len(days), chunks["time"]):
-        d = days[i0 : i0 + chunks["time"]]
-        a = np.datetime64(d[0].to_datetime64(), "ns")
-        b = a + np.timedelta64(len(d), "D")
-        s0, s1 = np.searchsorted(t, [a, b])
-        blk = dask.delayed(_frp_chunk, pure=True)(t[s0:s1], lat[s0:s1], lon[s0:s1], frp[s0:s1],
-                                                  region, a, len(d))
-        parts.append(da.from_delayed(blk, shape=(len(d), H, W), dtype=np.float32))
-    if not parts:
-        return da.zeros((0, H, W), dtype=np.float32)
-    return da.concatenate(parts, axis=0).rechunk({0: chunks["time"], 1: chunks["y"], 2: chunks["x"]})
+def _open_day_readers(granules: Sequence[Any], region: Region) -> list[Any]:
+    """Readers of a day's granules, opened inside the graph (``validate=False``)."""
+    return _open_readers(granules, region)[0]
 
 
 def _as_index(viirs: Any, start: dt.date, end: dt.date) -> tuple[Any, list[SkippedInput]]:
@@ -269,24 +232,6 @@ def _as_index(viirs: Any, start: dt.date, end: dt.date) -> tuple[Any, list[Skipp
         skipped.extend(idx.skipped)
     granules.sort(key=lambda g: g.start)
     return GranuleIndex(granules, skipped), skipped
-
-
-def _validate_granules(index: Any, region: Region) -> tuple[Any, list[SkippedInput]]:
-    """Open every granule's metadata once: bad granules are skipped and listed."""
-    from firesmoke.io.discovery import GranuleIndex
-
-    good, skipped = [], []
-    for g in index.granules:
-        try:
-            if g.kind == "vmaes":
-                g.open(region=region, layers=list(_LAYERS))
-            else:
-                g.open()
-            good.append(g)
-        except InputError as exc:
-            log.warning("skipping granule %s: %s", g, exc)
-            skipped.append(SkippedInput(", ".join(str(p) for p in g.files), str(exc)))
-    return GranuleIndex(good, list(index.skipped), getattr(index, "root", None)), skipped
 
 
 def _as_table(firms: Any, start: dt.date, end: dt.date, region: Region) -> tuple[pd.DataFrame | None, list]:
@@ -341,8 +286,10 @@ def build_cube(
         Swath regridding method: ``"bilinear"`` (as the reference data), ``"nearest"``,
         ``"bucket"``.
     validate
-        Open every granule's metadata now so that bad granules are skipped (and listed in
-        ``attrs["skipped_inputs"]``) before any computation.
+        Open every granule's reader now (each file's metadata read and checked once) so
+        that bad granules are skipped and listed in ``attrs["skipped_inputs"]`` before
+        any computation. ``False``: each day's readers are opened by a task of the graph
+        (nothing is opened here; bad granules are then only logged).
 
     Returns
     -------
@@ -351,26 +298,36 @@ def build_cube(
         the package version.
     """
     reg = Region.resolve(region)
-    s = pd.Timestamp(start).date()
-    e = pd.Timestamp(end).date()
+    s = as_date(start, "start")
+    e = as_date(end, "end")
     if e < s:
         raise InputError(f"end {e} is before start {s}", field="end")
-    if composite not in COMPOSITE_RULES:
-        raise InputError(f"unknown composite rule {composite!r}; choose from {COMPOSITE_RULES}",
+    if composite not in ops.COMPOSITE_RULES:
+        raise InputError(f"unknown composite rule {composite!r}; choose from {ops.COMPOSITE_RULES}",
                          field="composite")
     ch = dict(DEFAULT_CHUNKS)
     ch.update(chunks or {})
     days = pd.date_range(s, e, freq="D")
     index, skipped = _as_index(viirs, s, e)
-    if index is not None and validate:
-        index, bad = _validate_granules(index, reg)
-        skipped.extend(bad)
+    n_granules = 0
+    by_day: dict[dt.date, Any] = {}
+    if index is not None:
+        for day, granules in index.by_day().items():
+            if validate:
+                readers, bad = _open_readers(granules, reg)
+                skipped.extend(bad)
+                n_granules += len(readers)
+                if readers:
+                    by_day[day] = readers
+            else:
+                n_granules += len(granules)
+                by_day[day] = dask.delayed(_open_day_readers, pure=True)(granules, reg)
     table, firms_report = _as_table(firms, s, e, reg)
 
     ds = reg.coords_dataset(time=days.values)
     dims = ("time", "y", "x")
     if index is not None:
-        arrays = _viirs_arrays(index, reg, days, composite, regrid, ch, angles)
+        arrays = _viirs_arrays(by_day, reg, days, composite, regrid, ch, angles)
     else:
         nan = da.full((len(days), *reg.shape), np.nan, dtype=np.float32,
                       chunks=(ch["time"], ch["y"], ch["x"]))
@@ -379,7 +336,8 @@ def build_cube(
     for name, arr in zip(names, arrays, strict=True):
         ds[name] = (dims, arr, dict(_ATTRS[name]))
     if table is not None:
-        ds["frp"] = (dims, _frp_array(table, reg, days, ch), dict(_ATTRS["frp"]))
+        frp = rasterize_hotspots(table, reg, s, e, stat="log1p_frp", chunks=ch)
+        ds["frp"] = (dims, frp.data, dict(_ATTRS["frp"]))
     else:
         nan = da.full((len(days), *reg.shape), np.nan, dtype=np.float32,
                       chunks=(ch["time"], ch["y"], ch["x"]))
@@ -394,7 +352,7 @@ def build_cube(
         "region_json": json.dumps(reg.to_dict()),
         "composite_rule": composite,
         "swath_regrid": regrid,
-        "n_granules": len(index) if index is not None else 0,
+        "n_granules": n_granules,
         "skipped_inputs": json.dumps([{"path": k.path, "reason": k.reason} for k in skipped]),
         "firms_report": json.dumps([str(r) for r in firms_report])[:100_000],
         "firesmoke_version": __version__,
@@ -415,12 +373,12 @@ def burned_fraction_cube(
 ) -> xr.DataArray:
     """Daily MCD64A1 burned fraction ``bafrac`` on the cube's grid and time axis.
 
-    Wraps :func:`firesmoke.io.mcd64.daily_burned_fraction`; with ``like`` (a cube), the
-    grid and time axis are checked against it. ``denominator="all"`` gives the reference
-    software's fraction (all cells); months without a file are in
+    Wraps :func:`firesmoke.io.mcd64_fraction.daily_burned_fraction`; with ``like`` (a
+    cube), the grid and time axis are checked against it. ``denominator="all"`` gives the
+    reference software's fraction (all cells); months without a file are in
     ``attrs["skipped_inputs"]``.
     """
-    from firesmoke.io.mcd64 import daily_burned_fraction
+    from firesmoke.io.mcd64_fraction import daily_burned_fraction
 
     reg = Region.resolve(region)
     if like is not None:
@@ -435,129 +393,59 @@ def burned_fraction_cube(
 
 
 # --------------------------------------------------------------------------- Zarr
-def _time_blocks(n: int, size: int, offset: int = 0) -> list[tuple[int, int]]:
-    """Blocks ``[a, b)`` over ``[offset, offset + n)`` aligned to multiples of ``size``."""
-    out = []
-    a = offset
-    while a < offset + n:
-        b = min((a // size + 1) * size, offset + n)
-        out.append((a, b))
-        a = b
-    return out
-
-
 def write_cube(
     ds: xr.Dataset,
-    store: str | os.PathLike[str],
+    store: Any,
     mode: str = "auto",
     progress: Callable[[int, int, str], None] | None = None,
     compute_kwargs: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write a cube to a Zarr v3 store, one time chunk at a time, resumably.
+    storage_options: Mapping[str, Any] | None = None,
+    zarr_format: int = 3,
+) -> Any:
+    """Write a cube to a Zarr store, one time chunk at a time, resumably.
+
+    Runs under the store's writer lock (a second writer gets
+    :class:`~firesmoke.store.StoreLockedError`); every written time chunk is recorded in
+    the ledger inside the store, so :func:`open_cube` knows whether the store is complete.
 
     Parameters
     ----------
     ds
         A cube from :func:`build_cube` (lazy).
     store
-        Path of the Zarr store.
+        Local path or fsspec URL (``s3://``, ``gs://``, ``memory://``) of the Zarr store.
     mode
         ``"w"``: overwrite; ``"auto"``: create, or resume/append into an existing store of
         the same region and variables (days already written are skipped; days after the
-        store's last day are appended; a day before it is an error).
+        store's last day are appended; a day before it is an error). A template torn by
+        an interrupted run is rebuilt.
     progress
         Optional callback ``(done, total, label)``.
     compute_kwargs
-        Passed to ``dask.compute`` for each chunk (e.g. a scheduler).
+        Passed to ``dask.config.set`` for each chunk (e.g. a scheduler).
+    storage_options
+        fsspec options for a URL (credentials, endpoint, ...).
+    zarr_format
+        3 (default) or 2 (readable by GDAL's Zarr driver, e.g. GDAL 3.10 in rasterio).
 
     Returns
     -------
-    pathlib.Path
-        The store path.
+    pathlib.Path or str
+        The store path (local) or URL.
     """
-    from firesmoke.store import Ledger, create_template, finalize_store
-
-    path = Path(store)
-    tchunk = int(ds.chunks["time"][0]) if ds.chunks and "time" in ds.chunks else DEFAULT_CHUNKS["time"]
-    ychunk = int(ds.chunks["y"][0]) if ds.chunks else DEFAULT_CHUNKS["y"]
-    xchunk = int(ds.chunks["x"][0]) if ds.chunks else DEFAULT_CHUNKS["x"]
-    zchunks = {"time": tchunk, "y": ychunk, "x": xchunk}
-    new_times = pd.DatetimeIndex(ds["time"].values)
-    ledger = Ledger(path)
-    offset = 0
-    if mode == "w" or not path.exists():
-        create_template(ds, path, chunks=zchunks, overwrite=True)
-        todo = ds
-    elif mode == "auto":
-        existing = xr.open_zarr(path, consolidated=False)
-        old_reg = Region.from_dataset(existing)
-        Region.from_dataset(ds).check_same_grid(old_reg, f"cube and store {path}")
-        if existing.attrs.get("region") != ds.attrs.get("region"):
-            raise GridMismatchError(
-                f"store holds region {existing.attrs.get('region')!r}, cube is "
-                f"{ds.attrs.get('region')!r}; refusing to mix regions", path=path)
-        old_times = pd.DatetimeIndex(existing["time"].values)
-        zchunks["time"] = int(existing[CUBE_VARIABLES[0]].encoding.get("chunks", (tchunk,))[0])
-        if new_times[0] < old_times[0] or (new_times[0] > old_times[-1] + pd.Timedelta(days=1)):
-            raise InputError(
-                f"cube days {new_times[0].date()}..{new_times[-1].date()} do not continue the "
-                f"store's {old_times[0].date()}..{old_times[-1].date()} (gaps or earlier days)",
-                path=path)
-        appended = new_times[new_times > old_times[-1]]
-        if len(appended):
-            tpl = ds.sel(time=appended)
-            # metadata only (compute=False): the days are written below, chunk by chunk
-            tpl.to_zarr(path, append_dim="time", compute=False, consolidated=False, zarr_format=3,
-                        safe_chunks=False)
-            log.info("appended %d day(s) to %s", len(appended), path)
-        todo = ds
-        offset = int(np.searchsorted(pd.DatetimeIndex(xr.open_zarr(path, consolidated=False)["time"].values),
-                                     new_times[0]))
-    else:
-        raise InputError(f"unknown mode {mode!r}; use 'auto' or 'w'", field="mode")
-
-    blocks = _time_blocks(len(new_times), zchunks["time"], offset)
-    total = len(blocks)
-    for i, (a, b) in enumerate(blocks):
-        t0 = new_times[a - offset]
-        t1 = new_times[b - 1 - offset]
-        bid = f"time-{t0:%Y%m%d}-{t1:%Y%m%d}"
-        if ledger.done(bid):
-            log.info("chunk %s already written, skipping", bid)
-        else:
-            part = todo.isel(time=slice(a - offset, b - offset))
-            part = part.chunk({"time": b - a, "y": zchunks["y"], "x": zchunks["x"]})
-            with dask.config.set(**(dict(compute_kwargs) if compute_kwargs else {})):
-                _write_region(part, path, {"time": slice(a, b), "y": slice(None), "x": slice(None)})
-            ledger.mark(bid, {"days": [str(t0.date()), str(t1.date())]})
-        if progress is not None:
-            progress(i + 1, total, "cube chunks")
-    finalize_store(path)
-    return path
+    return write_cube_store(ds, store, CUBE_VARIABLES, DEFAULT_CHUNKS, mode=mode,
+                            progress=progress, compute_kwargs=compute_kwargs,
+                            storage_options=dict(storage_options or {}) or None,
+                            zarr_format=zarr_format)
 
 
-def _write_region(part: xr.Dataset, path: Path, region: Mapping[str, slice]) -> None:
-    out = part.drop_vars([c for c in part.coords if c not in ("time",)], errors="ignore")
-    out = out.drop_vars("time")
-    out.attrs = {}
-    for v in out.data_vars.values():
-        v.attrs = {}
-        v.encoding = {}
-    out.to_zarr(path, region={"time": region["time"]}, zarr_format=3, consolidated=False)
+def open_cube(store: Any, chunks: Any = None, partial: bool = False,
+              storage_options: Mapping[str, Any] | None = None) -> xr.Dataset:
+    """Open a cube written by :func:`write_cube` (lazy; CRS and CF attrs restored).
 
-
-def open_cube(store: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
-    """Open a cube written by :func:`write_cube` (lazy; CRS and CF attrs restored)."""
-    import rioxarray  # noqa: F401
-
-    path = Path(store)
-    if not path.exists():
-        raise InputError("cube store not found", path=path)
-    try:
-        ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {}, consolidated=None)
-    except Exception as exc:  # zarr raises many types for broken stores
-        raise InputError(f"not a readable Zarr cube ({exc})", path=path) from exc
-    missing = [v for v in CUBE_VARIABLES if v not in ds]
-    if missing:
-        raise InputError(f"not a firesmoke cube: missing {missing}", path=path)
-    return ds
+    A store whose ledger does not cover every day (a write was interrupted) raises
+    :class:`~firesmoke.store.IncompleteStoreError`, or with ``partial=True`` warns and
+    lists the missing days in ``attrs["incomplete_days"]`` (they read as NaN).
+    """
+    return open_cube_store(store, CUBE_VARIABLES, chunks=chunks, partial=partial,
+                           storage_options=dict(storage_options or {}) or None)

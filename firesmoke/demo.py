@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import xarray as xr
+
+from firesmoke.exports import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +42,7 @@ def _step(lines: list[str], text: str) -> None:
 
 
 def _quicklook_day(cube, truth, day: pd.Timestamp, path: Path) -> Path:
-    from firesmoke.store import quicklook_png
+    from firesmoke.quicklook import quicklook_png
 
     d = cube.sel(time=day)
     rgb = np.stack([d["mir"].values, d["nir"].values, d["red"].values], axis=-1)
@@ -152,23 +155,25 @@ def _months_inside(t0: pd.Timestamp, t1: pd.Timestamp) -> tuple[dt.date, dt.date
 def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp) -> list[str]:
     from firesmoke.burned import predict_burned
     from firesmoke.errors import WeightsError
+    from firesmoke.exports import export_burned_period
     from firesmoke.inference import TileModel
     from firesmoke.metrics import burned_area_scores
-    from firesmoke.store import export_geotiff, quicklook_png, write_product
+    from firesmoke.quicklook import quicklook_png
+    from firesmoke.store import write_product
 
     lines: list[str] = []
     months = _months_inside(t0, t1)
     if months is None:
         return ["burned area: the scenario is too short for a monthly product (needs ~2.5 months)"]
     try:
-        from firesmoke.models.banet import prepare_for_inference
-
-        model = TileModel.from_weights("banet_synthetic", prepare=prepare_for_inference)
+        model = TileModel.from_weights("banet_synthetic")  # prepare_for_inference by default
     except (WeightsError, ImportError) as exc:
         return [f"burned area: skipped ({exc})"]
-    product = predict_burned(cube, model, months[0], months[1], mode="monthly").compute()
+    product = predict_burned(cube, model, months[0], months[1], mode="monthly",
+                             allow_partial=True)  # last window may run past the scenario
     pstore = out_dir / "burned_area.zarr"
-    write_product(product, pstore)
+    write_product(product, pstore)  # streamed chunk by chunk (Zarr v2: GDAL opens it)
+    product = xr.open_zarr(pstore).load().rio.write_crs(cube.rio.crs)
     lines.append(f"burned-area product (BA-Net, synthetic-trained weights): {pstore} "
                  f"({product.sizes['period']} months)")
     rows = []
@@ -186,7 +191,7 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
                      "omission": s["omission"], "date_mae_days": s.get("date_mae"),
                      "date_within_2_days": s.get("date_within_2"),
                      "burned_px_pred": int(pred.sum()), "burned_px_truth": int(ref.sum())})
-        tif = export_geotiff(p["confidence"], out_dir / f"confidence_{label}.tif")
+        tifs = export_burned_period(p, out_dir, f"burned_area_{label}")
         png = quicklook_png(
             [
                 (f"confidence {label}", p["confidence"], {"cmap": "magma", "vmin": 0, "vmax": 1}),
@@ -198,10 +203,10 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
             out_dir / f"quicklook_burned_{label}.png",
             title=f"firesmoke BA-Net monthly product {label} (synthetic scenario)",
         )
-        lines.append(f"  {label}: {tif}, {png}")
+        lines.append(f"  {label}: {', '.join(str(t) for t in tifs)}, {png}")
     table = pd.DataFrame(rows)
     csv = out_dir / "burned_area_metrics.csv"
-    table.to_csv(csv, index=False)
+    write_csv(table, csv)
     lines.append(f"metrics against the scenario truth ({csv}):")
     lines.append(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return lines
@@ -213,7 +218,8 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     lines: list[str] = []
     try:
         from firesmoke import smoke as smoke_pipeline
-        from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+        from firesmoke.synthetic.s2_scenes import generate_scenes
+        from firesmoke.synthetic.sentinel2 import generate_chips
     except ImportError as exc:  # pragma: no cover - optional part
         return [f"smoke: skipped ({exc})"]
     chips = generate_chips(out_dir / "smoke_chips", n_positive=12, n_negative=12, seed=seed + 100)
@@ -222,7 +228,7 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     except WeightsError as exc:
         return [f"smoke: skipped ({exc})"]
     csv = out_dir / "smoke_chips.csv"
-    table.to_csv(csv, index=False)
+    write_csv(table, csv)
     truth = np.array(["positive" in str(p) for p in table["path"]])
     acc = float(((table["probability"].to_numpy() > 0.5) == truth).mean())
     lines.append(f"smoke chips: {len(chips.paths)} generated; classified -> {csv} "
@@ -230,13 +236,16 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     scenes = generate_scenes(out_dir / "smoke_scenes", n_scenes=1, size=512, n_sites=3, seed=seed + 200)
     mask = smoke_pipeline.segment_scene(scenes.item_paths)
     tif_dir = out_dir / "smoke_masks"
-    tif_dir.mkdir(exist_ok=True)
-    from firesmoke.store import export_geotiff
+    from firesmoke.exports import export_smoke_mask
 
-    tifs = [export_geotiff(mask.isel(time=i), tif_dir / f"mask_{i}.tif") for i in range(mask.sizes["time"])]
+    # uint8 COGs: 0 no smoke, 1 smoke, 255 no data
+    tifs = [export_smoke_mask(mask.isel(time=i), tif_dir / f"mask_{i}.tif", root=out_dir)
+            for i in range(mask.sizes["time"])]
     series = smoke_pipeline.plume_timeseries(mask, scenes.sites)
+    coords = scenes.sites[["site_id", "lon", "lat"]]
+    series = series.merge(coords, on="site_id", how="left")  # site tables carry lon/lat
     ts = out_dir / "smoke_sites.csv"
-    series.to_csv(ts, index=False)
+    write_csv(series, ts)
     lines.append(f"smoke scene: plume masks {', '.join(str(t) for t in tifs)}; per-site series {ts}")
     lines.append(series.to_string(index=False))
     return lines

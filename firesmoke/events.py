@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from affine import Affine
 
+from firesmoke.paths import atomic_write_text
+
 __all__ = [
     "EVENT_COLUMNS",
     "EVENT_RULES",
@@ -365,7 +367,5 @@ def write_events_geojson(
     fc = {"type": "FeatureCollection", "crs_name": str(crs), "features": features}
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".part")
-    tmp.write_text(json.dumps(fc))
-    os.replace(tmp, p)
-    return p
+    # exclusive temporary file renamed into place: never written through a link
+    return atomic_write_text(p, json.dumps(fc))

@@ -11,12 +11,17 @@ Cells are assigned exactly as ``rasterio.features.rasterize`` assigns points (se
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from firesmoke import ops
+from firesmoke.dates import utc_day
 from firesmoke.errors import InputError, MissingColumnError
 from firesmoke.grid import Region
 from firesmoke.kernels import hotspots as _kernel
@@ -41,18 +46,6 @@ _REQUIRED = ("latitude", "longitude", "time", "frp")
 _CONF_RANK = {"low": 0, "l": 0, "nominal": 1, "n": 1, "high": 2, "h": 2}
 _DAY_RULES = ("utc", "local_solar")
 _NS_PER_DAY = 86_400 * 1_000_000_000
-
-
-def _utc_naive(value: Any, what: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise InputError(f"cannot read {what} {value!r} as a date ({exc})", field=what) from exc
-    if ts is pd.NaT:
-        raise InputError(f"{what} is not a date", field=what)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return ts.floor("D")
 
 
 def _time_ns(col: pd.Series) -> np.ndarray:
@@ -147,6 +140,65 @@ def _daynight_mask(table: pd.DataFrame, daynight: str) -> np.ndarray:
     return (table["daynight"].astype("string").str.strip().str.upper() == key).fillna(False).to_numpy()
 
 
+def _block_grid(lat: np.ndarray, lon: np.ndarray, days: np.ndarray, value: np.ndarray,
+                transform: tuple[float, ...], shape: tuple[int, int], n_days: int, stat: str,
+                window: tuple[int, int, int, int]) -> np.ndarray:
+    """One chunk: the window of the grid over ``n_days`` days from the points given."""
+    return ops.rasterize_points(lat, lon, days, value, transform, shape, n_days, stat, window=window)
+
+
+def _lazy_grid(lat: np.ndarray, lon: np.ndarray, days: np.ndarray, value: np.ndarray,
+               reg: Region, n_days: int, stat: str,
+               chunks: Mapping[str, int]) -> tuple[da.Array, int]:
+    """Dask array ``(n_days, H, W)``: one task per chunk, given only its own detections.
+
+    Cells are found once here (GDAL's rule, :func:`firesmoke.kernels.hotspots.point_cells`)
+    to split the detections by chunk; each task assigns cells again on the whole grid and
+    keeps its window, so every chunk equals the same window of the eager result (the
+    detections of a day keep their table order, the order the FRP is summed in).
+    """
+    height, width = reg.shape
+    ct, cy, cx = int(chunks["time"]), int(chunks["y"]), int(chunks["x"])
+    transform = tuple(float(v) for v in tuple(reg.transform)[:6])
+    rows, cols = _kernel.point_cells(lat, lon, transform, reg.shape)
+    ok = (rows >= 0) & (days >= 0) & (days < n_days) & np.isfinite(value)
+    n_dropped = int(len(lat) - ok.sum())
+    idx = np.flatnonzero(ok)
+    idx = idx[np.argsort(days[idx], kind="stable")]  # by day, table order within a day
+    d_sorted = days[idx]
+    t_blocks = [(t, min(ct, n_days - t)) for t in range(0, n_days, ct)]
+    y_blocks = [(r, min(cy, height - r)) for r in range(0, height, cy)]
+    x_blocks = [(c, min(cx, width - c)) for c in range(0, width, cx)]
+    # block of each kept detection: y block and x block numbers
+    yb = rows[idx] // cy
+    xb = cols[idx] // cx
+    out = []
+    for t0, nt in t_blocks:
+        s0, s1 = np.searchsorted(d_sorted, [t0, t0 + nt])
+        sel_t = idx[s0:s1]
+        key = yb[s0:s1] * len(x_blocks) + xb[s0:s1]
+        order = np.argsort(key, kind="stable")
+        bounds = np.searchsorted(key[order], np.arange(len(y_blocks) * len(x_blocks) + 1))
+        plane = []
+        for i, (r0, h) in enumerate(y_blocks):
+            row = []
+            for j, (c0, w) in enumerate(x_blocks):
+                k = i * len(x_blocks) + j
+                pick = sel_t[order[bounds[k]:bounds[k + 1]]]
+                if len(pick) == 0:
+                    row.append(da.zeros((nt, h, w), dtype=np.float32, chunks=(nt, h, w)))
+                    continue
+                blk = dask.delayed(_block_grid, pure=True)(
+                    lat[pick], lon[pick], days[pick] - t0, value[pick], transform, reg.shape,
+                    nt, stat, (r0, c0, h, w))
+                row.append(da.from_delayed(blk, shape=(nt, h, w), dtype=np.float32))
+            plane.append(row)
+        out.append(da.block([plane]) if plane else da.zeros((nt, height, width), np.float32))
+    if not out:
+        return da.zeros((0, height, width), dtype=np.float32, chunks=(ct, cy, cx)), n_dropped
+    return da.concatenate(out, axis=0), n_dropped
+
+
 def rasterize_hotspots(
     table: pd.DataFrame,
     region: Region | str,
@@ -156,6 +208,7 @@ def rasterize_hotspots(
     daynight: str | None = None,
     min_confidence: str | float | None = None,
     day: str = "utc",
+    chunks: Mapping[str, int] | None = None,
 ) -> xr.DataArray:
     """Daily grids of active-fire detections on a region.
 
@@ -180,6 +233,10 @@ def rasterize_hotspots(
     day
         ``"utc"`` (default, FIRMS ``acq_date``) or ``"local_solar"`` (UTC time plus
         longitude / 15 hours).
+    chunks
+        ``{"time": ..., "y": ..., "x": ...}``: return a lazy dask-backed array with these
+        chunks, one task per chunk over the detections that fall in it (memory follows
+        the chunk size, not the region size); values equal the eager result's.
 
     Returns
     -------
@@ -205,8 +262,8 @@ def rasterize_hotspots(
             raise MissingColumnError(
                 f"detection table lacks column {col!r} (has {list(table.columns)})", field=col)
     reg = Region.resolve(region)
-    t0 = _utc_naive(start, "start")
-    t1 = _utc_naive(end, "end")
+    t0 = utc_day(start, "start")
+    t1 = utc_day(end, "end")
     if t1 < t0:
         raise InputError(f"end ({t1.date()}) is before start ({t0.date()})", field="end")
     n_days = int((t1 - t0) / pd.Timedelta(days=1)) + 1
@@ -226,10 +283,13 @@ def rasterize_hotspots(
         value = pd.to_numeric(sub["frp"], errors="coerce").to_numpy(dtype=np.float64)
     days = day_index(_time_ns(sub["time"]), lon, t0, day)
 
-    grids = _kernel.rasterize_points(
-        lat, lon, days, value, reg.transform, reg.shape, n_days, stats=(stat,)
-    )
-    n_dropped = grids.n_dropped
+    if chunks is not None:
+        data, n_dropped = _lazy_grid(lat, lon, days, value, reg, n_days, stat, chunks)
+    else:
+        grids = _kernel.rasterize_points(
+            lat, lon, days, value, reg.transform, reg.shape, n_days, stats=(stat,)
+        )
+        data, n_dropped = grids[stat], grids.n_dropped
     n_used = len(sub) - n_dropped
     log.info(
         "rasterize_hotspots(%s, %s..%s, %s): %d of %d detections used (%d filtered out, "
@@ -250,6 +310,6 @@ def rasterize_hotspots(
         "n_detections_dropped": int(n_dropped),
     }
     return xr.DataArray(
-        grids[stat], dims=("time", "y", "x"), coords=coords.coords, name=meta["name"],
+        data, dims=("time", "y", "x"), coords=coords.coords, name=meta["name"],
         attrs=attrs,
     )

@@ -73,6 +73,7 @@ def composite(
     stack: np.ndarray | da.Array,
     zenith: np.ndarray | da.Array,
     rule: str = "reference",
+    order: np.ndarray | None = None,
 ) -> np.ndarray | da.Array:
     """Composite several overpasses of one day into one image.
 
@@ -88,6 +89,10 @@ def composite(
         missing (BA-Net 0.6.7, per-band fill); ``"min_zenith"``: each band from the
         granule with the smallest valid zenith at that pixel among those with a value of
         the band (ties -> earliest).
+    order
+        ``"reference"`` only: the granule order when it is known beyond ``zenith`` (the
+        mean zenith over a whole grid of which ``stack`` is one block); default: ranked
+        by the mean zenith of ``zenith``.
 
     Returns
     -------
@@ -104,14 +109,16 @@ def composite(
         )
     if not _is_dask(stack, zenith):
         if rule == "reference":
-            order = _composite.reference_order(_composite.mean_zenith(np.asarray(zenith)))
-            return _composite.composite_by_order(stack, zenith, order)
+            if order is None:
+                order = _composite.reference_order(_composite.mean_zenith(np.asarray(zenith)))
+            return _composite.composite_by_order(stack, zenith, np.asarray(order, np.int64))
         return _composite.composite_min_zenith(stack, zenith)
 
     s = da.asarray(stack)
     z = da.asarray(zenith)
     if rule == "reference":
-        order = _composite.reference_order(granule_mean_zenith(z))
+        if order is None:
+            order = _composite.reference_order(granule_mean_zenith(z))
         return da.blockwise(
             _composite_order_block, "byx", s, "nbyx", z, "nyx",
             concatenate=True, dtype=np.float32, order=order,
@@ -147,18 +154,21 @@ def rasterize_points(
     shape: tuple[int, int],
     n_days: int,
     stat: str = "frp_sum",
+    window: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """One statistic of points per day and cell, float32 ``(n_days, height, width)``.
 
     Dask inputs are computed first (a point table is small beside its grid). See
     :func:`firesmoke.kernels.hotspots.rasterize_points` for the rules (GDAL-identical cell
-    assignment, float64 accumulation).
+    assignment, float64 accumulation); ``window`` ``(row, col, height, width)`` returns
+    that window of the grid only.
     """
     if stat not in _hotspots.STATS:
         raise ValueError(f"unknown stat {stat!r}; choose from {_hotspots.STATS}")
     if _is_dask(lat, lon, day, value):
         lat, lon, day, value = dask.compute(lat, lon, day, value)
-    grids = _hotspots.rasterize_points(lat, lon, day, value, transform, shape, n_days, stats=(stat,))
+    grids = _hotspots.rasterize_points(lat, lon, day, value, transform, shape, n_days,
+                                       stats=(stat,), window=window)
     if grids.n_dropped:
         log.debug("rasterize_points: %d point(s) outside the grid or the days dropped",
                   grids.n_dropped)
@@ -179,6 +189,7 @@ def regrid_swath(
     method: str = "bilinear",
     *,
     chunks: tuple[int, int] | None = None,
+    window: tuple[int, int, int, int] | None = None,
     rows_per_scan: int = 16,
     radius: float = 1.5,
     fill_scan_gaps: bool = True,
@@ -197,6 +208,9 @@ def regrid_swath(
         ``(rows, cols)`` of the output blocks. With dask input or ``chunks`` given the
         result is a dask array (default chunks: 1024 x 1024); each block is the kernel run
         on a window of the grid, identical to the same window of a whole-grid result.
+    window
+        ``(row, col, height, width)``: regrid onto that window of the grid only (numpy
+        result; not with ``chunks``).
     rows_per_scan, radius, fill_scan_gaps
         Passed to the kernel.
 
@@ -208,6 +222,12 @@ def regrid_swath(
     kwargs = {"rows_per_scan": rows_per_scan, "radius": radius, "fill_scan_gaps": fill_scan_gaps}
     if method not in _regrid.METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {_regrid.METHODS}")
+    if window is not None:
+        if chunks is not None:
+            raise ValueError("give either window or chunks")
+        if _is_dask(lat, lon, values):
+            lat, lon, values = dask.compute(lat, lon, values)
+        return _regrid.regrid_swath(lat, lon, values, transform, shape, method, window=window, **kwargs)
     if not _is_dask(lat, lon, values) and chunks is None:
         return _regrid.regrid_swath(lat, lon, values, transform, shape, method, **kwargs)
 

@@ -83,19 +83,22 @@ def _load(weights: Any, device: str, want: str) -> tuple[Any, dict[str, Any]]:
     return model, meta
 
 
-def _norm_arrays(meta: dict[str, Any]) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
-    norm = meta.get("normalization") or {}
+def _normalization(meta: dict[str, Any]) -> Any:
+    """The :class:`~firesmoke.models.normalization.Normalization` of weights, checked."""
+    from firesmoke.models.normalization import Normalization
+
+    norm = dict(meta.get("normalization") or {})
     bands = tuple(meta.get("bands") or norm.get("bands") or ())
     if not bands or "mean" not in norm or "std" not in norm:
         raise WeightsError("weights metadata lacks bands/normalization", path=meta.get("path"))
     unknown = [b for b in bands if b not in BANDS]
     if unknown:
         raise WeightsError(f"weights use unknown bands {unknown}", path=meta.get("path"))
-    mean = np.asarray(norm["mean"], np.float32)
-    std = np.asarray(norm["std"], np.float32)
-    if len(mean) != len(bands) or len(std) != len(bands):
-        raise WeightsError("normalization does not match the band list", path=meta.get("path"))
-    return bands, mean, std
+    try:
+        return Normalization.from_dict({**norm, "bands": bands})
+    except ValueError as exc:
+        raise WeightsError(f"normalization does not match the band list ({exc})",
+                           path=meta.get("path")) from exc
 
 
 # ----------------------------------------------------------------------------- chips
@@ -146,11 +149,11 @@ def _chip_geometry(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     return shapes, areas
 
 
-def _forward(model: Any, x: np.ndarray, device: str) -> np.ndarray:
+def _forward(model: Any, norm: Any, x: np.ndarray, device: str) -> np.ndarray:
     import torch
 
     with torch.inference_mode():
-        return model(torch.from_numpy(x).to(device)).float().cpu().numpy()
+        return model(norm.apply(torch.from_numpy(x).to(device))).float().cpu().numpy()
 
 
 def classify_chips(
@@ -209,17 +212,16 @@ def classify_chips(
     paths = list(table["path"])
     shapes, areas = _chip_geometry(paths)
     logit_thr = float(np.log(threshold / (1 - threshold))) if 0 < threshold < 1 else None
-    models = [(w, m, *_norm_arrays(meta)) for w, (m, meta) in (("cls", cls), ("seg", seg))
+    models = [(w, m, _normalization(meta)) for w, (m, meta) in (("cls", cls), ("seg", seg))
               if m is not None]
-    wanted = tuple(dict.fromkeys(b for _, _, bands, _, _ in models for b in bands))
+    wanted = tuple(dict.fromkeys(b for _, _, norm in models for b in norm.bands))
     batch_size = max(int(batch_size), 1)
     for start in range(0, n, batch_size):
         sl = slice(start, min(start + batch_size, n))
         raw = read_chips(paths[sl], bands=wanted, pad_to=CHIP_SIZE)  # each file read once
-        for which, model, bands, mean, std in models:
-            sel = raw[:, [wanted.index(b) for b in bands]].astype(np.float32)
-            x = (sel - mean[:, None, None]) / std[:, None, None]
-            out = _forward(model, x, dev)
+        for which, model, norm in models:
+            sel = raw[:, [wanted.index(b) for b in norm.bands]].astype(np.float32)
+            out = _forward(model, norm, sel, dev)
             if which == "cls":
                 prob[sl] = expit(out[:, 0])
                 continue
@@ -265,7 +267,7 @@ class _FixedModule:
 
 
 def _tile_model(segmenter: Any) -> tuple[TileModel, dict[str, Any]]:
-    """TileModel without normalisation (inputs are normalised in dask) + metadata."""
+    """TileModel (with its normalisation: NaN = no data -> 0 = the band mean) + metadata."""
     import torch
 
     from firesmoke.models.normalization import SMOKE_S2
@@ -276,7 +278,7 @@ def _tile_model(segmenter: Any) -> tuple[TileModel, dict[str, Any]]:
         meta = {"bands": list(SMOKE_S2.bands), "normalization": SMOKE_S2.to_dict(),
                 "architecture": "smoke_unet", "sha256": sha, "path": None}
         tm = TileModel(builders=(_FixedModule(segmenter),), key=f"module:{sha[:16]}",
-                       mean=None, std=None, activation="sigmoid")
+                       normalization=SMOKE_S2, activation="sigmoid")
         return tm, meta
     path = str(find_weights(segmenter).resolve())
     _, meta = load_weights(path)
@@ -285,13 +287,8 @@ def _tile_model(segmenter: Any) -> tuple[TileModel, dict[str, Any]]:
             f"segment_scene needs smoke_unet weights, got {meta.get('architecture')!r}",
             path=path,
         )
-    tm = TileModel.from_weights(path, mean=None, std=None, activation="sigmoid")
+    tm = TileModel.from_weights(path, normalization=_normalization(meta), activation="sigmoid")
     return tm, meta
-
-
-def _scene_input(scene: xr.DataArray, mean: np.ndarray, std: np.ndarray) -> xr.DataArray:
-    z = (scene.astype(np.float32) - xr.DataArray(mean, dims="band")) / xr.DataArray(std, dims="band")
-    return z.fillna(0.0)
 
 
 def scene_probability(
@@ -317,13 +314,13 @@ def scene_probability(
     if tile % 16:
         raise InputError(f"tile must be a multiple of 16 for the U-Net, got {tile}", field="tile")
     model, meta = _tile_model(segmenter)
-    wbands, mean, std = _norm_arrays(meta)
+    wbands = model.normalization.bands
     if bands is not None and tuple(bands) != wbands:
         raise InputError(
             f"bands {tuple(bands)} differ from the weights' bands {wbands}", field="bands"
         )
     scene = open_scene(items_or_paths, bands=wbands, bbox=bbox, chunksize=chunksize, **open_kwargs)
-    z = _scene_input(scene, mean, std)
+    z = scene.astype(np.float32)  # normalised on the device by the engine (TileModel)
     nodata = scene.isnull().all("band")
     import dask.array as da
 
@@ -576,7 +573,7 @@ def predict_smoke_scene(
     ``sites`` may be a CSV path (``site_id, lon, lat``) or anything
     :func:`plume_timeseries` accepts. Returns ``{"masks": [paths], "plumes": path|None}``.
     """
-    from firesmoke.store import export_geotiff, safe_join
+    from firesmoke.exports import export_smoke_mask, safe_join, write_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -588,13 +585,13 @@ def predict_smoke_scene(
     for t in range(mask.sizes["time"]):
         stamp = pd.Timestamp(mask["time"].values[t]).strftime("%Y%m%dT%H%M%S")
         layer = mask.isel(time=t, drop=True)
-        paths.append(export_geotiff(layer, safe_join(out, f"smoke_mask_{stamp}.tif")))
+        paths.append(export_smoke_mask(layer, safe_join(out, f"smoke_mask_{stamp}.tif")))
     plumes = None
     if sites is not None:
         table = read_sites(sites) if isinstance(sites, str | os.PathLike) else sites
-        ts = plume_timeseries(mask, table, radius_m=radius_m)
-        plumes = safe_join(out, "plumes.csv")
-        ts.to_csv(plumes, index=False)
+        ts = plume_timeseries(mask, table, radius_m=radius_m).merge(  # with lon/lat
+            _sites_frame(table)[["site_id", "lon", "lat"]], on="site_id", how="left")
+        plumes = write_csv(ts, safe_join(out, "plumes.csv"))
     logger.info("wrote %d smoke masks to %s", len(paths), out)
     return {"masks": paths, "plumes": plumes}
 

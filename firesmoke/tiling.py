@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "PLAN_RULES",
     "TilePlan",
     "accumulate_tiles",
     "blend_window",
@@ -26,23 +27,36 @@ __all__ = [
 ]
 
 
-def tile_origins(length: int, tile: int, step: int) -> np.ndarray:
+PLAN_RULES = ("firesmoke", "reference")
+
+
+def tile_origins(length: int, tile: int, step: int, rule: str = "firesmoke") -> np.ndarray:
     """Origins ``0, step, 2*step, ...`` of the tiles covering ``[0, length)``.
 
-    The last tile may extend beyond ``length`` (to be zero padded). ``length <= tile``
-    gives a single tile at 0.
+    ``rule="firesmoke"`` (default): up to the first origin whose tile reaches the far edge
+    (the last tile may extend beyond ``length``, zero padded); ``length <= tile`` gives a
+    single tile at 0. ``rule="reference"`` (BA-Net 0.6.7): every multiple of ``step``
+    below ``length - 1``, i.e. ``range(0, length - 1, step)``; when ``length mod step``
+    is 2 .. ``tile - step`` this adds one more tile, made mostly of padding, whose real
+    pixels are already covered by the previous tile (see docs/compatibility.md).
 
     >>> tile_origins(300, 128, 100).tolist()
     [0, 100, 200]
     >>> tile_origins(128, 128, 100).tolist()
     [0]
+    >>> tile_origins(128, 128, 100, rule="reference").tolist()
+    [0, 100]
     """
     if tile <= 0 or step <= 0:
         raise ValueError(f"tile and step must be positive, got tile={tile}, step={step}")
     if step > tile:
         raise ValueError(f"step ({step}) larger than tile ({tile}) would leave gaps")
+    if rule not in PLAN_RULES:
+        raise ValueError(f"unknown tile plan rule {rule!r}; use one of {PLAN_RULES}")
     if length <= 0:
         return np.zeros(0, dtype=np.int64)
+    if rule == "reference":
+        return np.arange(0, max(length - 1, 1), step, dtype=np.int64)
     n = math.ceil(max(length - tile, 0) / step) + 1
     return np.arange(n, dtype=np.int64) * step
 
@@ -82,20 +96,23 @@ class TilePlan:
         Size of the whole (global) array.
     tile, step
         Tile size and distance between tile origins.
+    rule
+        ``"firesmoke"`` or ``"reference"`` (see :func:`tile_origins`).
     """
 
     height: int
     width: int
     tile: int = 128
     step: int = 100
+    rule: str = "firesmoke"
 
     @property
     def rows(self) -> np.ndarray:
-        return tile_origins(self.height, self.tile, self.step)
+        return tile_origins(self.height, self.tile, self.step, self.rule)
 
     @property
     def cols(self) -> np.ndarray:
-        return tile_origins(self.width, self.tile, self.step)
+        return tile_origins(self.width, self.tile, self.step, self.rule)
 
     @property
     def padded_shape(self) -> tuple[int, int]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from firesmoke.dates import as_date
+
 __all__ = ["Window", "monthly_windows", "nrt_window", "range_windows"]
 
 WINDOW_DAYS = 64
@@ -63,7 +65,7 @@ class Window:
 
 
 def _as_date(value: object) -> dt.date:
-    return pd.Timestamp(value).date()
+    return as_date(value, "date")
 
 
 def monthly_windows(start: object, end: object) -> list[Window]:

@@ -130,3 +130,38 @@ def test_bad_granule_is_skipped_and_listed(scenario, tmp_path):
     assert len(skipped) == 1 and victim.name in skipped[0]["path"]
     assert "truncated" in skipped[0]["reason"]
     assert np.isfinite(cube["red"].compute().values).any()
+
+
+def test_each_layer_file_is_checked_once_and_validate_false_agrees(scenario, monkeypatch):
+    from firesmoke.io import viirs_gridded
+
+    calls = []
+    real = viirs_gridded.read_vmaes_metadata
+    monkeypatch.setattr(viirs_gridded, "read_vmaes_metadata", lambda p: calls.append(p) or real(p))
+    kw = dict(viirs=scenario.viirs_dir, angles=True, chunks={"time": 4, "y": 32, "x": 40})
+    checked = build_cube(scenario.region, START, END, **kw).compute(scheduler="synchronous")
+    assert len(calls) == len(set(calls)) > 0  # metadata of each file read once per build
+    lazy = build_cube(scenario.region, START, END, validate=False, **kw)
+    assert len(calls) == len(set(calls))  # nothing opened before computing
+    lazy = lazy.compute(scheduler="synchronous")
+    for v in checked.data_vars:
+        np.testing.assert_array_equal(lazy[v].values, checked[v].values)
+    assert lazy.attrs["n_granules"] == checked.attrs["n_granules"]
+
+
+def test_frp_memory_follows_chunks_not_region(scenario):
+    """A small window of the FRP channel runs tasks of at most one chunk each."""
+    from dask.callbacks import Callback
+
+    table = read_firms(scenario.firms_dir)
+    big = Region.from_shape("BIG", -9.0, 43.0, 0.01, 600, 700)  # holds the scenario
+    sizes = []
+
+    class Sizes(Callback):
+        def _posttask(self, key, result, dsk, state, id):
+            sizes.append(getattr(result, "nbytes", 0))
+
+    cube = build_cube(big, START, START, firms=table, chunks={"time": 1, "y": 64, "x": 64})
+    with Sizes():
+        cube["frp"].isel(y=slice(200, 210), x=slice(100, 110)).compute(scheduler="synchronous")
+    assert 0 < max(sizes) <= 64 * 64 * 4

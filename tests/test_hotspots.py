@@ -170,3 +170,38 @@ def test_empty_table():
     df = table(n=0)
     out = rasterize_hotspots(df, REGION, "2021-08-01", "2021-08-01", stat="count")
     assert out.shape == (1, *REGION.shape) and not out.values.any()
+
+
+@pytest.mark.parametrize("stat", ["log1p_frp", "frp_sum", "count", "frp_max"])
+def test_chunked_equals_eager(stat):
+    df = table(n=5000, seed=4)
+    eager = rasterize_hotspots(df, REGION, "2021-08-01", "2021-08-05", stat=stat)
+    lazy = rasterize_hotspots(df, REGION, "2021-08-01", "2021-08-05", stat=stat,
+                              chunks={"time": 2, "y": 16, "x": 35})
+    assert lazy.chunks[0] == (2, 2, 1)
+    assert set(lazy.chunks[1][:-1]) == {16} and set(lazy.chunks[2][:-1]) == {35}
+    np.testing.assert_array_equal(lazy.values, eager.values)
+    assert lazy.attrs == eager.attrs
+
+
+def test_chunked_memory_follows_chunks_not_region():
+    """Each task of the chunked grid returns at most one chunk (issue 14: a 10 x 10 px
+    read of a large region rasterised the whole region per time chunk)."""
+    from dask.callbacks import Callback
+
+    big = Region("BIG", (-10.0, 40.0, -5.0, 45.0), 0.01)  # 500 x 500 px
+    df = table(n=4000, seed=5)
+    sizes = []
+
+    class Sizes(Callback):
+        def _posttask(self, key, result, dsk, state, id):
+            sizes.append(getattr(result, "nbytes", 0))
+
+    lazy = rasterize_hotspots(df, big, "2021-08-01", "2021-08-04",
+                              chunks={"time": 4, "y": 50, "x": 50})
+    with Sizes():
+        part = lazy.isel(y=slice(340, 350), x=slice(10, 20)).compute(scheduler="synchronous")
+    assert max(sizes) <= 4 * 50 * 50 * 4
+    np.testing.assert_array_equal(
+        part.values,
+        rasterize_hotspots(df, big, "2021-08-01", "2021-08-04").values[:, 340:350, 10:20])

@@ -15,14 +15,13 @@ from firesmoke.errors import CorruptFileError, InputError, WrongProductError
 from firesmoke.grid import Region
 from firesmoke.io import hdf4
 from firesmoke.io.mcd64 import (
-    daily_burned_fraction,
     mcd64_tiles_for_region,
     open_mcd64,
     open_mcd64_geotiff,
     open_mcd64a1,
     parse_mcd64_name,
-    plan_burned_fraction,
 )
+from firesmoke.io.mcd64_fraction import daily_burned_fraction, plan_burned_fraction
 from firesmoke.io.sinusoidal import tile_bounds, tiles_for_bbox
 
 REAL_TILE = "mcd64a1/MCD64A1.A2001213.h08v04.006.2017012140005.hdf"

@@ -26,14 +26,14 @@ from firesmoke.io.sentinel2 import (
     SMOKE_BANDS,
     format_chip_name,
     open_chip,
-    open_scene,
-    open_smoke_dataset,
     pad_to_size,
     parse_chip_name,
     read_chips,
-    split_by_site,
 )
-from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+from firesmoke.io.smoke_dataset import open_smoke_dataset, split_by_site
+from firesmoke.io.stac import open_scene
+from firesmoke.synthetic.s2_scenes import generate_scenes
+from firesmoke.synthetic.sentinel2 import generate_chips
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,10 @@ from firesmoke.synthetic.swath import (
     QUALITY_FLAGS,
     STORAGE,
     bowtie_deleted,
-    generate_swath_granules,
-    sample_grid_fields,
     swath_geometry,
     write_l1b_pair,
 )
+from firesmoke.synthetic.swath_scenario import generate_swath_granules, sample_grid_fields
 
 R = 6371.0
 START = datetime(2020, 8, 1, 13, 42)

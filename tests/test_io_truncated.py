@@ -14,7 +14,8 @@ import pytest
 
 from firesmoke.errors import CorruptFileError, InputError, MissingColumnError
 from firesmoke.io.firms import firms_report, read_firms
-from firesmoke.io.mcd64 import daily_burned_fraction, open_mcd64a1
+from firesmoke.io.mcd64 import open_mcd64a1
+from firesmoke.io.mcd64_fraction import daily_burned_fraction
 
 FIRMS_SAMPLES = ["firms/SUOMI_VIIRS_C2_Europe_24h_20220905.csv", "firms/fire_archive_M6_96619.csv"]
 MCD64_SAMPLE = "mcd64a1/MCD64A1.A2001213.h08v04.006.2017012140005.hdf"

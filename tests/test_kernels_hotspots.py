@@ -244,3 +244,21 @@ def test_gdal_inverse_geotransform_north_up():
     assert ig[1] == 1.0 / 0.01 and ig[0] == 10.0 / 0.01 and ig[2] == 0.0
     with pytest.raises(ValueError, match="not invertible"):
         gdal_inverse_geotransform((1.0, 1.0, 0.0, 1.0, 1.0, 0.0))
+
+
+def test_window_equals_the_window_of_the_whole_grid():
+    rng = np.random.default_rng(11)
+    n, n_days = 20000, 5
+    lat = rng.uniform(43.3, 44.1, n)
+    lon = rng.uniform(-10.1, -9.0, n)
+    day = rng.integers(-1, n_days + 1, n)
+    val = rng.gamma(1.2, 15.0, n)
+    whole = rasterize_points(lat, lon, day, val, T, SHAPE, n_days, stats=STATS)
+    for window in [(0, 0, *SHAPE), (7, 13, 21, 17), (SHAPE[0] - 5, SHAPE[1] - 9, 5, 9), (3, 4, 0, 6)]:
+        r0, c0, h, w = window
+        got = rasterize_points(lat, lon, day, val, T, SHAPE, n_days, stats=STATS, window=window)
+        for s in STATS:
+            assert got[s].shape == (n_days, h, w)
+            np.testing.assert_array_equal(got[s], whole[s][:, r0:r0 + h, c0:c0 + w], err_msg=s)
+    with pytest.raises(ValueError, match="not inside"):
+        rasterize_points(lat, lon, day, val, T, SHAPE, n_days, window=(0, 0, SHAPE[0] + 1, 2))

@@ -10,7 +10,8 @@ import torch
 from _reference import read_tsv
 from torch import nn
 
-from firesmoke.models.banet import BANet, DayBatchNorm, FastBANet, PixelLSTM, prepare_for_inference
+from firesmoke.models.banet import BANet, DayBatchNorm, PixelLSTM
+from firesmoke.models.banet_fast import FastBANet, prepare_for_inference
 
 
 def random_state_dict(rows, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -280,3 +281,144 @@ def test_bad_days_rejected(days):
         fast(x, days=days)
     with pytest.raises(ValueError, match="days"), torch.no_grad():
         m(x, days=days)
+
+
+# -- time-major fast path: kernel variants, dtypes, sub-batches ---------------------------
+@pytest.mark.parametrize("first_conv", ["unfold", "direct"])
+@pytest.mark.parametrize("use_fusion", [True, False])
+def test_fast_path_kernel_variants_equal_eval_module(first_conv, use_fusion):
+    """The CUDA-default row-unfold first convolution and the plain kernels, run on CPU."""
+    m = randomized_banet(seed=5)
+    x = torch.randn(2, 4, 16, 32, 64) * 2
+    with torch.no_grad():
+        want = m(x)
+    fast = prepare_for_inference(m)
+    fast.first_conv = first_conv
+    fast.use_fusion = use_fusion
+    torch.testing.assert_close(fast(x), want, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fast(x, days=(3, 12)), want[:, :, 3:12], atol=1e-4, rtol=1e-4)
+
+
+def test_fast_path_sub_batches_equal_one_pass():
+    m = randomized_banet(seed=6)
+    x = torch.randn(3, 4, 16, 32, 32)
+    fast = prepare_for_inference(m)
+    whole = fast(x)
+    fast.max_elements = 16 * 32 * 32 * 128  # one sample per pass
+    assert fast.sub_batch(x.shape) == 1
+    torch.testing.assert_close(fast(x), whole, atol=1e-5, rtol=1e-5)
+    # passes of equal size: 32 tiles of 64 x 128 x 128 -> 16 + 16 below 2**31 elements
+    fast.max_elements = 2**31 - 1
+    assert fast.sub_batch(torch.Size((32, 4, 64, 128, 128)), fused_lstm=True) == 16
+    assert fast.sub_batch(torch.Size((32, 4, 64, 128, 128))) == 11  # LSTM gates: 3 passes
+    assert fast.sub_batch(torch.Size((8, 4, 64, 128, 128))) == 8
+
+
+def test_fast_module_built_inside_inference_mode_runs():
+    """The engine builds models under inference_mode; their tensors are inference tensors."""
+    m = randomized_banet(seed=4)
+    x = torch.randn(1, 4, 16, 32, 32)
+    with torch.inference_mode():
+        fast = prepare_for_inference(m)
+    with torch.no_grad():
+        want = m(x)
+    torch.testing.assert_close(fast(x), want, atol=1e-4, rtol=1e-4)
+
+
+def test_fast_path_runs_in_the_module_dtype_and_recasts_after_to():
+    m = randomized_banet(seed=8)
+    x = torch.randn(1, 4, 16, 32, 32)
+    fast = prepare_for_inference(m)
+    y32 = fast(x)  # fills the float32 weight caches
+    fast = fast.to(torch.float64)  # caches dropped, weights now float64
+    y64 = fast(x)
+    assert y64.dtype == torch.float64
+    with torch.no_grad():
+        want = m.double()(x.double())
+    # folded weights are float32 values: agreement to about float32 weight rounding
+    torch.testing.assert_close(y64, want, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(y32.double(), want, atol=1e-4, rtol=1e-4)
+
+
+def test_fast_path_under_autocast_runs_natively_in_bf16():
+    m = randomized_banet(seed=9)
+    x = torch.randn(1, 4, 16, 32, 32)
+    fast = prepare_for_inference(m)
+    want = fast(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert fast.compute_dtype(x) == torch.bfloat16
+        got = fast(x)
+    assert got.dtype == torch.bfloat16
+    assert fast.final.weight.dtype == torch.float32  # master weights untouched
+    err = (got.float() - want).abs().max() / want.abs().max()
+    assert err < 0.1, err
+
+
+def test_unknown_first_conv_rejected():
+    fast = prepare_for_inference(randomized_banet())
+    fast.first_conv = "winograd"
+    with pytest.raises(ValueError, match="first_conv"):
+        fast(torch.zeros(1, 4, 16, 32, 32))
+
+
+def test_no_tf32_is_nested_and_restores_flags():
+    from firesmoke.models.precision import no_tf32, tf32_enabled
+
+    before = tf32_enabled()
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with no_tf32():
+            assert tf32_enabled() == (False, False)
+            with no_tf32():
+                assert tf32_enabled() == (False, False)
+            assert tf32_enabled() == (False, False)  # the outer block still holds
+        assert tf32_enabled()[1] is True
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_state_dict_of_fast_module_has_no_cached_copies():
+    fast = prepare_for_inference(randomized_banet())
+    keys = set(fast.state_dict())
+    fast(torch.zeros(1, 4, 16, 32, 32))
+    assert set(fast.state_dict()) == keys
+
+
+# -- fused Triton LSTM (runs on CPU through Triton's interpreter when Triton is installed) --
+_TRITON_CHECK = """
+import torch
+from torch import nn
+from firesmoke.models.lstm_triton import lstm_forward
+torch.manual_seed(0)
+lstm = nn.LSTM(32, 32)
+x = torch.randn(12, 70, 32)  # 70 sequences: a partial last block
+with torch.no_grad():
+    want = lstm(x)[0]
+got = lstm_forward(lstm, x.half(), block=32)
+assert got is not None and got.dtype == torch.float16 and got.shape == want.shape
+torch.testing.assert_close(got.float(), want, atol=3e-3, rtol=3e-3)
+print("ok")
+"""
+
+
+def test_triton_lstm_matches_torch_lstm_in_fp16_interpreted():
+    """The kernel itself, through Triton's CPU interpreter (set before Triton loads)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
+
+
+def test_triton_lstm_declines_what_it_does_not_handle(monkeypatch):
+    from firesmoke.models.lstm_triton import lstm_forward
+
+    lstm = nn.LSTM(32, 32)
+    assert lstm_forward(lstm, torch.randn(4, 8, 32)) is None  # float32 on CPU
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert lstm_forward(lstm, torch.randn(4, 8, 32)) is None  # float32: cuDNN keeps it exact
+    assert lstm_forward(nn.LSTM(20, 32), torch.randn(4, 8, 20).half()) is None  # 20 % 16

@@ -26,7 +26,8 @@ from firesmoke.smoke import (
     scene_probability,
     segment_scene,
 )
-from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+from firesmoke.synthetic.s2_scenes import generate_scenes
+from firesmoke.synthetic.sentinel2 import generate_chips
 
 MEAN = np.asarray(SMOKE_S2.mean, np.float32)[:, None, None]
 STD = np.asarray(SMOKE_S2.std, np.float32)[:, None, None]

@@ -13,11 +13,11 @@ import pytest
 import rasterio
 from pyproj import Transformer
 
+from firesmoke.synthetic.s2_scenes import generate_scenes
 from firesmoke.synthetic.sentinel2 import (
     VISIBLE_OPACITY,
     Site,
     generate_chips,
-    generate_scenes,
     utm_epsg,
 )
 

@@ -342,7 +342,7 @@ def test_missing_path_is_reported(tmp_path):
 
 
 def test_fast_module_cannot_be_saved(tmp_path):
-    from firesmoke.models.banet import prepare_for_inference
+    from firesmoke.models.banet_fast import prepare_for_inference
 
     fast = prepare_for_inference(BANet().eval())
     with pytest.raises(TypeError, match="FastBANet"):

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firesmoke.dates import as_date
 from firesmoke.errors import InputError
 from firesmoke.fetch.cmr import EARTHDATA_PRODUCTS, fetch_earthdata
 from firesmoke.fetch.download import ProgressCallback
@@ -121,14 +122,7 @@ def split_products(products: Sequence[str]) -> tuple[list[str], list[str], list[
 
 
 def _day(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value)[:10])
-    except ValueError as exc:
-        raise InputError(f"cannot interpret {value!r} as a date (YYYY-MM-DD)", field="start/end") from exc
+    return as_date(value, "start/end")
 
 
 def fetch_for_region(

@@ -79,6 +79,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from firesmoke.dates import utc_day_number
 from firesmoke.errors import InputError
 from firesmoke.io.firms_layouts import (
     CONFIDENCE_CATEGORIES,
@@ -263,15 +264,7 @@ def expand_firms_paths(paths: str | os.PathLike[str] | Iterable[str | os.PathLik
 
 
 def _to_day(value: Any, name: str) -> int:
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"cannot interpret {value!r} as a date", field=name) from exc
-    if ts is pd.NaT:
-        raise InputError(f"cannot interpret {value!r} as a date", field=name)
-    if ts.tzinfo is not None:
-        ts = ts.tz_convert("UTC").tz_localize(None)
-    return int(ts.normalize().value // _NS_PER_DAY)
+    return utc_day_number(value, name)
 
 
 def _check_bbox(bbox: Sequence[float]) -> tuple[float, float, float, float]:

@@ -32,20 +32,18 @@ coordinate; the tile is in ``attrs`` (``tile``, ``tile_h``, ``tile_v``).
 Daily burned fraction
 ---------------------
 The BA-Net training target (:func:`daily_burned_fraction`, :func:`plan_burned_fraction`,
-:class:`BurnedFractionPlan`) lives in :mod:`firesmoke.io.mcd64_fraction`; the three names
-are re-exported here so ``from firesmoke.io.mcd64 import daily_burned_fraction`` keeps
-working.
+:class:`BurnedFractionPlan`) lives in :mod:`firesmoke.io.mcd64_fraction`, which builds on
+the readers of this module (never the other way round).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -54,6 +52,21 @@ from affine import Affine
 from firesmoke.errors import CorruptFileError, InputError, WrongProductError
 from firesmoke.grid import Region
 from firesmoke.io import hdf4
+from firesmoke.io.ba_products import (
+    _VAR_ATTRS,
+    BURN_DATE_FILL,
+    BURN_DATE_UNBURNED,
+    BURN_DATE_WATER,
+    GEOTIFF_LAYERS,
+    SDS_VARIABLES,
+    BurnedAreaSource,
+    _chunks_arg,
+    _month_end,
+    _plain,
+    _sds_dtype,
+    _token,
+    parse_mcd64_name,
+)
 from firesmoke.io.sinusoidal import (
     SINUSOIDAL_PROJ4,
     sinusoidal_crs,
@@ -61,134 +74,19 @@ from firesmoke.io.sinusoidal import (
     tiles_for_bbox,
 )
 
-if TYPE_CHECKING:  # re-exported lazily by __getattr__ at the end of this module
-    from firesmoke.io.mcd64_fraction import (
-        BurnedFractionPlan,
-        daily_burned_fraction,
-        plan_burned_fraction,
-    )
-
 __all__ = [
     "BURN_DATE_FILL",
     "BURN_DATE_UNBURNED",
     "BURN_DATE_WATER",
     "BurnedAreaSource",
-    "BurnedFractionPlan",
-    "daily_burned_fraction",
     "mcd64_tiles_for_region",
     "open_mcd64",
     "open_mcd64_geotiff",
     "open_mcd64a1",
     "parse_mcd64_name",
-    "plan_burned_fraction",
 ]
 
 log = logging.getLogger(__name__)
-
-BURN_DATE_UNBURNED = 0
-BURN_DATE_FILL = -1
-BURN_DATE_WATER = -2
-
-#: SDS name -> variable name.
-SDS_VARIABLES: dict[str, str] = {
-    "Burn Date": "burn_date",
-    "Burn Date Uncertainty": "burn_date_uncertainty",
-    "QA": "qa",
-    "First Day": "first_day",
-    "Last Day": "last_day",
-}
-#: GeoTIFF layer (file name suffix) -> variable name.
-GEOTIFF_LAYERS: dict[str, str] = {
-    "burndate": "burn_date",
-    "ba_uncertainty": "burn_date_uncertainty",
-    "ba_qa": "qa",
-    "ba_firstday": "first_day",
-    "ba_lastday": "last_day",
-}
-
-_DAY_FLAGS = {
-    "flag_values": np.array([0, -1, -2], dtype=np.int16),
-    "flag_meanings": "unburned fill_unmapped water",
-}
-_VAR_ATTRS: dict[str, dict[str, Any]] = {
-    "burn_date": {
-        "long_name": "burn date (ordinal day of the calendar year)",
-        "units": "1",
-        "valid_range": np.array([1, 366], dtype=np.int16),
-        **_DAY_FLAGS,
-        "comment": "raw MCD64A1 codes: 1-366 day of burn, 0 unburned, -1 fill (unmapped), -2 water",
-    },
-    "burn_date_uncertainty": {"long_name": "estimated uncertainty in burn date", "units": "days"},
-    "qa": {
-        "long_name": "quality assurance bit field",
-        "units": "1",
-        "flag_masks": np.array([1, 2, 4, 8], dtype=np.uint8),
-        "flag_meanings": "land valid_data mapping_period_shortened relabeled",
-        "comment": "bits 5-7: special condition code",
-    },
-    "first_day": {"long_name": "first day of reliable change detection", "units": "1", **_DAY_FLAGS},
-    "last_day": {"long_name": "last day of reliable change detection", "units": "1", **_DAY_FLAGS},
-}
-
-_HDF_NAME = re.compile(
-    r"^(?P<product>MCD64A1)\.A(?P<year>\d{4})(?P<doy>\d{3})\.h(?P<h>\d{2})v(?P<v>\d{2})"
-    r"(?:\.(?P<collection>\d{3}))?(?:\.(?P<production>\d+))?.*\.hdf$",
-    re.IGNORECASE,
-)
-_TIF_NAME = re.compile(
-    r"^(?P<product>MCD64monthly)\.A(?P<year>\d{4})(?P<doy>\d{3})\.Win(?P<window>\d{2})"
-    r"\.(?P<collection>\d{3})\.(?P<layer>[A-Za-z_]+)\.tiff?$",
-    re.IGNORECASE,
-)
-
-
-# ----------------------------------------------------------------------------- names
-@dataclass(frozen=True)
-class BurnedAreaSource:
-    """One MCD64 file as known from its name (no I/O): kind, month and tile or window."""
-
-    path: Path
-    kind: str
-    """``"hdf"`` (MCD64A1 tile), ``"h5"`` (VNP64A1 tile) or ``"tif"`` (MCD64monthly window)."""
-    month_start: date
-    month_end: date
-    tile: tuple[int, int] | None = None
-    window: int | None = None
-    collection: str = ""
-    production: str = ""
-    layer: str = "burndate"
-
-
-def _month_end(start: date) -> date:
-    nxt = date(start.year + (start.month == 12), start.month % 12 + 1, 1)
-    return nxt - timedelta(days=1)
-
-
-def parse_mcd64_name(path: str | os.PathLike[str]) -> BurnedAreaSource | None:
-    """Recognise an MCD64A1 HDF tile, a VNP64A1 HDF5 tile or an MCD64monthly GeoTIFF window by its name."""
-    p = Path(path)
-    m = _HDF_NAME.match(p.name) or _TIF_NAME.match(p.name)
-    if not m:
-        from firesmoke.io.vnp64 import parse_vnp64_name  # VIIRS VNP64A1 HDF5 tiles: kind "h5"
-
-        return parse_vnp64_name(p)
-    try:
-        start = date(int(m["year"]), 1, 1) + timedelta(days=int(m["doy"]) - 1)
-    except ValueError:
-        return None
-    if start.day != 1:
-        log.debug("%s: AYYYYDDD is not the first day of a month", p)
-    fields = m.groupdict()
-    if "h" in fields:
-        return BurnedAreaSource(
-            p, "hdf", start, _month_end(start), tile=(int(m["h"]), int(m["v"])),
-            collection=m["collection"] or "", production=m["production"] or "",
-        )
-    return BurnedAreaSource(
-        p, "tif", start, _month_end(start), window=int(m["window"]),
-        collection=m["collection"] or "", layer=m["layer"].lower(),
-    )
-
 
 # ----------------------------------------------------------------------------- HDF4 tile
 @dataclass(frozen=True)
@@ -280,18 +178,6 @@ class _SdsArray:
         return ("firesmoke-sds", str(self.path), st.st_size, st.st_mtime_ns, self.name)
 
 
-def _chunks_arg(chunks: Any, shape: tuple[int, int]) -> Any:
-    if chunks is None:
-        return shape
-    if isinstance(chunks, dict):
-        return (chunks.get("y", shape[0]), chunks.get("x", shape[1]))
-    return chunks
-
-
-def _sds_dtype(name: str) -> np.dtype:
-    return np.dtype(np.uint8) if name in ("QA", "Burn Date Uncertainty") else np.dtype(np.int16)
-
-
 def open_mcd64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
     """Open an MCD64A1 HDF4 tile lazily (dask), with sinusoidal x/y and the CRS attached.
 
@@ -373,19 +259,6 @@ def open_mcd64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
     )
     ds = ds.rio.write_crs(sinusoidal_crs()).rio.write_transform(t)
     return ds
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return np.asarray(value)
-    return value
-
-
-def _token(path: Path, chunks: Any) -> str:
-    from dask.base import tokenize
-
-    st = path.stat()
-    return tokenize(str(path.resolve()), st.st_size, st.st_mtime_ns, repr(chunks))
 
 
 # ----------------------------------------------------------------------------- GeoTIFF window
@@ -472,7 +345,7 @@ def open_mcd64(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
     if p.suffix.lower() in (".tif", ".tiff"):
         return open_mcd64_geotiff(p, chunks=chunks)
     if p.suffix.lower() == ".h5":
-        from firesmoke.io.vnp64 import open_vnp64a1
+        from firesmoke.io.vnp64 import open_vnp64a1  # one direction: vnp64 never imports mcd64
 
         return open_vnp64a1(p, chunks=chunks)
     return open_mcd64a1(p, chunks=chunks)
@@ -481,24 +354,3 @@ def open_mcd64(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
 def mcd64_tiles_for_region(region: Region | str | os.PathLike[str]) -> list[tuple[int, int]]:
     """MODIS sinusoidal tiles ``(h, v)`` that intersect a region (sorted by v, then h)."""
     return tiles_for_bbox(Region.resolve(region).bbox)
-
-
-# ----------------------------------------------------------------------------- re-exports
-#: Names that moved to :mod:`firesmoke.io.mcd64_fraction`, still importable from here. They
-#: are resolved on first access (PEP 562): an import at the top would be circular, since
-#: :mod:`firesmoke.io.mcd64_fraction` builds on the readers of this module.
-_FRACTION_NAMES = frozenset(("BurnedFractionPlan", "daily_burned_fraction", "plan_burned_fraction"))
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FRACTION_NAMES:
-        from firesmoke.io import mcd64_fraction
-
-        value = getattr(mcd64_fraction, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _FRACTION_NAMES)

@@ -2,7 +2,7 @@
 
 :func:`plan_burned_fraction` chooses the files to read (:class:`BurnedFractionPlan`), which
 are opened with the readers of :mod:`firesmoke.io.mcd64` (its module docstring describes
-the burn date codes); all three names are also importable from :mod:`firesmoke.io.mcd64`.
+the burn date codes).
 
 :func:`daily_burned_fraction` builds the BA-Net training target ``bafrac`` (banet.md,
 "Targets"): for each day ``d`` and region pixel ``p``::
@@ -41,6 +41,7 @@ import numpy as np
 import xarray as xr
 from affine import Affine
 
+from firesmoke.dates import as_date
 from firesmoke.errors import CorruptFileError, InputError, SkippedInput, WrongProductError
 from firesmoke.grid import Region
 from firesmoke.io.mcd64 import (
@@ -82,15 +83,7 @@ class BurnedFractionPlan:
 
 
 def _as_date(value: Any, name: str) -> date:
-    import pandas as pd
-
-    try:
-        ts = pd.Timestamp(value)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"cannot interpret {value!r} as a date", field=name) from exc
-    if ts is pd.NaT:
-        raise InputError(f"cannot interpret {value!r} as a date", field=name)
-    return ts.date()
+    return as_date(value, name)
 
 
 def _expand_sources(sources: Any) -> list[Path]:

@@ -5,8 +5,7 @@
 * :func:`open_chip` / :func:`read_chips`: the 120 x 120 chips of the industrial smoke
   plume dataset (reference/smoke.md), padded like the reference (last row/column repeated).
 
-Two sibling modules hold the rest and their public names are re-exported here, so
-``from firesmoke.io.sentinel2 import open_scene`` keeps working:
+Two sibling modules hold the rest (they import this one, never the other way round):
 
 * :mod:`firesmoke.io.smoke_dataset`: :func:`open_smoke_dataset` indexes ``positive/``,
   ``negative/`` and ``labels/`` folders (:class:`SmokeDataset`, :func:`split_by_site`);
@@ -19,7 +18,6 @@ constants are given in. Nothing here does any other processing.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import re
@@ -29,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,10 +44,6 @@ from firesmoke.errors import (
 )
 from firesmoke.io.labels import read_labels
 
-if TYPE_CHECKING:  # resolved lazily at run time, see __getattr__
-    from firesmoke.io.smoke_dataset import SmokeDataset, open_smoke_dataset, split_by_site
-    from firesmoke.io.stac import open_scene
-
 __all__ = [
     "BANDS",
     "BAND_INFO",
@@ -57,41 +51,16 @@ __all__ = [
     "SMOKE_BANDS",
     "BandInfo",
     "ChipName",
-    "SmokeDataset",
     "format_chip_name",
     "open_chip",
-    "open_scene",
-    "open_smoke_dataset",
     "pad_to_size",
     "parse_chip_name",
     "read_chips",
     "read_labels",
-    "split_by_site",
 ]
 
 logger = logging.getLogger(__name__)
 
-# Names that live in the sibling modules, re-exported lazily (PEP 562): those modules
-# import this one, so importing them eagerly here would be circular.
-_MOVED = {
-    "SmokeDataset": "firesmoke.io.smoke_dataset",
-    "open_smoke_dataset": "firesmoke.io.smoke_dataset",
-    "split_by_site": "firesmoke.io.smoke_dataset",
-    "open_scene": "firesmoke.io.stac",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MOVED))
 
 # --------------------------------------------------------------------------- bands
 

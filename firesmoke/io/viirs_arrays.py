@@ -44,6 +44,7 @@ __all__ = [
     "lazy_array",
     "read_hdf4_window",
     "read_nc_window",
+    "read_sds_window",
     "window_from_key",
 ]
 
@@ -172,38 +173,51 @@ class Decoder:
         return scale_to_float32(raw, self.scale, self.offset, invalid)
 
 
+def read_sds_window(
+    sd: Any, path: str | os.PathLike[str], sds_name: str, rows: tuple[int, int], cols: tuple[int, int]
+) -> np.ndarray:
+    """Raw pixels ``rows[0]:rows[1], cols[0]:cols[1]`` of one SDS of an open pyhdf ``SD``
+    (the caller holds :data:`firesmoke.io.hdf4.HDF4_LOCK`).
+
+    Errors of any kind from the HDF4 library become
+    :class:`~firesmoke.errors.CorruptFileError` (or :class:`~firesmoke.errors.MissingLayerError`
+    for an absent SDS) naming ``path``.
+    """
+    from pyhdf.error import HDF4Error
+
+    (r0, r1), (c0, c1) = rows, cols
+    try:
+        obj = sd.select(sds_name)
+    except HDF4Error as exc:
+        raise MissingLayerError(f"SDS not found ({exc})", path=path, field=sds_name) from exc
+    try:
+        if r1 <= r0 or c1 <= c0:
+            return np.empty((max(r1 - r0, 0), max(c1 - c0, 0)), dtype=np.float32)
+        return np.asarray(obj.get(start=(r0, c0), count=(r1 - r0, c1 - c0)))
+    except (HDF4Error, ValueError, OSError, RuntimeError) as exc:
+        raise CorruptFileError(
+            f"cannot read pixels [{r0}:{r1}, {c0}:{c1}] of SDS {sds_name} ({exc}); "
+            "file truncated or corrupt?",
+            path=path,
+            field=sds_name,
+        ) from exc
+    finally:
+        try:
+            obj.endaccess()
+        except HDF4Error:  # pragma: no cover - closing a broken SDS
+            pass
+
+
 def read_hdf4_window(
     path: str, sds_name: str, rows: tuple[int, int], cols: tuple[int, int]
 ) -> np.ndarray:
     """Read raw pixels ``rows[0]:rows[1], cols[0]:cols[1]`` of one SDS (under HDF4_LOCK).
 
-    Every HDF4 pixel read of the gridded reader goes through here; errors of any kind from
-    the HDF4 library become :class:`~firesmoke.errors.CorruptFileError` naming the file.
+    Opens and closes the file (:func:`firesmoke.io.hdf4.open_sd`); errors as
+    :func:`read_sds_window`.
     """
-    from pyhdf.error import HDF4Error
-
-    (r0, r1), (c0, c1) = rows, cols
     with hdf4.open_sd(path) as sd:  # holds HDF4_LOCK until closed
-        try:
-            obj = sd.select(sds_name)
-        except HDF4Error as exc:
-            raise MissingLayerError(f"SDS not found ({exc})", path=path, field=sds_name) from exc
-        try:
-            if r1 <= r0 or c1 <= c0:
-                return np.empty((max(r1 - r0, 0), max(c1 - c0, 0)), dtype=np.float32)
-            return np.asarray(obj.get(start=(r0, c0), count=(r1 - r0, c1 - c0)))
-        except (HDF4Error, ValueError, OSError, RuntimeError) as exc:
-            raise CorruptFileError(
-                f"cannot read pixels [{r0}:{r1}, {c0}:{c1}] of SDS {sds_name} ({exc}); "
-                "file truncated or corrupt?",
-                path=path,
-                field=sds_name,
-            ) from exc
-        finally:
-            try:
-                obj.endaccess()
-            except HDF4Error:  # pragma: no cover - closing a broken SDS
-                pass
+        return read_sds_window(sd, path, sds_name, rows, cols)
 
 
 class Hdf4LayerArray:

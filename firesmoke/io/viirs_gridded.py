@@ -43,228 +43,38 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import xarray as xr
-from affine import Affine
 from dask.base import tokenize
 
 from firesmoke.errors import (
-    CorruptFileError,
     GridMismatchError,
     InputError,
     MissingLayerError,
-    WrongProductError,
 )
-from firesmoke.io import hdf4
-from firesmoke.io.discovery import match_file
+from firesmoke.io.products import match_file
 from firesmoke.io.viirs_arrays import Decoder, Hdf4LayerArray, lazy_array
 from firesmoke.io.viirs_common import (
     BANDS,
     DEFAULT_VMAES_LAYERS,
     GRANULE_ID_RE,
     VMAES_LAYER_TO_VARIABLE,
-    VMAES_SHORT_NAMES,
     angle_attrs,
     band_attrs,
     normalize_platform,
     parse_granule_time,
     vmaes_layer_variable,
 )
+from firesmoke.io.vmaes_metadata import GridDef, LayerFile, SdsDef, read_vmaes_metadata
 
-__all__ = ["GridDef", "LayerFile", "open_vmaes_granule", "read_vmaes_metadata"]
+__all__ = [
+    "GridDef",
+    "LayerFile",
+    "ValidGranule",
+    "open_vmaes_granule",
+    "read_vmaes_metadata",
+    "validate_vmaes_granule",
+]
 
 log = logging.getLogger(__name__)
-
-_KEEP_ATTRS = (
-    "ShortName",
-    "LongName",
-    "DayNightFlag",
-    "Mission_Name",
-    "Spacecraft",
-    "OrbitNumber",
-    "StartOrbitNumber",
-    "StopOrbitNumber",
-    "NumberOfScans",
-    "InstrumentShortName",
-    "ProductionTime",
-    "BeginningDate",
-    "StructMetadata.0",
-)
-
-
-# --------------------------------------------------------------------------- metadata
-@dataclass(frozen=True)
-class GridDef:
-    """Geometry of a VMAES grid, from the file's own StructMetadata."""
-
-    name: str
-    shape: tuple[int, int]  # (ydim, xdim)
-    bounds: tuple[float, float, float, float]  # left, bottom, right, top (degrees)
-    projection: str
-    origin: str
-    registration: str
-
-    @property
-    def transform(self) -> Affine:
-        left, bottom, right, top = self.bounds
-        h, w = self.shape
-        return Affine((right - left) / w, 0.0, left, 0.0, -(top - bottom) / h, top)
-
-    def same_as(self, other: GridDef, tol: float = 1e-7) -> bool:
-        return (
-            self.shape == other.shape
-            and self.projection == other.projection
-            and self.origin == other.origin
-            and all(abs(a - b) <= tol for a, b in zip(self.bounds, other.bounds, strict=True))
-        )
-
-    def describe(self) -> str:
-        return f"{self.shape[0]}x{self.shape[1]} bounds {tuple(round(v, 9) for v in self.bounds)}"
-
-
-@dataclass(frozen=True)
-class SdsDef:
-    name: str
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    attrs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class LayerFile:
-    """Metadata of one VMAES HDF4 file (read without touching pixel data)."""
-
-    path: Path
-    attrs: Mapping[str, Any]
-    grid: GridDef
-    sds: Mapping[str, SdsDef]
-
-
-def _hdf4_dtype(code: int) -> np.dtype:
-    from pyhdf.SD import SDC
-
-    table = {
-        SDC.UINT8: np.uint8,
-        SDC.INT8: np.int8,
-        SDC.UINT16: np.uint16,
-        SDC.INT16: np.int16,
-        SDC.UINT32: np.uint32,
-        SDC.INT32: np.int32,
-        SDC.FLOAT32: np.float32,
-        SDC.FLOAT64: np.float64,
-    }
-    if code not in table:
-        raise KeyError(code)
-    return np.dtype(table[code])
-
-
-def _grid_def(struct_metadata: str, path: Path) -> GridDef:
-    try:
-        info = hdf4.grid_info(struct_metadata, path=path)
-    except WrongProductError as exc:  # the ShortName said VMAES: the metadata are damaged
-        raise CorruptFileError(f"StructMetadata.0 is unreadable ({exc.reason})", path=path) from exc
-    odl = hdf4.parse_odl(struct_metadata)
-    extra: dict[str, Any] = {}
-    for grid in odl.get("GridStructure", {}).values():
-        if isinstance(grid, dict) and grid.get("GridName") == info.name:
-            extra = grid
-            break
-    projection = info.projection
-    if projection != "GCTP_GEO":
-        raise WrongProductError(
-            f"grid {info.name} uses projection {projection}; NPP_VMAES_L1 grids are GCTP_GEO",
-            path=path,
-        )
-    origin = str(extra.get("GridOrigin", "HDFE_GD_UL"))
-    if origin != "HDFE_GD_UL":
-        raise WrongProductError(f"unsupported GridOrigin {origin} (expected HDFE_GD_UL)", path=path)
-    registration = str(extra.get("PixelRegistration", "HDFE_CENTER"))
-    left = hdf4.packed_dms_to_degrees(info.upper_left[0])
-    top = hdf4.packed_dms_to_degrees(info.upper_left[1])
-    right = hdf4.packed_dms_to_degrees(info.lower_right[0])
-    bottom = hdf4.packed_dms_to_degrees(info.lower_right[1])
-    bounds = tuple(round(v, 10) for v in (left, bottom, right, top))
-    if not (bounds[0] < bounds[2] and bounds[1] < bounds[3]) or info.xdim <= 0 or info.ydim <= 0:
-        raise WrongProductError(
-            f"degenerate grid {info.name}: {bounds}, {info.ydim}x{info.xdim}", path=path
-        )
-    return GridDef(info.name, (info.ydim, info.xdim), bounds, projection, origin, registration)  # type: ignore[arg-type]
-
-
-def _read_global_attrs(sd: Any, names: Sequence[str]) -> dict[str, Any]:
-    """Selected global attributes of an open pyhdf ``SD`` (absent names are left out).
-
-    pyhdf converts character attributes one byte at a time (~25 ms for the 32 kB
-    ``StructMetadata.0``); character attributes are copied in one go instead, falling
-    back to pyhdf's own conversion if that is not possible.
-    """
-    import ctypes
-
-    from pyhdf import hdfext
-    from pyhdf.SD import SDC
-
-    out: dict[str, Any] = {}
-    for name in names:
-        idx = hdfext.SDfindattr(sd._id, name)
-        if idx < 0:
-            continue
-        attr = sd.attr(idx)
-        _, dtype, count = attr.info()
-        if dtype in (SDC.CHAR8, SDC.UCHAR8):
-            try:
-                buf = hdfext.array_byte(count)
-                if hdfext.SDreadattr(sd._id, idx, buf) >= 0:
-                    raw = ctypes.string_at(int(buf.this), count)
-                    out[name] = raw.split(b"\x00", 1)[0].decode("utf-8", "replace")
-                    continue
-            except (AttributeError, TypeError, ValueError):  # pragma: no cover - fallback
-                pass
-        out[name] = attr.get()
-    return out
-
-
-def read_vmaes_metadata(path: str | os.PathLike[str]) -> LayerFile:
-    """Global attributes, grid and SDS descriptions of one VMAES file (no pixel data).
-
-    Raises
-    ------
-    CorruptFileError
-        If the file cannot be opened or its metadata cannot be read.
-    WrongProductError
-        If the file is not ``NPP_VMAES_L1`` or its grid is not a GCTP_GEO HDF-EOS grid.
-    """
-    from pyhdf.error import HDF4Error
-
-    p = Path(path)
-    with hdf4.open_sd(p) as sd:
-        try:
-            attrs = _read_global_attrs(sd, _KEEP_ATTRS)
-            sds: dict[str, SdsDef] = {}
-            for name, info in sd.datasets().items():
-                shape = tuple(int(s) for s in np.atleast_1d(info[1]))
-                obj = sd.select(name)
-                try:
-                    sattrs = dict(obj.attributes())
-                finally:
-                    obj.endaccess()
-                try:
-                    dtype = _hdf4_dtype(int(info[2]))
-                except KeyError:
-                    log.debug("%s: SDS %s has unsupported HDF4 type %s", p, name, info[2])
-                    continue
-                sds[name] = SdsDef(name, shape, dtype, sattrs)
-        except (HDF4Error, ValueError, OSError) as exc:
-            raise CorruptFileError(f"cannot read HDF4 metadata ({exc})", path=p) from exc
-    short = attrs.get("ShortName")
-    if short not in VMAES_SHORT_NAMES:
-        raise WrongProductError(
-            f"ShortName is {short!r}, expected {' or '.join(VMAES_SHORT_NAMES)}", path=p
-        )
-    text = attrs.get("StructMetadata.0")
-    if not isinstance(text, str):
-        raise WrongProductError("no StructMetadata.0 (not an HDF-EOS grid file)", path=p)
-    grid = _grid_def(text, p)
-    kept = {k: v for k, v in attrs.items() if k in _KEEP_ATTRS and k != "StructMetadata.0"}
-    return LayerFile(p, kept, grid, sds)
-
 
 # --------------------------------------------------------------------------- inputs
 def _resolve_sources(
@@ -388,6 +198,106 @@ def _check_region(grid: GridDef, region: Any, path: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ValidGranule:
+    """A gridded granule whose layer files have been opened and checked once.
+
+    Attributes
+    ----------
+    by_layer
+        Layer name -> (metadata of its file, its SDS description).
+    grid
+        The common grid of the layers.
+    start, granule_id, fields
+        Start time, ``AYYYYDDD.HHMM`` and the file-name fields.
+    ref, metas
+        Metadata of the first file and of every file opened.
+    """
+
+    by_layer: Mapping[str, tuple[LayerFile, SdsDef]]
+    grid: GridDef
+    start: datetime
+    granule_id: str
+    fields: Mapping[str, str]
+    ref: LayerFile
+    metas: tuple[LayerFile, ...]
+
+
+def validate_vmaes_granule(
+    source: Any,
+    wanted_read: Sequence[str],
+    *,
+    granule_id: str | None = None,
+    region: Any = None,
+) -> ValidGranule:
+    """Open the metadata of a granule's layer files once and check them (no pixel read).
+
+    ``source`` and ``granule_id`` as in :func:`open_vmaes_granule`; ``wanted_read`` are
+    HDF4 layer names (``"Reflectance_M5"``...). Raises the errors documented there.
+    """
+    files, gid_hint, folder = _resolve_sources(source, granule_id)
+    # files found for us (a folder, a discovered granule): open only the layers asked for
+    found = folder is not None or hasattr(source, "paths")
+
+    metas: list[LayerFile] = []
+    by_layer: dict[str, tuple[LayerFile, SdsDef]] = {}
+    for p in files:
+        hit = match_file(p)
+        name_layer = hit[1].get("layer") if hit is not None and hit[0].kind == "vmaes" else None
+        if found and name_layer is not None and name_layer not in wanted_read:
+            continue  # do not even open files of layers nobody asked for
+        lf = read_vmaes_metadata(p)
+        metas.append(lf)
+        for sds in lf.sds.values():
+            if vmaes_layer_variable(sds.name) is not None:
+                if sds.name in by_layer and by_layer[sds.name][0].path != lf.path:
+                    raise InputError(
+                        f"layer {sds.name} given twice: {by_layer[sds.name][0].path.name} and {lf.path.name}"
+                    )
+                by_layer[sds.name] = (lf, sds)
+        if name_layer is not None and name_layer not in lf.sds and vmaes_layer_variable(name_layer):
+            raise MissingLayerError(
+                f"file name says layer {name_layer} but the file holds SDS {', '.join(lf.sds) or 'none'}",
+                path=p,
+                field=name_layer,
+            )
+    if not metas:
+        raise MissingLayerError(
+            f"none of the requested layers ({', '.join(wanted_read)}) has a file",
+            path=folder,
+            field=wanted_read[0],
+        )
+    start, gid, fields = _name_time(metas)
+    if gid_hint is not None and gid_hint != gid:
+        raise InputError(f"files are of granule {gid}, not {gid_hint}", path=metas[0].path)
+    for layer in wanted_read:
+        if layer not in by_layer:
+            raise MissingLayerError(
+                f"granule {gid} has no {layer} layer "
+                f"(given: {', '.join(sorted(by_layer)) or 'none'})",
+                path=folder if folder is not None else metas[0].path.parent,
+                field=layer,
+            )
+    ref = metas[0]
+    for lf in metas[1:]:
+        if not lf.grid.same_as(ref.grid):
+            raise GridMismatchError(
+                f"layer grids differ: {lf.path.name} is {lf.grid.describe()}, "
+                f"{ref.path.name} is {ref.grid.describe()}",
+                path=lf.path,
+            )
+    grid = ref.grid
+    for layer in wanted_read:
+        lf, sds = by_layer[layer]
+        if tuple(sds.shape) != grid.shape:
+            raise GridMismatchError(
+                f"SDS {layer} has shape {sds.shape}, grid {grid.name} is {grid.shape}", path=lf.path
+            )
+    if region is not None:
+        _check_region(grid, region, ref.path)
+    return ValidGranule(by_layer, grid, start, gid, fields, ref, tuple(metas))
+
+
 # --------------------------------------------------------------------------- public API
 def open_vmaes_granule(
     source: Any,
@@ -443,70 +353,14 @@ def open_vmaes_granule(
     InputError
         Files of different granules, or a folder that does not name one granule.
     """
-    files, gid_hint, folder = _resolve_sources(source, granule_id)
     wanted = _wanted_layers(layers)
     if normalize_reflectance and "SolarZenithAngle" not in wanted:
         wanted_read = (*wanted, "SolarZenithAngle")
     else:
         wanted_read = wanted
-
-    metas: list[LayerFile] = []
-    by_layer: dict[str, tuple[LayerFile, SdsDef]] = {}
-    for p in files:
-        hit = match_file(p)
-        name_layer = hit[1].get("layer") if hit is not None and hit[0].kind == "vmaes" else None
-        if folder is not None and name_layer is not None and name_layer not in wanted_read:
-            continue  # do not even open files of layers nobody asked for
-        lf = read_vmaes_metadata(p)
-        metas.append(lf)
-        for sds in lf.sds.values():
-            if vmaes_layer_variable(sds.name) is not None:
-                if sds.name in by_layer and by_layer[sds.name][0].path != lf.path:
-                    raise InputError(
-                        f"layer {sds.name} given twice: {by_layer[sds.name][0].path.name} and {lf.path.name}"
-                    )
-                by_layer[sds.name] = (lf, sds)
-        if name_layer is not None and name_layer not in lf.sds and vmaes_layer_variable(name_layer):
-            raise MissingLayerError(
-                f"file name says layer {name_layer} but the file holds SDS {', '.join(lf.sds) or 'none'}",
-                path=p,
-                field=name_layer,
-            )
-    if not metas:
-        raise MissingLayerError(
-            f"none of the requested layers ({', '.join(wanted)}) has a file",
-            path=folder,
-            field=wanted[0],
-        )
-    start, gid, fields = _name_time(metas)
-    if gid_hint is not None and gid_hint != gid:
-        raise InputError(f"files are of granule {gid}, not {gid_hint}", path=metas[0].path)
-    for layer in wanted_read:
-        if layer not in by_layer:
-            raise MissingLayerError(
-                f"granule {gid} has no {layer} layer "
-                f"(given: {', '.join(sorted(by_layer)) or 'none'})",
-                path=folder if folder is not None else metas[0].path.parent,
-                field=layer,
-            )
-    ref = metas[0]
-    for lf in metas[1:]:
-        if not lf.grid.same_as(ref.grid):
-            raise GridMismatchError(
-                f"layer grids differ: {lf.path.name} is {lf.grid.describe()}, "
-                f"{ref.path.name} is {ref.grid.describe()}",
-                path=lf.path,
-            )
-    grid = ref.grid
-    for layer in wanted_read:
-        lf, sds = by_layer[layer]
-        if tuple(sds.shape) != grid.shape:
-            raise GridMismatchError(
-                f"SDS {layer} has shape {sds.shape}, grid {grid.name} is {grid.shape}", path=lf.path
-            )
-    if region is not None:
-        _check_region(grid, region, ref.path)
-
+    v = validate_vmaes_granule(source, wanted_read, granule_id=granule_id, region=region)
+    by_layer, grid, start, gid, fields, ref, metas = (
+        v.by_layer, v.grid, v.start, v.granule_id, v.fields, v.ref, v.metas)
     chunk_spec = _normalize_chunks(chunks, grid.shape)
     arrays: dict[str, da.Array] = {}
     decoders: dict[str, Decoder] = {}

@@ -69,7 +69,7 @@ from firesmoke.errors import (
     MissingLayerError,
     WrongProductError,
 )
-from firesmoke.io.discovery import match_file
+from firesmoke.io.products import match_file
 from firesmoke.io.viirs_arrays import (
     NETCDF_LOCK,
     NcDecoder,
@@ -90,8 +90,10 @@ __all__ = [
     "DEFAULT_SWATH_BANDS",
     "GEOLOCATION_GROUP",
     "OBSERVATION_GROUP",
+    "L1bPair",
     "close_cached_files",
     "open_l1b_swath",
+    "validate_l1b_pair",
 ]
 
 log = logging.getLogger(__name__)
@@ -317,6 +319,83 @@ def _normalize_chunks(chunks: Any, shape: tuple[int, int], rows_per_scan: int) -
 
 
 # --------------------------------------------------------------------------- public API
+@dataclass(frozen=True)
+class L1bPair:
+    """An L1B observation/geolocation pair whose metadata were read and checked once.
+
+    ``variables`` maps ``latitude``, ``longitude``, ``solar_zenith``, ``sensor_zenith`` and
+    each band name to its variable description; :meth:`decoder` gives its decoding.
+    """
+
+    obs: NcFile
+    geo: NcFile
+    bands: tuple[str, ...]
+    variables: Mapping[str, VarDef]
+    shape: tuple[int, int]
+    n_scans: Any
+    rows_per_scan: int
+
+    def decoder(self, name: str) -> NcDecoder:
+        """Decoding (scale, offset, fill) of variable ``name`` as :func:`open_l1b_swath` does."""
+        var = self.variables[name]
+        if name in BANDS and BANDS[name].kind == "radiance":
+            return _radiance_decoder(var, self.obs)[0]
+        return NcDecoder.from_attrs(var.attrs)
+
+    def path_of(self, name: str) -> Path:
+        """The file holding variable ``name``."""
+        return self.obs.path if name in self.bands else self.geo.path
+
+
+def validate_l1b_pair(
+    vnp02_path: str | os.PathLike[str],
+    vnp03_path: str | os.PathLike[str],
+    bands: Sequence[str] = DEFAULT_SWATH_BANDS,
+) -> L1bPair:
+    """Read and check the metadata of an L1B pair (no pixel data); errors as
+    :func:`open_l1b_swath`."""
+    obs = _read_nc_metadata(vnp02_path, [OBSERVATION_GROUP])
+    geo = _read_nc_metadata(vnp03_path, [GEOLOCATION_GROUP])
+    _check_product(obs, "observation")
+    _check_product(geo, "geolocation")
+    _check_pair(obs, geo)
+    bands = [bands] if isinstance(bands, str) else list(bands)
+    for b in bands:
+        if b not in BANDS:
+            raise InputError(f"unknown band {b!r}; expected M01 ... M16", field="bands")
+
+    lat_v = _require(geo, f"{GEOLOCATION_GROUP}/latitude", "geolocation")
+    lon_v = _require(geo, f"{GEOLOCATION_GROUP}/longitude", "geolocation")
+    sza_v = _require(geo, f"{GEOLOCATION_GROUP}/solar_zenith", "geolocation")
+    vza_v = _require(geo, f"{GEOLOCATION_GROUP}/sensor_zenith", "geolocation")
+    shape = lat_v.shape
+    if len(shape) != 2:
+        raise WrongProductError(
+            f"latitude has shape {shape}, expected (lines, pixels)", path=geo.path
+        )
+    band_vars = {b: _require(obs, f"{OBSERVATION_GROUP}/{b}", "observation") for b in bands}
+    for v, nc in [
+        (lon_v, geo),
+        (sza_v, geo),
+        (vza_v, geo),
+        *[(bv, obs) for bv in band_vars.values()],
+    ]:
+        if v.shape != shape:
+            raise GridMismatchError(
+                f"{v.path} has shape {v.shape} but latitude ({geo.path.name}) has {shape}",
+                path=nc.path,
+            )
+
+    n_lines = shape[0]
+    n_scans = obs.dims.get("number_of_scans") or geo.dims.get("number_of_scans")
+    rows_per_scan = n_lines // int(n_scans) if n_scans else 16
+    if n_scans and n_lines % int(n_scans):
+        log.warning("%s: %d lines are not a multiple of %d scans", obs.path, n_lines, n_scans)
+    return L1bPair(obs, geo, tuple(bands), {"latitude": lat_v, "longitude": lon_v,
+                   "solar_zenith": sza_v, "sensor_zenith": vza_v, **band_vars},
+                   tuple(shape), n_scans, rows_per_scan)
+
+
 def open_l1b_swath(
     vnp02_path: str | os.PathLike[str],
     vnp03_path: str | os.PathLike[str],
@@ -370,49 +449,14 @@ def open_l1b_swath(
     CorruptFileError
         A file cannot be opened or read (pixel reads raise it from the dask tasks).
     """
-    obs = _read_nc_metadata(vnp02_path, [OBSERVATION_GROUP])
-    geo = _read_nc_metadata(vnp03_path, [GEOLOCATION_GROUP])
-    _check_product(obs, "observation")
-    _check_product(geo, "geolocation")
-    _check_pair(obs, geo)
-    bands = [bands] if isinstance(bands, str) else list(bands)
-    for b in bands:
-        if b not in BANDS:
-            raise InputError(f"unknown band {b!r}; expected M01 ... M16", field="bands")
-
-    lat_v = _require(geo, f"{GEOLOCATION_GROUP}/latitude", "geolocation")
-    lon_v = _require(geo, f"{GEOLOCATION_GROUP}/longitude", "geolocation")
-    sza_v = _require(geo, f"{GEOLOCATION_GROUP}/solar_zenith", "geolocation")
-    vza_v = _require(geo, f"{GEOLOCATION_GROUP}/sensor_zenith", "geolocation")
-    shape = lat_v.shape
-    if len(shape) != 2:
-        raise WrongProductError(
-            f"latitude has shape {shape}, expected (lines, pixels)", path=geo.path
-        )
-    band_vars = {b: _require(obs, f"{OBSERVATION_GROUP}/{b}", "observation") for b in bands}
-    for v, nc in [
-        (lon_v, geo),
-        (sza_v, geo),
-        (vza_v, geo),
-        *[(bv, obs) for bv in band_vars.values()],
-    ]:
-        if v.shape != shape:
-            raise GridMismatchError(
-                f"{v.path} has shape {v.shape} but latitude ({geo.path.name}) has {shape}",
-                path=nc.path,
-            )
-
-    n_lines = shape[0]
-    n_scans = obs.dims.get("number_of_scans") or geo.dims.get("number_of_scans")
-    rows_per_scan = n_lines // int(n_scans) if n_scans else 16
-    if n_scans and n_lines % int(n_scans):
-        log.warning("%s: %d lines are not a multiple of %d scans", obs.path, n_lines, n_scans)
+    sv = validate_l1b_pair(vnp02_path, vnp03_path, bands)
+    obs, geo, shape, n_scans, rows_per_scan = sv.obs, sv.geo, sv.shape, sv.n_scans, sv.rows_per_scan
+    sza_v, vza_v = sv.variables["solar_zenith"], sv.variables["sensor_zenith"]
+    band_vars = {b: sv.variables[b] for b in sv.bands}
     chunk_spec = _normalize_chunks(chunks, shape, rows_per_scan)
 
-    lat = _lazy(geo, lat_v, NcDecoder.from_attrs(lat_v.attrs), chunk_spec)
-    lon = _lazy(geo, lon_v, NcDecoder.from_attrs(lon_v.attrs), chunk_spec)
-    sza = _lazy(geo, sza_v, NcDecoder.from_attrs(sza_v.attrs), chunk_spec)
-    vza = _lazy(geo, vza_v, NcDecoder.from_attrs(vza_v.attrs), chunk_spec)
+    lat, lon, sza, vza = (_lazy(geo, sv.variables[n], sv.decoder(n), chunk_spec)
+                          for n in ("latitude", "longitude", "solar_zenith", "sensor_zenith"))
 
     bad_names: tuple[str, ...] = ()
     if mask_quality is True:
@@ -492,7 +536,7 @@ def open_l1b_swath(
         ),
         "scan": (
             "line",
-            np.arange(n_lines) // max(rows_per_scan, 1),
+            np.arange(shape[0]) // max(rows_per_scan, 1),
             {"long_name": "scan number of each line"},
         ),
     }

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,6 +36,15 @@ import xarray as xr
 from affine import Affine
 
 from firesmoke.errors import CorruptFileError, WrongProductError
+from firesmoke.io.ba_products import (
+    _VAR_ATTRS,
+    SDS_VARIABLES,
+    _chunks_arg,
+    _month_end,
+    _sds_dtype,
+    _token,
+    parse_vnp64_name,
+)
 
 __all__ = [
     "DATA_FIELDS",
@@ -54,29 +62,6 @@ log = logging.getLogger(__name__)
 GRID_NAME = "VNP_Grid_Monthly_500m_2D"
 DATA_FIELDS = f"HDFEOS/GRIDS/{GRID_NAME}/Data Fields"
 STRUCT_METADATA = "HDFEOS INFORMATION/StructMetadata.0"
-
-_NAME = re.compile(
-    r"^(?P<product>VNP64A1|VJ164A1)\.A(?P<year>\d{4})(?P<doy>\d{3})\.h(?P<h>\d{2})v(?P<v>\d{2})"
-    r"(?:\.(?P<collection>\d{3}))?(?:\.(?P<production>\d+))?.*\.h5$",
-    re.IGNORECASE,
-)
-
-
-def parse_vnp64_name(path: str | os.PathLike[str]) -> Any:
-    """A :class:`firesmoke.io.mcd64.BurnedAreaSource` of kind ``"h5"`` for a VNP64A1 name, else None."""
-    from firesmoke.io.mcd64 import BurnedAreaSource, _month_end
-
-    p = Path(path)
-    m = _NAME.match(p.name)
-    if not m:
-        return None
-    try:
-        start = date(int(m["year"]), 1, 1) + timedelta(days=int(m["doy"]) - 1)
-    except ValueError:
-        return None
-    return BurnedAreaSource(p, "h5", start, _month_end(start), tile=(int(m["h"]), int(m["v"])),
-                            collection=m["collection"] or "", production=m["production"] or "")
-
 
 @dataclass(frozen=True)
 class Vnp64Meta:
@@ -219,14 +204,6 @@ def open_vnp64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
     import dask.array as da
     import rioxarray  # noqa: F401  (registers .rio)
 
-    from firesmoke.io.mcd64 import (
-        _VAR_ATTRS,
-        SDS_VARIABLES,
-        _chunks_arg,
-        _month_end,
-        _sds_dtype,
-        _token,
-    )
     from firesmoke.io.sinusoidal import SINUSOIDAL_PROJ4, sinusoidal_crs
 
     p = Path(path)

@@ -222,6 +222,20 @@ def _accumulate(starts, s_cell, s_val, n_cells, n_blocks, zero_days,
 
 
 # --------------------------------------------------------------------------- front
+def _window_cells(
+    cells: np.ndarray, days: np.ndarray, window: Sequence[int], height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Cells of the whole grid -> cells of ``window`` (-1, day -1 for points outside it)."""
+    r0, c0, h, w = (int(v) for v in window)
+    if r0 < 0 or c0 < 0 or h < 0 or w < 0 or r0 + h > height or c0 + w > width:
+        raise ValueError(f"window {tuple(window)} is not inside the grid {(height, width)}")
+    row = cells // max(width, 1)
+    col = cells % max(width, 1)
+    inside = (cells >= 0) & (row >= r0) & (row < r0 + h) & (col >= c0) & (col < c0 + w)
+    local = np.where(inside, (row - r0) * w + (col - c0), -1).astype(np.int64)
+    return local, np.where(inside, days, -1).astype(np.int64), h, w
+
+
 def point_cells(
     lat: np.ndarray,
     lon: np.ndarray,
@@ -270,6 +284,7 @@ def rasterize_points(
     n_days: int,
     stats: Sequence[str] = ("log1p_frp",),
     out: Mapping[str, np.ndarray] | None = None,
+    window: tuple[int, int, int, int] | None = None,
 ) -> PointGrids:
     """Per-day, per-cell statistics of point values on a regular grid.
 
@@ -297,6 +312,10 @@ def rasterize_points(
         (n_days, height, width)}`` for every requested stat (e.g. reused from one call to
         the next, which saves the first-touch cost of fresh memory). They are overwritten
         entirely.
+    window
+        Optional ``(row, col, height, width)``: only this window of the grid is returned
+        (``(n_days, height, width)``); cells are assigned on the whole grid first, so the
+        result equals the same window of a whole-grid result.
 
     Returns
     -------
@@ -336,6 +355,9 @@ def rasterize_points(
     days = np.empty(n, dtype=np.int64)
     if n:
         _locate(lat64, lon64, day64, val64, igt, height, width, n_days, cells, days)
+    if window is not None:
+        cells, days, height, width = _window_cells(cells, days, window, height, width)
+        n_cells = height * width
     starts, s_cell, s_val = _sort_by_day(cells, days, val64, n_days)
     n_dropped = n - int(starts[-1])
 

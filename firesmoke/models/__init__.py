@@ -4,7 +4,7 @@ Plain :class:`torch.nn.Module` s whose parameter names match the reference softw
 published weights load with ``strict=True``:
 
 * :class:`~firesmoke.models.banet.BANet` - burned area and burn date (Pinto et al. 2020),
-  with :func:`~firesmoke.models.banet.prepare_for_inference` for a fast eval path;
+  with :func:`~firesmoke.models.banet_fast.prepare_for_inference` for a fast eval path;
 * :func:`~firesmoke.models.resnet.smoke_resnet50` - smoke classifier;
 * :class:`~firesmoke.models.unet.SmokeUNet` - smoke segmenter (Mommert et al. 2020).
 
@@ -13,7 +13,8 @@ checksum): :func:`~firesmoke.models.weights.save_weights`,
 :func:`~firesmoke.models.weights.load_weights`.
 """
 
-from firesmoke.models.banet import BANet, FastBANet, prepare_for_inference
+from firesmoke.models.banet import BANet
+from firesmoke.models.banet_fast import FastBANet, prepare_for_inference
 from firesmoke.models.normalization import BANET, SMOKE_S2, Normalization
 from firesmoke.models.resnet import SmokeResNet, smoke_resnet50
 from firesmoke.models.unet import SmokeUNet

@@ -81,20 +81,29 @@ class Normalization:
             units=str(d.get("units", "")),
         )
 
-    def apply(self, x: torch.Tensor, channel_dim: int = 1) -> torch.Tensor:
-        """Return ``(nan_to_fill(x) - mean) / std`` along ``channel_dim`` (new tensor)."""
+    def apply(self, x: torch.Tensor, channel_dim: int = 1, inplace: bool = False) -> torch.Tensor:
+        """Return ``(nan_to_fill(x) - mean) / std`` along ``channel_dim``.
+
+        A new tensor unless ``inplace`` (then ``x``, a floating tensor, is overwritten).
+        This is the one implementation of the normalisation: the inference engine, the
+        chip classifier and the training samplers all call it.
+        """
         if x.shape[channel_dim] != self.n_channels:
             raise ValueError(
                 f"normalisation {self.name!r} expects {self.n_channels} channels "
                 f"({', '.join(self.bands)}) on dim {channel_dim}, got {x.shape[channel_dim]}"
             )
-        if self.nan_fill is not None:
-            x = torch.nan_to_num(x, nan=self.nan_fill)
         shape = [1] * x.ndim
         shape[channel_dim] = -1
         mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(shape)
         std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(shape)
-        return (x - mean) / std
+        if self.nan_fill is not None:
+            x = torch.nan_to_num(x, nan=self.nan_fill, out=x) if inplace else torch.nan_to_num(
+                x, nan=self.nan_fill)
+            return x.sub_(mean).div_(std)
+        if inplace:
+            return x.sub_(mean).div_(std)
+        return (x - mean).div_(std)
 
 
 BANET = Normalization(

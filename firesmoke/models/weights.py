@@ -42,7 +42,8 @@ from torch import nn
 
 from firesmoke._version import __version__
 from firesmoke.errors import WeightsError
-from firesmoke.models.banet import BANet, FastBANet
+from firesmoke.models.banet import BANet
+from firesmoke.models.banet_fast import FastBANet
 from firesmoke.models.normalization import default_normalization
 from firesmoke.models.resnet import SmokeResNet, smoke_resnet50
 from firesmoke.models.unet import SmokeUNet

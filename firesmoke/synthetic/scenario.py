@@ -38,6 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from firesmoke._version import __version__
+from firesmoke.dates import as_date
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.synthetic.fire import LAND_COVER_NAMES, BurnTruth, simulate_burn_truth
@@ -178,18 +179,9 @@ class Scenario:
 
 # --------------------------------------------------------------------------- arguments
 def _as_date(value: Any, what: str) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
     try:
-        if isinstance(value, str):
-            return dt.date.fromisoformat(value.strip()[:10])
-        d = np.datetime64(value, "D")
-        if np.isnat(d):
-            raise ValueError("NaT")
-        return dt.date.fromisoformat(str(d))
-    except (ValueError, TypeError) as exc:
+        return as_date(value, what)
+    except InputError as exc:
         raise InputError(f"cannot read {value!r} as a date (use YYYY-MM-DD)", field=what) from exc
 
 
@@ -403,7 +395,7 @@ def _write_viirs_day(truth: BurnTruth, day: int, out: Path, order: str) -> list[
 
 def _write_swath_day(truth: BurnTruth, day: int, out: Path) -> list[Path]:
     """L1B swath pairs (VNP02MOD + VNP03MOD) of a day's overpasses, from the same fields."""
-    from firesmoke.synthetic.swath import generate_swath_granules
+    from firesmoke.synthetic.swath_scenario import generate_swath_granules
 
     fields = []
     for k, _ov in enumerate(overpass_schedule(truth.region, truth.date(day))):
@@ -422,7 +414,8 @@ def _write_swath_day(truth: BurnTruth, day: int, out: Path) -> list[Path]:
 
 def _write_sentinel2(out: Path, seed: int) -> list[Path]:
     """Smoke chips (positive/negative/labels) and one scene with STAC items."""
-    from firesmoke.synthetic.sentinel2 import generate_chips, generate_scenes
+    from firesmoke.synthetic.s2_scenes import generate_scenes
+    from firesmoke.synthetic.sentinel2 import generate_chips
 
     chips = generate_chips(out / "chips", *SENTINEL2_CHIPS, seed=seed)
     scenes = generate_scenes(out / "scenes", n_scenes=1, size=SENTINEL2_SCENE_SIZE, n_sites=3,

@@ -1,0 +1,45 @@
+"""The store layer: Zarr stores on any fsspec location, their ledger and writer lock.
+
+- :mod:`firesmoke.store.location`: a store's address (local folder or fsspec URL);
+- :mod:`firesmoke.store.ledger`: finished-block ledger, template marker, writer lock,
+  all inside the store (``.firesmoke/``);
+- :mod:`firesmoke.store.zarr_store`: template / aligned block writes / whole products;
+- :mod:`firesmoke.store.cubes`: resumable cube writes and completeness-checked opens.
+
+GeoTIFF exports are in :mod:`firesmoke.exports`, quicklooks in :mod:`firesmoke.quicklook`,
+safe local paths in :mod:`firesmoke.paths`.
+"""
+
+from firesmoke.exports import export_geotiff
+from firesmoke.paths import safe_join
+from firesmoke.quicklook import quicklook_png
+from firesmoke.store.cubes import IncompleteStoreError, IncompleteStoreWarning, missing_days
+from firesmoke.store.ledger import Ledger, StoreLock, StoreLockedError
+from firesmoke.store.location import Location
+from firesmoke.store.zarr_store import (
+    create_template,
+    finalize_store,
+    open_store,
+    write_block,
+    write_product,
+    write_report,
+)
+
+__all__ = [
+    "IncompleteStoreError",
+    "IncompleteStoreWarning",
+    "Ledger",
+    "Location",
+    "StoreLock",
+    "StoreLockedError",
+    "create_template",
+    "export_geotiff",
+    "finalize_store",
+    "missing_days",
+    "open_store",
+    "quicklook_png",
+    "safe_join",
+    "write_block",
+    "write_product",
+    "write_report",
+]

@@ -70,6 +70,7 @@ from firesmoke.paths import check_no_symlinks, safe_join
 from firesmoke.products import WINDOW_RULES
 from firesmoke.store import Ledger, Location, StoreLock, open_store
 from firesmoke.store.location import read_small, write_small
+from firesmoke.windows import PERIOD_COORDS, period_coords
 
 __all__ = [
     "Plan",
@@ -162,7 +163,8 @@ def _fingerprint(product: BurnedProduct, region: Region, spec: CampaignSpec,
                  slots: tuple[Slot, ...], prov: list[dict[str, str]]) -> str:
     doc = {"product": {k: v for k, v in vars(product).items() if k not in ("batch_size", "device")},
            "region": region.to_dict(), "block_size": spec.block_size,
-           "periods": [s.label for s in slots], "weights": [w["sha256"] or w["weights"] for w in prov]}
+           "periods": [s.label for s in slots], "weights": [w["sha256"] or w["weights"] for w in prov],
+           "period_coords": "datetime64"}  # stores with string periods are not resumed
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -189,11 +191,8 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
     import dask.array as da
 
     P, (H, W) = len(slots), region.shape
-    ds = region.coords_dataset().assign_coords(
-        period=("period", np.array([s.label for s in slots], dtype=object)),
-        period_start=("period", np.array([pd.Timestamp(s.start) for s in slots], "datetime64[ns]")),
-        period_end=("period", np.array([pd.Timestamp(s.end) for s in slots], "datetime64[ns]")),
-    )
+    ds = region.coords_dataset().assign_coords(period_coords(
+        [s.label for s in slots], [s.start for s in slots], [s.end for s in slots]))
     dims, chunks = ("period", "y", "x"), (1, block, block)
     ds["confidence"] = (dims, da.full((P, H, W), np.nan, dtype=np.float32, chunks=chunks), {
         "long_name": "burned-area confidence", "units": "1", "grid_mapping": "spatial_ref",
@@ -240,7 +239,7 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
     # Zarr v2: product stores GDAL's Zarr driver opens (as firesmoke.store.write_product)
     create_template(template, store, chunks=chunks, overwrite=overwrite, zarr_format=2)
     # create_template leaves lazy non-index coordinates unwritten: write them (idempotent)
-    extra = {k: template[k].variable for k in ("period_start", "period_end")}
+    extra = {k: template[k].variable for k in PERIOD_COORDS if k != "period"}
     xr.Dataset(extra).to_zarr(**loc.zarr_args(), region={"period": slice(None)},
                               consolidated=False)
 

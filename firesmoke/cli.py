@@ -426,8 +426,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         region = Region.from_dataset(cube)
         product = xr.open_zarr(out.path).rio.write_crs(cube.rio.crs)
         folder = out.path.parent
-        for label in product.period.values:
-            p = product.sel(period=label).load()
+        for i in range(product.sizes["period"]):
+            p = product.isel(period=i).load()
+            label = str(p["period_label"].values)
             name = f"{out.path.stem}_{label}"
             if args.geotiff:
                 tifs = export_burned_period(p, folder, name)

@@ -77,7 +77,19 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, int], zarr_format: int = 3,
         if np.issubdtype(var.dtype, np.floating):
             e["fill_value" if zarr_format == 3 else "_FillValue"] = np.nan
         enc[str(name)] = e
+    enc.update(_time_encoding(ds))
     return enc
+
+
+PERIOD_TIME_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian",
+                        "dtype": "int32"}
+"""How datetime coordinates along ``period`` are stored: whole days as int32 (GDAL reads
+it), the same on every path (xarray would otherwise pick units from the first value)."""
+
+
+def _time_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    return {str(k): dict(PERIOD_TIME_ENCODING) for k, v in ds.coords.items()
+            if v.dims == ("period",) and v.dtype.kind == "M"}
 
 
 @contextlib.contextmanager
@@ -283,7 +295,8 @@ def _write_whole(ds: xr.Dataset, loc: Location, fmt: int) -> None:
     for v in ds.variables.values():  # encodings read from a store of another format
         v.encoding = {}
     with quiet_zarr():
-        ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False)
+        ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False,
+                   encoding=_time_encoding(ds))
     finalize_store(loc)
 
 

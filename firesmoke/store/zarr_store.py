@@ -42,6 +42,7 @@ __all__ = [
     "finalize_store",
     "open_store",
     "prepare_overwrite",
+    "report_location",
     "write_block",
     "write_product",
     "write_report",
@@ -314,6 +315,14 @@ def finalize_store(store: Any, storage_options: StoreOptions = None) -> None:
             zarr.consolidate_metadata(group.store)
 
 
+REPORT_SUFFIX = ".report.json"
+
+
+def report_location(store: Any, storage_options: StoreOptions = None) -> Location:
+    """Where :func:`write_report` writes the report of ``store``: ``<store>.report.json``."""
+    return Location.of(store, storage_options).sibling(REPORT_SUFFIX)
+
+
 def write_report(store: Any, report: Mapping[str, Any], storage_options: StoreOptions = None) -> Any:
     """Write a run report as a sidecar JSON file next to the store: ``<store>.report.json``.
 
@@ -325,10 +334,9 @@ def write_report(store: Any, report: Mapping[str, Any], storage_options: StoreOp
     from firesmoke.paths import atomic_write_text
 
     loc = Location.of(store, storage_options)
+    side = report_location(loc)
     text = json.dumps(dict(report), indent=1, default=str)
     if loc.local:
-        return atomic_write_text(loc.path.with_name(loc.name + ".report.json"), text,
-                                 root=loc.path.parent)
-    side = loc.sibling(".report.json")
+        return atomic_write_text(side.path, text, root=loc.path.parent)
     side.fs.pipe_file(side._root, text.encode())
     return side.url

@@ -292,7 +292,8 @@ def predict_burned(
     if compat:
         ds["burn_date_reference"] = (("period", "y", "x"), da.stack(refs), {
             "long_name": f"day of year of burning as {compat} reports it",
-            "units": "day of year", "flag_values": 0, "flag_meanings": "not_burned",
+            "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
+            "flag_values": 0, "flag_meanings": "not_burned",
             "threshold": thr,
             "description": "monthly: the day of year of the argmax index counted from the "
                            "window's first day (the reference's dating); range and NRT: "

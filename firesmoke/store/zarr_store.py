@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -93,14 +94,20 @@ def _time_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
             if v.dims == ("period",) and v.dtype.kind == "M"}
 
 
+FIRESMOKE_NODE_WARNING = (rf"Object at {re.escape(META)}(/\S*)? is not recognized as a component "
+                          "of a Zarr hierarchy")
+"""zarr's warning about firesmoke's bookkeeping folder inside a store (a regex)."""
+
+
 @contextlib.contextmanager
 def quiet_zarr() -> Iterator[None]:
     """Silence zarr's warnings that v3 consolidation / string dtypes are not in the spec."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        # our .firesmoke folder (ledger, lock) is not a Zarr node: zarr says so when listing
-        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr.*")
+        # our .firesmoke folder (ledger, lock) is not a Zarr node: zarr says so when it
+        # lists the store (opens without consolidated metadata, region writes); only that
+        warnings.filterwarnings("ignore", message=FIRESMOKE_NODE_WARNING)
         yield
 
 

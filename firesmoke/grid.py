@@ -12,6 +12,12 @@ The grid rules follow the BA-Net reference exactly (see ``reference/banet.md``):
   with the origin at the upper-left corner and rows running north to south;
 * the reference's coordinate arrays are pixel upper-left corners; firesmoke keeps the
   same transform and publishes pixel *centres* (xarray/CF convention).
+
+Inputs are bounded before anything the size of the grid is allocated: the pixel count is
+at most :func:`max_region_pixels` (``$FIRESMOKE_MAX_REGION_PIXELS``, default one billion),
+the pixel size must divide the bbox sides (up to rounding; the reference would silently
+stretch the pixels), region JSON files may nest at most :data:`MAX_JSON_DEPTH` levels and
+hold only ``name``, ``bbox`` and ``pixel_size``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ from pyproj import CRS
 
 from firesmoke.errors import InvalidRegionError
 
-__all__ = ["PUBLISHED_REGIONS", "Region"]
+__all__ = ["DEFAULT_MAX_REGION_PIXELS", "MAX_JSON_DEPTH", "PUBLISHED_REGIONS", "Region", "max_region_pixels"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,59 @@ log = logging.getLogger(__name__)
 PUBLISHED_REGIONS: tuple[str, ...] = ("AK", "AU", "BR", "CA", "MZ", "PI", "PT")
 
 _WGS84 = CRS.from_epsg(4326)
+
+#: Largest region accepted, in pixels (height x width), unless ``FIRESMOKE_MAX_REGION_PIXELS``
+#: says otherwise: a global grid at 0.01 deg (648 million pixels) fits; a pixel size typed
+#: wrong (1e-9 deg) is refused before anything the size of the grid is allocated.
+DEFAULT_MAX_REGION_PIXELS = 1_000_000_000
+#: Deepest nesting of arrays/objects accepted in a region JSON file (a region needs 2).
+MAX_JSON_DEPTH = 32
+#: Largest region JSON file read, in bytes.
+MAX_JSON_BYTES = 1 << 20
+#: A region's sides must be whole multiples of its pixel size within this many pixels.
+_DIVIDE_TOLERANCE = 1e-6
+_KEYS = ("name", "bbox", "pixel_size")
+
+
+def max_region_pixels() -> int:
+    """The largest region accepted, in pixels: ``$FIRESMOKE_MAX_REGION_PIXELS`` or the default."""
+    text = os.environ.get("FIRESMOKE_MAX_REGION_PIXELS")
+    if not text:
+        return DEFAULT_MAX_REGION_PIXELS
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidRegionError(f"FIRESMOKE_MAX_REGION_PIXELS must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise InvalidRegionError(f"FIRESMOKE_MAX_REGION_PIXELS must be a positive integer, got {text!r}")
+    return value
+
+
+def _arange_len(start: float, stop: float, step: float) -> int:
+    """``len(np.arange(start, stop, step))`` without building the array (numpy's own formula)."""
+    return max(0, math.ceil((stop - start) / step))
+
+
+def _json_depth(text: str) -> int:
+    """Deepest nesting of ``[``/``{`` in JSON text (string contents ignored); no recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def _as_float(value: Any, field: str, path: str | None) -> float:
@@ -117,6 +176,26 @@ class Region:
             raise InvalidRegionError(
                 f"longitudes out of range: left={left}, right={right}", path=path, field="bbox"
             )
+        limit = max_region_pixels()
+        nx, ny = (right - left) / px, (top - bottom) / px  # floats: no overflow, no allocation
+        if not nx * ny <= limit:  # also refuses inf/nan from a denormal pixel size
+            raise InvalidRegionError(
+                f"region of about {ny:.4g} x {nx:.4g} = {nx * ny:.4g} pixels at pixel size {px} exceeds "
+                f"the limit of {limit:,} pixels (set FIRESMOKE_MAX_REGION_PIXELS to raise it, or use a "
+                "larger pixel size or a smaller bbox)",
+                path=path,
+                field="pixel_size",
+            )
+        for side, extent, n in (("width", right - left, nx), ("height", top - bottom, ny)):
+            if abs(n - round(n)) > _DIVIDE_TOLERANCE:
+                fit = math.floor(n) * px
+                raise InvalidRegionError(
+                    f"pixel size {px} does not divide the bbox {side} {extent:g} ({n:.6g} pixels); "
+                    f"use a bbox whose sides are whole multiples of the pixel size (e.g. a {side} "
+                    f"of {fit:.10g} or {fit + px:.10g})",
+                    path=path,
+                    field="pixel_size",
+                )
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -127,9 +206,15 @@ class Region:
             raise InvalidRegionError(
                 f"expected a JSON object, got {type(data).__name__}", path=p
             )
-        for key in ("name", "bbox", "pixel_size"):
+        for key in _KEYS:
             if key not in data:
                 raise InvalidRegionError("missing key", path=p, field=key)
+        for key in data:
+            if key not in _KEYS:
+                hint = " (the CRS is always EPSG:4326)" if str(key).lower() == "crs" else ""
+                raise InvalidRegionError(
+                    f"unknown key; a region has only {', '.join(_KEYS)}{hint}", path=p, field=str(key)
+                )
         bbox = data["bbox"]
         if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
             raise InvalidRegionError(
@@ -154,11 +239,18 @@ class Region:
         """
         p = Path(path)
         try:
-            text = p.read_text(encoding="utf-8")
+            with open(p, "rb") as fh:
+                raw = fh.read(MAX_JSON_BYTES + 1)
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise InvalidRegionError("region file not found", path=p) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidRegionError(f"cannot read region file ({exc})", path=p) from exc
+        if len(raw) > MAX_JSON_BYTES:
+            raise InvalidRegionError(f"region file larger than {MAX_JSON_BYTES} bytes", path=p)
+        depth = _json_depth(text)
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRegionError(f"JSON nested {depth} levels deep (at most {MAX_JSON_DEPTH})", path=p)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -207,12 +299,12 @@ class Region:
     @property
     def width(self) -> int:
         left, _, right, _ = self.bbox
-        return int(np.arange(left, right, self.pixel_size).size)
+        return _arange_len(left, right, self.pixel_size)
 
     @property
     def height(self) -> int:
         _, bottom, _, top = self.bbox
-        return int(np.arange(bottom, top, self.pixel_size).size)
+        return _arange_len(bottom, top, self.pixel_size)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -312,9 +404,9 @@ class Region:
         """
         right = left + width * pixel_size
         bottom = top - height * pixel_size
-        if np.arange(left, right, pixel_size).size != width:
+        if _arange_len(left, right, pixel_size) != width:
             right -= pixel_size * 1e-9
-        if np.arange(bottom, top, pixel_size).size != height:
+        if _arange_len(bottom, top, pixel_size) != height:
             bottom += pixel_size * 1e-9
         region = cls(name, (left, bottom, right, top), pixel_size)
         if region.shape != (height, width):  # pragma: no cover - defensive

@@ -63,11 +63,21 @@ def test_centres_match_transform():
     np.testing.assert_allclose(r.y, ys, atol=1e-12)
 
 
-def test_non_divisible_bbox_follows_arange_rule():
-    # 0.025 does not divide 1.01: arange gives 41 elements, the transform stretches
-    r = Region("odd", (0.0, 0.0, 1.01, 0.5), 0.025)
-    assert r.width == len(np.arange(0.0, 1.01, 0.025)) == 41
-    assert r.transform.a == pytest.approx(1.01 / 41)
+def test_non_divisible_bbox_is_refused():
+    """0.025 does not divide 1.01: the arange rule would give 41 stretched pixels (issue 14).
+
+    Refused with a suggestion instead of a grid whose pixels are not ``pixel_size`` wide.
+    """
+    with pytest.raises(InvalidRegionError, match=r"pixel size 0.025 does not divide the bbox width 1.01 \(40.4 pixels\).*1 or 1.025") as info:
+        Region("odd", (0.0, 0.0, 1.01, 0.5), 0.025)
+    assert info.value.field == "pixel_size"
+
+
+def test_arange_rule_kept_for_floating_point_widths():
+    """Sides that divide up to rounding keep the reference's np.arange count (65 here)."""
+    r = Region("fp", (10.0, 0.0, 10.64, 0.5), 0.01)
+    assert r.width == len(np.arange(10.0, 10.64, 0.01)) == 65
+    assert Region.from_shape("fs", 10.0, 0.5, 0.01, 50, 64).shape == (50, 64)
 
 
 def test_rowcol_inverse_of_centres():
@@ -189,3 +199,57 @@ def test_unknown_name():
 def test_constructor_validates():
     with pytest.raises(InvalidRegionError, match="left"):
         Region("X", (1, 0, 0, 1), 0.1)
+
+
+# -- inputs bounded before allocation (issue 14, item 7) --------------------------------
+def test_huge_region_is_refused_quickly(tmp_path, monkeypatch):
+    import time
+
+    path = tmp_path / "R_huge.json"
+    path.write_text(json.dumps({"name": "huge", "bbox": [113, -27, 154, -10], "pixel_size": 1e-9}))
+    t0 = time.perf_counter()
+    with pytest.raises(InvalidRegionError, match=r"exceeds the limit of 1,000,000,000 pixels.*FIRESMOKE_MAX_REGION_PIXELS") as info:
+        Region.from_json(path)
+    assert time.perf_counter() - t0 < 0.5
+    assert info.value.path == str(path)
+    with pytest.raises(InvalidRegionError, match="exceeds the limit"):
+        Region("tiny", (0.0, 0.0, 1.0, 1.0), 5e-324)  # denormal: inf pixels, no OverflowError
+    # the limit is configurable; AU is 1700 x 4100 = 6,970,000 pixels
+    monkeypatch.setenv("FIRESMOKE_MAX_REGION_PIXELS", "6969999")
+    with pytest.raises(InvalidRegionError, match="limit of 6,969,999 pixels"):
+        Region.named("AU")
+    monkeypatch.setenv("FIRESMOKE_MAX_REGION_PIXELS", "6970000")
+    assert Region.named("AU").shape == (1700, 4100)
+    monkeypatch.setenv("FIRESMOKE_MAX_REGION_PIXELS", "lots")
+    with pytest.raises(InvalidRegionError, match="FIRESMOKE_MAX_REGION_PIXELS must be a positive integer"):
+        Region.named("PT")
+
+
+def test_deeply_nested_json_is_refused_without_recursion_error(tmp_path):
+    path = tmp_path / "R_deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InvalidRegionError, match="nested 100000 levels deep") as info:
+        Region.from_json(path)
+    assert info.value.path == str(path)
+    # brackets inside strings do not count
+    ok = tmp_path / "R_ok.json"
+    ok.write_text(json.dumps({"name": "[[[[" * 20, "bbox": [0, 0, 1, 1], "pixel_size": 0.5}))
+    assert Region.from_json(ok).shape == (2, 2)
+
+
+def test_oversized_json_is_refused(tmp_path):
+    path = tmp_path / "R_big.json"
+    path.write_text(json.dumps({"name": "b", "bbox": [0, 0, 1, 1], "pixel_size": 0.5, "pad": "x" * (1 << 20)}))
+    with pytest.raises(InvalidRegionError, match="larger than 1048576 bytes"):
+        Region.from_json(path)
+
+
+@pytest.mark.parametrize("key", ["crs", "resolution"])
+def test_unknown_keys_are_refused(tmp_path, key):
+    path = tmp_path / "R_k.json"
+    path.write_text(json.dumps({"name": "k", "bbox": [0, 0, 1, 1], "pixel_size": 0.5, key: "EPSG:3857"}))
+    with pytest.raises(InvalidRegionError, match="unknown key") as info:
+        Region.from_json(path)
+    assert info.value.field == key and info.value.path == str(path)
+    if key == "crs":
+        assert "EPSG:4326" in str(info.value)

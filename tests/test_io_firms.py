@@ -473,3 +473,33 @@ def test_dates_outside_datetime64_range_are_bad_rows(tmp_path: Path) -> None:
     df = read_firms(p)
     assert df["time"].tolist() == [pd.Timestamp("2020-01-01 01:00")]
     assert firms_report(df).files[0].issues[0].lines == (2, 3)
+
+
+# ----------------------------------------------------------------------------- issue 14, item 10
+def test_damaged_optional_header_is_noted_in_the_report(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rows = ["46.06979,13.63111,297.87,0.58,0.52,2022-09-04,0024,N,nominal,2.0NRT,283.65,0.99,N"]
+    p = write(tmp_path / "v.csv", VIIRS_NRT_HEADER.replace("confidence", "confidenc3"), rows)
+    with caplog.at_level(logging.WARNING, logger="firesmoke.io.firms"):
+        df = read_firms(p)
+    (rep,) = firms_report(df).files
+    assert any("'confidenc3'" in n and "'confidence'" in n and "confidence not read" in n for n in rep.notes), rep.notes
+    assert "confidenc3" in caplog.text
+    assert df["confidence"].isna().all() and len(df) == 1
+    # an extra column unrelated to any FIRMS column is noted as ignored too
+    extra = write(tmp_path / "e.csv", VIIRS_NRT_HEADER + ",my_note", [rows[0] + ",hello"])
+    assert firms_report(read_firms(extra)).files[0].notes == ("unknown column 'my_note' ignored",)
+    # an intact header gives no notes
+    assert firms_report(read_firms(write(tmp_path / "ok.csv", VIIRS_NRT_HEADER, rows))).files[0].notes == ()
+
+
+def test_quoted_data_rows_under_an_unquoted_header(tmp_path: Path) -> None:
+    plain = ["46.06979,13.63111,297.87,0.58,0.52,2022-09-04,0024,N,nominal,2.0NRT,283.65,0.99,N",
+             "45.1,10.4,310.6,0.41,0.6,2022-09-04,1250,N,h,2.0NRT,286.45,12.5,D"]
+    quoted = [",".join(f'"{v}"' for v in r.split(",")) for r in plain]
+    a = read_firms(write(tmp_path / "plain.csv", VIIRS_NRT_HEADER, plain))
+    b = read_firms(write(tmp_path / "quoted.csv", VIIRS_NRT_HEADER, quoted))
+    assert len(b) == 2 and firms_report(b).files[0].rows_kept == 2
+    pd.testing.assert_frame_equal(a.drop(columns="source_file"), b.drop(columns="source_file"))
+    # the same file through the standard library csv module agrees
+    with open(tmp_path / "quoted.csv", newline="") as fh:
+        assert [r[0] for r in list(csv.reader(fh))[1:]] == ["46.06979", "45.1"]

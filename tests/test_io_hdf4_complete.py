@@ -7,6 +7,7 @@ against the file format, not against itself.
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -146,3 +147,172 @@ def test_open_sd_and_read_sds_refuse_truncated(real_data: Path, tmp_path: Path, 
     # the intact file still opens and reads
     with hdf4.open_sd(src) as sd:
         assert len(sd.datasets()) >= 1
+
+
+# ----------------------------------------------------------------------------- verified data (issue 14)
+def _compressed_elements(data: bytes) -> list[tuple[int, int]]:
+    """(offset, length) of every DFTAG_COMPRESSED (40) element, by a plain walk."""
+    out, offset = [], 4
+    while offset:
+        ndds, nxt = struct.unpack(">hi", data[offset : offset + 6])
+        for i in range(ndds):
+            tag, _ref, off, length = struct.unpack(">HHii", data[offset + 6 + 12 * i : offset + 18 + 12 * i])
+            if tag == 40 and length > 0:
+                out.append((off, length))
+        offset = nxt
+    return out
+
+
+@pytest.mark.real
+def test_bit_flip_in_compressed_mcd64_data_is_refused_and_listed(real_data: Path, tmp_path: Path) -> None:
+    """The issue's case: one flipped bit silently changed 340,743 first_day pixels."""
+    from firesmoke.grid import Region
+    from firesmoke.io.mcd64 import open_mcd64a1
+    from firesmoke.io.mcd64_fraction import daily_burned_fraction
+
+    src = _sample(real_data, "mcd64")
+    data = bytearray(src.read_bytes())
+    elements = _compressed_elements(bytes(data))
+    assert len(elements) == 20  # 5 SDS x 4 deflate-compressed chunks
+    off, length = max(elements, key=lambda e: e[1])
+    data[off + length // 2] ^= 0x10
+    p = _write(tmp_path, src.name, bytes(data))
+    with pytest.raises(CorruptFileError, match="incorrect data check") as info:
+        open_mcd64a1(p)
+    assert info.value.path == str(p) and f"at byte {off}" in str(info.value)
+    # in the pipeline it is skipped and listed, like a truncated tile
+    frac = daily_burned_fraction(Region("T", (-121, 41, -120, 42), 0.05), [p], "2001-08-01", "2001-08-02")
+    listed = [s for s in frac.attrs["skipped_inputs"] if str(p) in s]
+    assert len(listed) == 1 and "incorrect data check" in listed[0], frac.attrs["skipped_inputs"]
+
+
+@pytest.mark.real
+def test_every_flip_in_compressed_viirs_data_is_refused(real_data: Path, tmp_path: Path) -> None:
+    src = _sample(real_data, "viirs")
+    data = src.read_bytes()
+    ((off, length),) = _compressed_elements(data)
+    hdf4.verify_hdf4_data(src)  # intact: no exception
+    for k, pos in enumerate(range(off, off + length, 97)):
+        bad = bytearray(data)
+        bad[pos] ^= 1 << (k % 8)
+        p = _write(tmp_path, f"f{pos}_{src.name}", bytes(bad))
+        err = _assert_refused_data(p)
+        assert "deflate stream" in err.reason or "inflates" in err.reason, err.reason
+        p.unlink()
+
+
+def _assert_refused_data(p: Path) -> CorruptFileError:
+    with pytest.raises(CorruptFileError) as info:
+        hdf4.verify_hdf4_data(p)
+    assert info.value.path == str(p)
+    return info.value
+
+
+@pytest.mark.real
+def test_verification_is_cached_per_file_version(real_data: Path, tmp_path: Path, monkeypatch) -> None:
+    src = _sample(real_data, "mcd64")
+    p = _write(tmp_path, src.name, src.read_bytes())
+    calls = []
+    real_inflate = hdf4.zlib_stream_problem
+    monkeypatch.setattr(hdf4, "zlib_stream_problem", lambda *a: calls.append(1) or real_inflate(*a))
+    hdf4.verify_hdf4_data(p)
+    assert len(calls) == 20
+    hdf4.verify_hdf4_data(p)
+    with hdf4.open_sd(p):
+        pass
+    assert len(calls) == 20  # cached by (path, inode, size, mtime)
+    data = bytearray(p.read_bytes())
+    off, _length = _compressed_elements(bytes(data))[0]
+    data[off + 10] ^= 0x01
+    p.write_bytes(bytes(data))  # a new version of the file (new mtime): checked again
+
+
+    st = p.stat()
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    _assert_refused_data(p)
+
+
+@pytest.mark.real
+def test_overlapping_descriptors_are_refused(real_data: Path, tmp_path: Path) -> None:
+    """A damaged offset that makes an element overlap another (read as someone else's bytes)."""
+    src = _sample(real_data, "mcd64")
+    data = bytearray(src.read_bytes())
+    (a_off, a_len), (b_off, _b_len) = _compressed_elements(bytes(data))[:2]
+    # point the second compressed element's descriptor into the middle of the first
+    at = bytes(data).find(struct.pack(">HHii", 40, 2, b_off, _b_len))
+    assert at > 0
+    data[at + 4 : at + 8] = struct.pack(">i", a_off + a_len // 2)
+    _assert_refused(_write(tmp_path, src.name, bytes(data)), match="overlap")
+
+
+def test_zeroed_bytes_in_a_compressed_layer_skip_the_granule(tmp_path: Path) -> None:
+    """The issue's synthetic case: 64 zeroed bytes in an M7 element gave 32,778 wrong NIR values."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from firesmoke.cube import build_cube
+    from firesmoke.grid import Region
+    from firesmoke.synthetic import generate_scenario
+
+    region = Region.from_shape("ZB", -7.0, 41.0, 0.01, 48, 64)
+    start, end = "2020-07-10", "2020-07-12"
+    scn = generate_scenario(region, start, end, tmp_path / "scn", seed=5)
+    victim = sorted(scn.viirs_dir.glob("*Reflectance_M7.hdf"))[0]
+    granule = victim.name.split(".Reflectance_M7")[0]
+    damaged_dir, without_dir = tmp_path / "damaged", tmp_path / "without"
+    shutil.copytree(scn.viirs_dir, damaged_dir)
+    shutil.copytree(scn.viirs_dir, without_dir, ignore=lambda _d, names: [n for n in names if n.startswith(granule)])
+    data = bytearray(victim.read_bytes())
+    ((off, length),) = _compressed_elements(bytes(data))
+    data[off + length // 2 : off + length // 2 + 64] = bytes(64)
+    (damaged_dir / victim.name).write_bytes(bytes(data))
+
+    damaged = build_cube(region, start, end, viirs=damaged_dir)
+    skipped = json.loads(damaged.attrs["skipped_inputs"])
+    assert len(skipped) == 1 and victim.name in skipped[0]["path"], skipped
+    assert "deflate" in skipped[0]["reason"] or "inflates" in skipped[0]["reason"], skipped
+    # nothing silently wrong: the cube is the one built without that granule
+    reference = build_cube(region, start, end, viirs=without_dir)
+    assert {"red", "nir", "mir"} <= set(reference.data_vars)
+    for name in reference.data_vars:
+        np.testing.assert_array_equal(damaged[name].values, reference[name].values)
+    assert np.isfinite(damaged["nir"].values).any()
+
+
+@pytest.mark.real
+def test_reader_handles_verify_files_not_validated_in_this_process(real_data: Path, tmp_path: Path) -> None:
+    """Dask workers open cached pyhdf handles without the validation step: checked there too."""
+    from firesmoke.io import readers
+
+    src = _sample(real_data, "viirs")
+    data = bytearray(src.read_bytes())
+    ((off, length),) = _compressed_elements(bytes(data))
+    data[off + length // 2] ^= 0x01
+    p = _write(tmp_path, src.name, bytes(data))
+    with pytest.raises(CorruptFileError, match="deflate stream") as info:
+        readers._read_sds_window(str(p), "Reflectance_M5", (0, 0, 10, 10))
+    assert info.value.path == str(p)
+
+
+@pytest.mark.real
+def test_non_finite_scale_or_offset_is_refused(real_data: Path, tmp_path: Path) -> None:
+    from pyhdf.SD import SD, SDC
+
+    from firesmoke.io.readers import VmaesReader
+    from firesmoke.io.viirs_gridded import open_vmaes_granule
+
+    src = _sample(real_data, "viirs")
+    p = _write(tmp_path, src.name, src.read_bytes())
+    sd = SD(str(p), SDC.WRITE)
+    try:
+        sds = sd.select("Reflectance_M5")
+        sds.attr("Offset").set(SDC.FLOAT32, float("nan"))
+        sds.endaccess()
+    finally:
+        sd.end()
+    for call in (lambda: open_vmaes_granule([p], layers=["M05"]), lambda: VmaesReader.open([p], ("M05",))):
+        with pytest.raises(CorruptFileError, match="implausible Scale/Offset") as info:
+            call()
+        assert info.value.path == str(p) and info.value.field == "Reflectance_M5"

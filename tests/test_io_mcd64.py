@@ -473,3 +473,43 @@ def test_corrupt_tile_named_in_error(tmp_path: Path) -> None:
     with pytest.raises(CorruptFileError) as err:
         open_mcd64a1(p)
     assert str(p) in str(err.value)
+
+
+# ----------------------------------------------------------------------------- corner vs tile (issue 14)
+def test_corner_must_be_that_of_the_named_tile(tmp_path: Path) -> None:
+    cell = TILE / NS
+    left, bottom, right, top = tile_bounds(8, 4)
+    bd = np.full((NS, NS), -2, np.int16)
+    good = write_tile(tmp_path / "MCD64A1.A2001213.h08v04.006.2017000000000.hdf", bd, (left, top), (right, bottom))
+    assert open_mcd64a1(good).attrs["tile"] == "h08v04"
+    # the h08v04 grid in a file named h09v04: refused, both tiles named
+    wrong_name = write_tile(tmp_path / "MCD64A1.A2001213.h09v04.006.2017000000000.hdf", bd, (left, top), (right, bottom))
+    with pytest.raises(WrongProductError, match=r"name says tile h09v04 but .* tile h08v04") as info:
+        open_mcd64a1(wrong_name)
+    assert info.value.path == str(wrong_name)
+    # a corner one cell off the tile grid (a damaged StructMetadata digit): refused
+    (tmp_path / "x").mkdir()
+    shifted = write_tile(tmp_path / "x" / good.name, bd, (left + cell, top), (right + cell, bottom))
+    with pytest.raises(WrongProductError, match="not a sinusoidal tile corner"):
+        open_mcd64a1(shifted)
+
+
+def test_real_tile_corner_passes_and_a_flipped_corner_digit_is_refused(real_data: Path, tmp_path: Path) -> None:
+    src = real_data / REAL_TILE
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    data = bytearray(src.read_bytes())
+    key = b"UpperLeftPointMtrs=(-11119505.196662"
+    i = data.find(key)
+    assert i > 0
+    data[i + len(key) - 4] = ord("8")  # .196662 -> .188662: 8 mm, still the tile corner
+    near = tmp_path / "near" / src.name
+    near.parent.mkdir()
+    near.write_bytes(bytes(data))
+    assert open_mcd64a1(near).attrs["tile"] == "h08v04"
+    data[i + len("UpperLeftPointMtrs=(-111")] = ord("2")  # -11119505 -> -11129505: 10 km west
+    bad = tmp_path / src.name
+    bad.write_bytes(bytes(data))
+    with pytest.raises(WrongProductError, match="not a sinusoidal tile corner") as info:
+        open_mcd64a1(bad)
+    assert info.value.path == str(bad)

@@ -347,3 +347,114 @@ def test_fast_module_cannot_be_saved(tmp_path):
     fast = prepare_for_inference(BANet().eval())
     with pytest.raises(TypeError, match="FastBANet"):
         save_weights(fast, tmp_path / "fast.pt")
+
+
+# -- hostile files (issue 14, item 6) ----------------------------------------------------
+class _SystemCall:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+@pytest.mark.parametrize("payload", [_SystemCall, _Evil])
+def test_code_refusal_names_the_global_and_gives_no_unsafe_advice(tmp_path, payload):
+    """torch's own refusal text suggests weights_only=False; ours names the global instead."""
+    path = tmp_path / "evil.pt"
+    obj = payload() if payload is _SystemCall else payload(tmp_path / "pwned")
+    torch.save({"conv.weight": torch.zeros(2), "payload": obj}, path)
+    with pytest.raises(WeightsError) as info:
+        load_weights(path, architecture="banet")
+    text = str(info.value)
+    want = "posix.system" if payload is _SystemCall else "getattr"  # Path.touch pickles as getattr
+    assert want in text and str(path) in text
+    assert "weights_only" not in text and "trust" not in text.lower()
+    # the cause still carries torch's message, so the name was parsed from it
+    assert want in str(info.value.__cause__)
+
+
+def _rewrite_config(tmp_path, arch, **changes):
+    model, _ = small_models()[arch]
+    path = tmp_path / f"{arch}.pt"
+    save_weights(model, path, sidecar=False)
+    payload = torch.load(path, weights_only=True)
+    payload["metadata"]["config"].update(changes)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arch", "changes", "match"),
+    [
+        ("smoke_unet", {"base": 6000}, r"base=6000 refused: must be an integer in \[1, 1024\]"),
+        ("smoke_unet", {"base": -4}, r"base=-4 refused"),
+        ("smoke_unet", {"base": 2.5}, r"base=2.5 refused"),
+        ("smoke_unet", {"bilinear": "yes"}, r"bilinear='yes' refused"),
+        ("smoke_unet", {"crs": 1}, r"unknown 'smoke_unet' config key 'crs'"),
+        ("banet", {"sequence_len": 10**9}, r"sequence_len=1000000000 refused"),
+        ("smoke_resnet50", {"layers": [3] * 1000}, r"layers=.* refused: must be a list"),
+    ],
+)
+def test_hostile_configs_are_refused_before_allocation(tmp_path, arch, changes, match):
+    path = _rewrite_config(tmp_path, arch, **changes)
+    built = []
+    original = W.ARCHITECTURES[arch]
+    W.ARCHITECTURES[arch] = lambda **kw: built.append(kw) or original(**kw)
+    try:
+        with pytest.raises(WeightsError, match=match) as info:
+            load_weights(path)
+    finally:
+        W.ARCHITECTURES[arch] = original
+    assert str(path) in str(info.value)
+    assert built == []  # refused before any module (not even a meta-device one) was built
+
+
+def test_in_bounds_config_that_does_not_fit_the_tensors_is_refused_on_the_meta_device(tmp_path):
+    """base=512 is allowed but the file holds a small U-Net: refused from shapes, no real build."""
+    path = _rewrite_config(tmp_path, "smoke_unet", base=512)
+    devices = []
+    original = W.ARCHITECTURES["smoke_unet"]
+
+    def spy(**kw):
+        model = original(**kw)
+        devices.append(next(model.parameters()).device.type)
+        return model
+
+    W.ARCHITECTURES["smoke_unet"] = spy
+    try:
+        with pytest.raises(WeightsError, match=r"do not fit the 'smoke_unet'.*inc\.double_conv\.0\.weight is"):
+            load_weights(path)
+    finally:
+        W.ARCHITECTURES["smoke_unet"] = original
+    assert devices == ["meta"]
+
+
+def _rewrite_metadata(tmp_path, arch, **changes):
+    model, _ = small_models()[arch]
+    path = tmp_path / f"{arch}_meta.pt"
+    save_weights(model, path, sidecar=False)
+    payload = torch.load(path, weights_only=True)
+    for key, value in changes.items():
+        if key.startswith("norm_"):
+            payload["metadata"]["normalization"][key.removeprefix("norm_")] = value
+        else:
+            payload["metadata"][key] = value
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"tile_size": 10**9}, r"tile_size=1000000000 refused"),
+        ({"tile_size": "128"}, r"tile_size='128' refused"),
+        ({"norm_std": [0.0] * 12}, "stds > 0"),
+        ({"norm_mean": [float("nan")] * 12}, "must be finite"),
+        ({"norm_mean": [0.0] * 11}, "12 bands, 11 means"),
+        ({"norm_bands": ["B01"] * 4, "norm_mean": [0.0] * 4, "norm_std": [1.0] * 4}, "4 bands but the model takes 12"),
+        ({"normalization": "zscore"}, "malformed normalization"),
+    ],
+)
+def test_hostile_metadata_is_refused(tmp_path, changes, match):
+    path = _rewrite_metadata(tmp_path, "smoke_unet", **changes)
+    with pytest.raises(WeightsError, match=match) as info:
+        load_weights(path)
+    assert str(path) in str(info.value)

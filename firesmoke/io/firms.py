@@ -95,6 +95,7 @@ from firesmoke.io.firms_layouts import (
     SATELLITE_CATEGORIES,
     bad_row_reasons,
     decode_table,
+    header_notes,
     normalize_satellite,
     read_csv_columns,
     row_lines,
@@ -297,11 +298,14 @@ def _read_one(
     strict: bool,
 ) -> tuple[_Part, FileReport]:
     header = sniff_header(path)
+    column_notes = header_notes(header) if header is not None else []
+    for note in column_notes:
+        log.warning("%s: %s", path, note)
     if header is None or not header.has_data:
         note = "empty file" if header is None else "header only, no data rows"
         log.info("%s: %s", path, note)
         layout = "empty" if header is None else header.layout
-        return _empty_part(), FileReport(str(path), layout, 0, 0, 0, notes=(note,))
+        return _empty_part(), FileReport(str(path), layout, 0, 0, 0, notes=(note, *column_notes))
 
     table, invalid = read_csv_columns(path, header)
     n = table.num_rows
@@ -325,7 +329,7 @@ def _read_one(
     inv_lines = np.asarray(invalid.lines, dtype=np.int64)
     issues: list[RowIssue] = []
     first_bad: tuple[int, str, str | None, str] | None = None  # line, reason, field, value
-    notes: list[str] = []
+    notes: list[str] = list(column_notes)
     ends_with_newline = _ends_with_newline(path)
     last_line = 0
     if n:

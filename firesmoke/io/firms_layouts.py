@@ -27,6 +27,7 @@ malformed row is parsed again single-threaded to get physical line numbers
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidRows",
     "bad_row_reasons",
     "decode_table",
+    "header_notes",
     "normalize_satellite",
     "read_csv_columns",
     "row_lines",
@@ -153,7 +155,7 @@ class CsvHeader:
     """Column names, lower-cased; blank or repeated names get a ``_<index>`` suffix."""
     delimiter: str
     quoted: bool
-    """Whether the header uses ``"`` quotes (then fields may be quoted too)."""
+    """Whether the header uses ``"`` quotes (fields are read as standard CSV either way)."""
     layout: str
     """``"VIIRS"``, ``"MODIS"`` or ``"unknown"``."""
     has_data: bool
@@ -230,6 +232,34 @@ def sniff_header(path: Path) -> CsvHeader | None:
     return CsvHeader(tuple(names), delimiter, '"' in header, layout, has_data)
 
 
+#: Columns of the FIRMS layouts that firesmoke knows and does not need.
+_OTHER_FIRMS_COLUMNS: tuple[str, ...] = (
+    "bright_ti4", "bright_ti5", "brightness", "bright_t31", "scan", "track", "version",
+)
+
+
+def header_notes(header: CsvHeader) -> list[str]:
+    """Notes on header names that are not FIRMS columns, naming the column each may be.
+
+    A damaged optional header (``confidenc3``) would otherwise make the column vanish
+    silently; a name close to a missing optional column says which values are not read.
+    """
+    known = set(REQUIRED_COLUMNS + OPTIONAL_COLUMNS + _OTHER_FIRMS_COLUMNS)
+    missing = [c for c in OPTIONAL_COLUMNS + _OTHER_FIRMS_COLUMNS if c not in header.names]
+    notes = []
+    for name in header.names:
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, missing, n=1, cutoff=0.75)
+        if close and close[0] in OPTIONAL_COLUMNS:
+            notes.append(f"unknown column {name!r} ignored: a damaged {close[0]!r} header? {close[0]} not read")
+        elif close:
+            notes.append(f"unknown column {name!r} ignored (a damaged {close[0]!r} header?)")
+        else:
+            notes.append(f"unknown column {name!r} ignored")
+    return notes
+
+
 # ----------------------------------------------------------------------------- arrow read
 @dataclass
 class InvalidRows:
@@ -292,7 +322,7 @@ def _arrow_csv(path: Path, header: CsvHeader, fast: bool) -> tuple[Any, InvalidR
             ),
             parse_options=pacsv.ParseOptions(
                 delimiter=header.delimiter,
-                quote_char='"' if header.quoted else False,
+                quote_char='"',  # standard CSV: data rows may be quoted even if the header is not
                 ignore_empty_lines=False,
                 invalid_row_handler=on_invalid,
             ),

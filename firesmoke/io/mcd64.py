@@ -70,6 +70,7 @@ from firesmoke.io.ba_products import (
 from firesmoke.io.sinusoidal import (
     SINUSOIDAL_PROJ4,
     sinusoidal_crs,
+    tile_bounds,
     tile_of_point,
     tiles_for_bbox,
 )
@@ -128,17 +129,45 @@ def _hdf_meta(path: Path) -> _HdfMeta:
     transform = Affine((lrx - ulx) / grid.xdim, 0.0, ulx, 0.0, (lry - uly) / grid.ydim, uly)
     tile = tile_of_point(ulx + 0.5 * (lrx - ulx) / grid.xdim, uly + 0.5 * (lry - uly) / grid.ydim)
     named = parse_mcd64_name(path)
+    _check_tile_corner(path, (ulx, uly), abs(transform.a), tile, named.tile if named is not None else None)
     if named is not None:
         month = named.month_start
-        if named.tile != tile:
-            log.warning("%s: file name says tile h%02dv%02d, grid metadata say h%02dv%02d (using the metadata)",
-                        path, *(named.tile or (-1, -1)), *tile)
     else:
         try:
             month = date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
         except (KeyError, TypeError, ValueError) as exc:
             raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no year/ProductStartDay", path=path) from exc
     return _HdfMeta(grid, transform, (grid.ydim, grid.xdim), attrs, sds, tile, month)
+
+
+def _check_tile_corner(
+    path: Path,
+    corner: tuple[float, float],
+    cell: float,
+    tile: tuple[int, int],
+    named_tile: tuple[int, int] | None,
+) -> None:
+    """Refuse a grid whose upper-left corner is not that of its sinusoidal tile.
+
+    MCD64A1 grids start at a tile corner (to a hundredth of a cell; the real files round
+    it to the millimetre); a corner elsewhere, or one that is the corner of another tile
+    than the file name's ``hHHvVV``, means damaged metadata or a mislabelled file, and its
+    pixels would be placed wrongly.
+    """
+    left, _, _, top = tile_bounds(*tile)
+    tol = 0.01 * cell
+    if abs(corner[0] - left) > tol or abs(corner[1] - top) > tol:
+        raise WrongProductError(
+            f"grid corner ({corner[0]:.3f}, {corner[1]:.3f}) m is not a sinusoidal tile corner "
+            f"(tile h{tile[0]:02d}v{tile[1]:02d} starts at ({left:.3f}, {top:.3f})); metadata damaged?",
+            path=path,
+        )
+    if named_tile is not None and named_tile != tile:
+        raise WrongProductError(
+            f"file name says tile h{named_tile[0]:02d}v{named_tile[1]:02d} but the grid corner "
+            f"({corner[0]:.3f}, {corner[1]:.3f}) m is that of tile h{tile[0]:02d}v{tile[1]:02d}",
+            path=path,
+        )
 
 
 def _read_sds(path: Path, name: str, window: tuple[slice, slice]) -> np.ndarray:

@@ -66,7 +66,7 @@ _CHECKED: set[tuple[str, int, int]] = set()
 
 
 def _mark_checked(path: str) -> None:
-    """Remember that ``path``, as it is now, passed :func:`~firesmoke.io.hdf4.check_hdf4_complete`."""
+    """Remember that ``path``, as it is now, passed :func:`~firesmoke.io.hdf4.verify_hdf4_data`."""
     st = os.stat(path)
     _CHECKED.add((path, st.st_mtime_ns, st.st_size))
 
@@ -77,7 +77,7 @@ def _cached_sd(path: str) -> Any:
 
     The key holds the process id, modification time and size: a forked worker never
     reuses its parent's handle and a rewritten file is opened afresh (after the same
-    completeness check as :func:`firesmoke.io.hdf4.open_sd`).
+    completeness and checksum checks as :func:`firesmoke.io.hdf4.open_sd`).
     """
     from pyhdf.error import HDF4Error
     from pyhdf.SD import SD, SDC
@@ -92,7 +92,7 @@ def _cached_sd(path: str) -> Any:
         _SD_HANDLES.move_to_end(key)
         return sd
     if key[1:] not in _CHECKED:
-        hdf4.check_hdf4_complete(path)
+        hdf4.verify_hdf4_data(path)  # completeness and deflate checksums, as open_sd does
     try:
         sd = SD(path, SDC.READ)
     except HDF4Error as exc:

@@ -37,11 +37,11 @@ import xarray as xr
 from rasterio.errors import RasterioError
 
 from firesmoke.errors import (
-    CorruptFileError,
     GridMismatchError,
     InputError,
     WrongProductError,
 )
+from firesmoke.io.geotiff_checks import check_georeferenced, geotiff_error, verify_deflate_blocks
 from firesmoke.io.labels import read_labels
 
 __all__ = [
@@ -201,15 +201,15 @@ def _chip_header(src: rasterio.DatasetReader, path: Any) -> None:
 
 
 def _open_error(path: Any, exc: Exception) -> InputError:
-    if not Path(path).exists():
-        return InputError("file not found", path=path)
-    return CorruptFileError(f"cannot read as GeoTIFF ({exc})", path=path)
+    return geotiff_error(path, exc)
 
 
 def _read_chip_array(path: Any) -> tuple[np.ndarray, Any, Any, Any]:
     try:
         with rasterio.open(path) as src:
             _chip_header(src, path)
+            check_georeferenced(src, path)
+            verify_deflate_blocks(src, path)
             data = src.read()
             return data, src.transform, src.crs, src.nodata
     except InputError:

@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import rasterio
-import rioxarray  # also registers the .rio accessor
+import rioxarray  # noqa: F401  (registers the .rio accessor)
 import xarray as xr
 from rasterio.errors import RasterioError
 
 from firesmoke.errors import CorruptFileError, GridMismatchError, InputError, WrongProductError
+from firesmoke.io.geotiff_checks import open_checked_geotiff
 from firesmoke.io.sentinel2 import (
     BANDS,
     SMOKE_BANDS,
     _check_bands,
-    _open_error,
     parse_chip_name,
 )
 
@@ -298,6 +298,8 @@ def open_scene(
     try:
         arr = stackstac.stack(
             dicts,
+            reader=_checked_reader_class(),
+            errors_as_nodata=(),  # a missing or unreadable asset is an error, never silent nodata
             assets=list(bands),
             epsg=epsg,
             resolution=resolution,
@@ -339,12 +341,7 @@ def _open_geotiff_scene(
     cs = (chunksize, chunksize) if isinstance(chunksize, int) else tuple(chunksize)
     layers, times = [], []
     for i, p in enumerate(paths):
-        try:
-            da = rioxarray.open_rasterio(
-                p, chunks={"band": -1, "y": cs[0], "x": cs[1]}, mask_and_scale=False, lock=False
-            )
-        except (RasterioError, OSError) as exc:
-            raise _open_error(p, exc) from exc
+        da = open_checked_geotiff(p, {"band": -1, "y": cs[0], "x": cs[1]})
         names = da.attrs.get("long_name")
         names = (names,) if isinstance(names, str) else tuple(names or ())
         if set(bands) <= set(names):
@@ -401,6 +398,35 @@ def _open_geotiff_scene(
     return out.rio.write_crs(layers[0].rio.crs)
 
 
+_CHECKED_READER: type | None = None
+
+
+def _checked_reader_class() -> type:
+    """stackstac's reader, with read errors raised as CorruptFileError naming the asset."""
+    global _CHECKED_READER
+    if _CHECKED_READER is None:
+        from stackstac.rio_reader import AutoParallelRioReader
+
+        class CheckedRioReader(AutoParallelRioReader):
+            def read(self, window: Any, **kwargs: Any) -> Any:
+                try:
+                    return super().read(window, **kwargs)
+                except RuntimeError as exc:  # stackstac wraps GDAL errors, naming the URL
+                    if not isinstance(exc.__cause__, RasterioError | OSError):
+                        raise
+                    first = str(exc.__cause__).splitlines()[0] or type(exc.__cause__).__name__
+                    raise CorruptFileError(
+                        f"cannot read {window} of this asset ({first}); missing, truncated or corrupt?",
+                        path=self.url,
+                    ) from exc
+
+        CheckedRioReader.__module__ = __name__
+        CheckedRioReader.__qualname__ = "CheckedRioReader"
+        globals()["CheckedRioReader"] = CheckedRioReader  # picklable by reference (dask workers)
+        _CHECKED_READER = CheckedRioReader
+    return _CHECKED_READER
+
+
 def _tiff_time(path: Any, i: int) -> pd.Timestamp:
     with rasterio.open(path) as src:
         stamp = src.tags().get("TIFFTAG_DATETIME")
@@ -411,3 +437,10 @@ def _tiff_time(path: Any, i: int) -> pd.Timestamp:
             pass
     logger.warning("%s: no time in the file name or TIFFTAG_DATETIME; using position %d", path, i)
     return pd.Timestamp(0) + pd.Timedelta(days=i)
+
+
+def __getattr__(name: str) -> Any:
+    """``CheckedRioReader`` on demand, so that a fresh process (a dask worker) can unpickle it."""
+    if name == "CheckedRioReader":
+        return _checked_reader_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

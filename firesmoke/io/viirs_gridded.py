@@ -46,6 +46,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from firesmoke.errors import (
+    CorruptFileError,
     GridMismatchError,
     InputError,
     MissingLayerError,
@@ -293,6 +294,9 @@ def validate_vmaes_granule(
             raise GridMismatchError(
                 f"SDS {layer} has shape {sds.shape}, grid {grid.name} is {grid.shape}", path=lf.path
             )
+        dec = Decoder.from_attrs(sds.attrs, sds.dtype)
+        if not (np.isfinite(dec.scale) and dec.scale != 0 and np.isfinite(dec.offset)):  # damaged attribute
+            raise CorruptFileError(f"implausible Scale/Offset {dec.scale!r}/{dec.offset!r}", path=lf.path, field=sds.name)
     if region is not None:
         _check_region(grid, region, ref.path)
     return ValidGranule(by_layer, grid, start, gid, fields, ref, tuple(metas))

@@ -47,9 +47,19 @@ from firesmoke.models.banet_fast import FastBANet
 from firesmoke.models.normalization import default_normalization
 from firesmoke.models.resnet import SmokeResNet, smoke_resnet50
 from firesmoke.models.unet import SmokeUNet
+from firesmoke.models.weights_checks import (
+    CONFIG_BOUNDS,
+    blocked_global,
+    check_config,
+    check_metadata,
+    check_shapes,
+    default_config,
+    unpickler_reason,
+)
 
 __all__ = [
     "ARCHITECTURES",
+    "CONFIG_BOUNDS",
     "FORMAT",
     "PACKAGE_WEIGHTS_DIR",
     "architecture_of",
@@ -346,13 +356,6 @@ def find_weights(path_or_name: str | os.PathLike[str]) -> Path:
 
 
 # -- loading ---------------------------------------------------------------------------
-def _unpickler_reason(exc: BaseException) -> str:
-    """The informative line of torch's weights-only refusal (e.g. the rejected global)."""
-    text = str(exc)
-    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\. Please|\n\n|$)", text, re.S)
-    return " ".join(m.group(1).split()) if m else text.splitlines()[0]
-
-
 def _safe_load(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with every failure turned into WeightsError."""
     try:
@@ -368,11 +371,12 @@ def _safe_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = _unpickler_reason(exc)
-        if "Unsupported global" in reason or "not an allowed global" in reason:
+        reason = unpickler_reason(exc)
+        blocked = blocked_global(exc)
+        if blocked is not None:
             msg = (
-                "refused: the file holds pickled Python objects other than tensors and "
-                f"plain data (possible code); only weights-only loading is allowed ({reason})"
+                f"refused: the file refers to the Python global {blocked!r} (possible code); "
+                "weights files may hold only tensors and plain data, so firesmoke will not load it"
             )
         else:
             msg = f"refused: corrupt or unsupported pickle data ({reason})"
@@ -468,7 +472,10 @@ def load_weights(
         arch = meta.get("architecture")
         if architecture is not None and architecture != arch:
             raise WeightsError(f"file holds {arch!r} weights, not {architecture!r}", path=path)
-        cfg = dict(meta.get("config") or {})
+        cfg = meta.get("config") or {}
+        if not isinstance(cfg, Mapping):
+            raise WeightsError(f"malformed config in weights metadata ({type(cfg).__name__})", path=path)
+        cfg = dict(cfg)
         stored_sha = obj.get("state_dict_sha256")
         if not isinstance(stored_sha, str):
             raise WeightsError("weights file has no state-dict checksum", path=path)
@@ -508,9 +515,14 @@ def load_weights(
         raise WeightsError(
             f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}", path=path
         )
+    cfg = check_config(arch, cfg, path)
+    if stored_sha is not None:  # a firesmoke file: its metadata came from the file
+        target = SmokeResNet if arch == "smoke_resnet50" else ARCHITECTURES[arch]
+        check_metadata(meta, {**default_config(target), **cfg}, path)
+    check_shapes(ARCHITECTURES[arch], arch, cfg, sd, path)  # before any memory is allocated for the model
     try:
         model = ARCHITECTURES[arch](**cfg)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"cannot build {arch!r} from config {cfg}: {exc}", path=path) from exc
     sd32 = {k: (v.float() if v.is_floating_point() else v) for k, v in sd.items()}
     try:

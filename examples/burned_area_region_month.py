@@ -104,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. BA-Net monthly product
     model, random_weights = load_model(args.weights, out)
-    product = predict_burned(cube, model, window.keep_start, window.keep_end, mode="monthly")
+    # --tiny observes only the month's own days: a product flagged with its observed days
+    product = predict_burned(cube, model, window.keep_start, window.keep_end, mode="monthly",
+                             allow_partial=args.tiny)
     product = product.compute()
     store = out / f"burned_{args.month}.zarr"
     write_product(product, store)  # Zarr v2: GDAL's Zarr driver opens it

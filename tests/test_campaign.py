@@ -20,6 +20,7 @@ from firesmoke.cube import open_cube
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.store import Ledger, write_product
+from firesmoke.windows import PERIOD_COORDS
 
 SPEC_TOML = """
 name = "iberia"
@@ -212,7 +213,7 @@ def test_campaign_equals_whole_region_pipeline(cube_store, tmp_path, client):
         assert out[k].dtype == ref[k].dtype == "datetime64[ns]"
         np.testing.assert_array_equal(out[k].values, ref[k].values)
     ref_store = write_product(ref, tmp_path / "ref.zarr")  # predict_burned's path
-    for k in ("period", "period_label", "period_end"):  # stored alike, byte for byte
+    for k in PERIOD_COORDS:  # stored alike, byte for byte
         for meta in (".zarray", ".zattrs"):
             assert json.loads((Path(store) / k / meta).read_text()) == \
                 json.loads((ref_store / k / meta).read_text()), (k, meta)

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from firesmoke.burned import predict_burned
     from firesmoke.cube import build_cube, open_cube, write_cube
     from firesmoke.events import find_events, write_events_geojson
-    from firesmoke.store import export_geotiff, quicklook_png
+    from firesmoke.store import export_geotiff, quicklook_png, write_product
     from firesmoke.synthetic import demo_region, generate_scenario
     from firesmoke.windows import monthly_windows
 
@@ -104,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
 
     # 3. BA-Net monthly product
     model, random_weights = load_model(args.weights, out)
-    product = predict_burned(cube, model, window.keep_start, window.keep_end, mode="monthly")
+    # --tiny observes only the month's own days: a product flagged with its observed days
+    product = predict_burned(cube, model, window.keep_start, window.keep_end, mode="monthly",
+                             allow_partial=args.tiny)
     product = product.compute()
-    # variable-length strings: a Zarr v3 data type with a specification
-    product = product.assign_coords(period=product["period"].astype(object))
     store = out / f"burned_{args.month}.zarr"
-    product.to_zarr(store, mode="w", zarr_format=3, consolidated=False)
+    write_product(product, store)  # Zarr v2: GDAL's Zarr driver opens it
     month = product.isel(period=0)
     conf, bd = month["confidence"], month["burn_date"]
 

@@ -145,7 +145,7 @@ def evaluate(item: dict, weights: Path, tile: int = 128) -> dict:
     ref_doy = np.where(ref_burned, truth["burn_doy"].values, np.nan).astype(np.float64)
     scores = burned_area_scores(pred_burned, ref_burned, pred_doy, ref_doy)
     months = {}
-    for i, label in enumerate(prod["period"].values):
+    for i, label in enumerate(prod["period_label"].values):
         ks = pd_month_mask(truth, str(label))
         months[str(label)] = burned_area_scores(
             burned_m[i], ks, np.where(burned_m[i], doy[i], np.nan),

@@ -43,7 +43,7 @@ from firesmoke.products import (
     default_threshold,
     product_windows,
 )
-from firesmoke.windows import Window
+from firesmoke.windows import Window, period_coords
 
 __all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_input"]
 
@@ -189,9 +189,10 @@ def predict_burned(
     -------
     xarray.Dataset
         ``confidence`` (float32) and ``burn_date`` (int16 day of year, 0 = not burned) with
-        dims ``(period, y, x)``, coordinates ``period`` (window labels),
-        ``period_start``/``period_end`` and ``observed_days``, the cube's CRS, and
-        provenance attrs. Lazy.
+        dims ``(period, y, x)``, coordinates ``period`` (first day, datetime64),
+        ``period_label`` (e.g. ``"2020-08"``), ``period_end`` (last day) and
+        ``observed_days`` (:func:`~firesmoke.windows.period_coords`), the cube's CRS,
+        and provenance attrs. Lazy.
     """
     import dask.array as da
 
@@ -281,9 +282,7 @@ def predict_burned(
                 "threshold": thr}),
         },
         coords={
-            "period": labels,
-            "period_start": ("period", np.array(p_start, dtype="datetime64[ns]")),
-            "period_end": ("period", np.array(p_end, dtype="datetime64[ns]")),
+            **period_coords(labels, p_start, p_end),
             "observed_days": ("period", np.array(counts, np.int16), {
                 "long_name": "days of the model windows present in the cube",
                 "description": "fewer than the windows' days only with allow_partial=True"}),
@@ -293,7 +292,8 @@ def predict_burned(
     if compat:
         ds["burn_date_reference"] = (("period", "y", "x"), da.stack(refs), {
             "long_name": f"day of year of burning as {compat} reports it",
-            "units": "day of year", "flag_values": 0, "flag_meanings": "not_burned",
+            "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
+            "flag_values": 0, "flag_meanings": "not_burned",
             "threshold": thr,
             "description": "monthly: the day of year of the argmax index counted from the "
                            "window's first day (the reference's dating); range and NRT: "

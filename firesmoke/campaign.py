@@ -70,6 +70,7 @@ from firesmoke.paths import check_no_symlinks, safe_join
 from firesmoke.products import WINDOW_RULES
 from firesmoke.store import Ledger, Location, StoreLock, open_store
 from firesmoke.store.location import read_small, write_small
+from firesmoke.windows import period_coords
 
 __all__ = [
     "Plan",
@@ -162,7 +163,8 @@ def _fingerprint(product: BurnedProduct, region: Region, spec: CampaignSpec,
                  slots: tuple[Slot, ...], prov: list[dict[str, str]]) -> str:
     doc = {"product": {k: v for k, v in vars(product).items() if k not in ("batch_size", "device")},
            "region": region.to_dict(), "block_size": spec.block_size,
-           "periods": [s.label for s in slots], "weights": [w["sha256"] or w["weights"] for w in prov]}
+           "periods": [s.label for s in slots], "weights": [w["sha256"] or w["weights"] for w in prov],
+           "period_coords": "datetime64"}  # stores with string periods are not resumed
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -191,11 +193,8 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
     import dask.array as da
 
     P, (H, W) = len(slots), region.shape
-    ds = region.coords_dataset().assign_coords(
-        period=("period", np.array([s.label for s in slots], dtype=object)),
-        period_start=("period", np.array([pd.Timestamp(s.start) for s in slots], "datetime64[ns]")),
-        period_end=("period", np.array([pd.Timestamp(s.end) for s in slots], "datetime64[ns]")),
-    )
+    ds = region.coords_dataset().assign_coords(period_coords(
+        [s.label for s in slots], [s.start for s in slots], [s.end for s in slots]))
     dims, chunks = ("period", "y", "x"), (1, block, block)
     ds["confidence"] = (dims, da.full((P, H, W), np.nan, dtype=np.float32, chunks=chunks), {
         "long_name": "burned-area confidence", "units": "1", "grid_mapping": "spatial_ref",
@@ -215,8 +214,6 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
 
 def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, overwrite: bool) -> None:
     """Write the template, or check an existing store belongs to this campaign (resume)."""
-    import xarray as xr
-
     from firesmoke.store import create_template
 
     chunks = {"period": 1, "y": block, "x": block}
@@ -245,10 +242,6 @@ def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, ove
         ledger.clear()
     # Zarr v2: product stores GDAL's Zarr driver opens (as firesmoke.store.write_product)
     create_template(template, store, chunks=chunks, overwrite=overwrite, zarr_format=2)
-    # create_template leaves lazy non-index coordinates unwritten: write them (idempotent)
-    extra = {k: template[k].variable for k in ("period_start", "period_end")}
-    xr.Dataset(extra).to_zarr(**loc.zarr_args(), region={"period": slice(None)},
-                              consolidated=False)
 
 
 def _progress_bar(progress: Progress, total: int, label: str) -> Callable[[int], None]:
@@ -328,12 +321,25 @@ def _check_devices(spec: CampaignSpec, local: bool) -> None:
 
 
 def _check_inputs(spec: CampaignSpec) -> None:
+    fetched = set(spec.fetch.input_folders().values()) if spec.fetch else set()
     for i, p in enumerate(spec.inputs.viirs):
-        if not p.is_dir():
+        if p not in fetched and not p.is_dir():
             raise InputError("VIIRS folder not found", path=p, field=f"inputs.viirs[{i}]")
     for i, p in enumerate(spec.inputs.firms):
-        if not p.exists():
+        if p not in fetched and not p.exists():
             raise InputError("FIRMS path not found", path=p, field=f"inputs.firms[{i}]")
+
+
+def _fetch_inputs(fetch: Any, region: Region, d0: dt.date, d1: dt.date, report: Report) -> None:
+    """Download what the region's cube needs (a ``[fetch]`` table's
+    :class:`~firesmoke.fetch.region.FetchSpec`); failed files become warnings."""
+    res = fetch.fetch(region, d0, d1)
+    for folder in fetch.input_folders().values():  # an empty answer is an empty folder
+        folder.mkdir(parents=True, exist_ok=True)
+    log.info("fetch %s: %s", region.name, res.summary())
+    if res.failed:
+        report.warnings.append(f"{region.name} fetch: {len(res.failed)} file(s) failed "
+                               f"(see {res.manifest})")
 
 
 def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progress) -> Path:
@@ -368,6 +374,8 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
             report.skipped_inputs += done["skipped_inputs"]
             report.warnings += done["warnings"]
             return path
+    if spec.fetch is not None:
+        _fetch_inputs(spec.fetch, r, d0, d1, report)
     ch = inp.cube_chunk
     cube = build_cube(r, d0, d1, viirs=key["viirs"] or None, firms=key["firms"] or None,
                       composite=inp.composite, chunks={"time": 16, "y": ch, "x": ch})

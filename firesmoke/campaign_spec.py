@@ -44,6 +44,9 @@ before any work starts. Example (``examples/campaign.toml`` is a commented one):
     quicklook = true
     events = true
 
+    [fetch]                        # download inputs before a region's cube is built
+    products = ["VIIRS_SNPP_SP"]   # (firesmoke.fetch.region); default [inputs]
+
     [cluster]                      # a LocalCluster ...
     n_workers = 2
     threads_per_worker = 1
@@ -56,9 +59,9 @@ import datetime as dt
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firesmoke import spec_fields
 from firesmoke.errors import InputError
@@ -67,6 +70,9 @@ from firesmoke.ops import COMPOSITE_RULES
 from firesmoke.paths import safe_join
 from firesmoke.products import MODES, default_threshold
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
+
+if TYPE_CHECKING:
+    from firesmoke.fetch.region import FetchSpec
 
 # field validators (firesmoke.spec_fields) under the short names used below
 _Ctx = spec_fields.Ctx
@@ -204,6 +210,8 @@ class CampaignSpec:
     cluster: ClusterSpec = field(default_factory=ClusterSpec)
     exports: ExportSpec = field(default_factory=ExportSpec)
     source: Path | None = None
+    fetch: FetchSpec | None = None
+    """The ``[fetch]`` table: what to download for each region before its cube is built."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary (for reports)."""
@@ -221,6 +229,7 @@ class CampaignSpec:
                        "firms": [str(p) for p in self.inputs.firms],
                        "composite": self.inputs.composite},
             "source": str(self.source) if self.source else None,
+            "fetch": self.fetch.to_dict() if self.fetch else None,
         }
 
 
@@ -402,7 +411,13 @@ def _exports(ctx: _Ctx, value: Any) -> ExportSpec:
 
 
 _TOP_KEYS = ("name", "output", "block_size", "weights", "regions", "periods", "inputs",
-             "products", "cluster", "exports")
+             "products", "cluster", "exports", "fetch")
+
+
+def _fetch(ctx: _Ctx, value: Any) -> FetchSpec:
+    from firesmoke.fetch.region import parse_fetch_table
+
+    return parse_fetch_table(value, base_dir=ctx.base, path=ctx.path)
 
 
 def load_spec(
@@ -458,11 +473,14 @@ def load_spec(
         raise ctx.error(f"must be a multiple of {BLOCK_MULTIPLE}, got {block}", "block_size")
     regions = _regions(ctx, t["regions"])
     inputs = _inputs(ctx, t.get("inputs", {}))
+    fetch = _fetch(ctx, t["fetch"]) if "fetch" in t else None
+    if fetch is not None and not inputs.viirs and not inputs.firms:  # the fetched folders
+        inputs = replace(inputs, **fetch.cube_inputs())
     lacking = [e.region.name for e in regions if e.cube is None]
     if lacking and not inputs.viirs and not inputs.firms:
         raise ctx.error(
-            f"regions {lacking} have no cube store and [inputs] gives no viirs/firms to build one",
-            "inputs",
+            f"regions {lacking} have no cube store and neither [inputs] nor [fetch] gives "
+            "viirs/firms to build one", "inputs",
         )
     products = _products(ctx, t["products"])
     weights = _weights(ctx, t["weights"]) if "weights" in t else ()
@@ -478,6 +496,7 @@ def load_spec(
         cluster=_cluster(ctx, t.get("cluster", {})),
         exports=_exports(ctx, t.get("exports", {})),
         source=path.resolve() if path else None,
+        fetch=fetch,
     )
 
 

@@ -226,16 +226,9 @@ def _cmd_cube(args: argparse.Namespace) -> int:
                        zarr_format=args.zarr_format)
         finally:
             bar.close()
-    from firesmoke.store import write_report
+    from firesmoke.store import report_location
 
-    def _attr(key: str):
-        try:
-            return json.loads(cube.attrs.get(key, "[]"))
-        except ValueError:  # a truncated attribute: keep its text
-            return cube.attrs.get(key)
-
-    report = write_report(args.out, {k: _attr(k) for k in ("skipped_inputs", "firms_report")})
-    print(f"report: {report}")
+    print(f"report: {report_location(args.out)}")  # written by write_cube
     print(f"wrote {args.out} ({cube.sizes['time']} days x {cube.sizes['y']} x {cube.sizes['x']} px, "
           f"{cube.attrs['n_granules']} granules)")
     if skipped:
@@ -434,8 +427,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         region = Region.from_dataset(cube)
         product = xr.open_zarr(out.path).rio.write_crs(cube.rio.crs)
         folder = out.path.parent
-        for label in product.period.values:
-            p = product.sel(period=label).load()
+        for i in range(product.sizes["period"]):
+            p = product.isel(period=i).load()
+            label = str(p["period_label"].values)
             name = f"{out.path.stem}_{label}"
             if args.geotiff:
                 tifs = export_burned_period(p, folder, name)

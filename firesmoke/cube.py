@@ -52,9 +52,10 @@ from firesmoke._version import __version__
 from firesmoke.dates import as_date
 from firesmoke.errors import InputError, SkippedInput
 from firesmoke.grid import Region
-from firesmoke.hotspots import rasterize_hotspots
+from firesmoke.hotspots import STAT_ATTRS, rasterize_hotspots
 from firesmoke.io.readers import CUBE_BANDS, open_reader
 from firesmoke.store.cubes import open_cube_store, write_cube_store
+from firesmoke.store.zarr_store import report_location, write_report
 
 __all__ = [
     "CUBE_VARIABLES",
@@ -76,7 +77,7 @@ _ATTRS = {
     "nir": {"long_name": "near-infrared reflectance (VIIRS M7, 0.865 um)", "units": "1", "source_band": "M07"},
     "mir": {"long_name": "middle-infrared reflectance (3.7 um, from M12 and M15)", "units": "1",
             "source_band": "M12,M15"},
-    "frp": {"long_name": "log1p of the daily sum of fire radiative power", "units": "log1p(MW)"},
+    "frp": {k: v for k, v in STAT_ATTRS["log1p_frp"].items() if k != "name"},  # no UDUNITS unit
     "solar_zenith": {"long_name": "solar zenith angle", "units": "degree"},
     "sensor_zenith": {"long_name": "sensor zenith angle", "units": "degree"},
 }
@@ -294,8 +295,10 @@ def build_cube(
     Returns
     -------
     xarray.Dataset
-        Lazy cube; ``attrs`` record region, inputs, composite rule, skipped inputs and
-        the package version.
+        Lazy cube; ``attrs`` record region, inputs, composite rule, skipped inputs, the
+        FIRMS read report (``firms_report``: one line per file, complete; counts in
+        ``firms_summary``) and the package version. :func:`write_cube` moves the FIRMS
+        report to a sidecar JSON file.
     """
     reg = Region.resolve(region)
     s = as_date(start, "start")
@@ -354,13 +357,50 @@ def build_cube(
         "swath_regrid": regrid,
         "n_granules": n_granules,
         "skipped_inputs": json.dumps([{"path": k.path, "reason": k.reason} for k in skipped]),
-        "firms_report": json.dumps([str(r) for r in firms_report])[:100_000],
+        "firms_report": json.dumps([str(r) for r in firms_report]),  # a store: in the sidecar
+        "firms_summary": json.dumps(_firms_summary(firms_report)),
         "firesmoke_version": __version__,
         "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} firesmoke.cube.build_cube",
     })
     if skipped:
         log.warning("%d input(s) skipped; see attrs['skipped_inputs']", len(skipped))
     return ds
+
+
+def _firms_summary(reports: Sequence[Any]) -> dict[str, int]:
+    """Counts over the per-file FIRMS reports (any report object: missing counts are 0)."""
+    def total(name: str) -> int:
+        return int(sum(int(getattr(r, name, 0) or 0) for r in reports))
+
+    return {"files": len(reports), "rows_read": total("rows_read"),
+            "rows_selected": total("rows_selected"), "bad_rows": total("bad_rows"),
+            "files_with_bad_rows": sum(1 for r in reports if getattr(r, "bad_rows", 0))}
+
+
+REPORT_ATTRS = ("skipped_inputs", "firms_report")
+"""Cube attributes that :func:`write_cube` writes complete to the sidecar report."""
+
+
+def _split_reports(ds: xr.Dataset, sidecar: str) -> tuple[xr.Dataset, dict[str, Any]]:
+    """The cube with the attributes a store keeps, and the complete reports of its attrs.
+
+    ``firms_report`` (one line per FIRMS file: long on long runs) leaves the store's
+    attributes for the sidecar ``sidecar``; the counts (``firms_summary``) and the skipped
+    inputs stay.
+    """
+    reports: dict[str, Any] = {}
+    for key in REPORT_ATTRS:
+        if key in ds.attrs:
+            try:
+                reports[key] = json.loads(ds.attrs[key])
+            except (TypeError, ValueError):  # not JSON (e.g. an older truncated attribute)
+                reports[key] = ds.attrs[key]
+    attrs = {k: v for k, v in ds.attrs.items() if k not in ("firms_report", "report")}
+    if reports:
+        attrs["report"] = sidecar
+    out = ds.copy(deep=False)
+    out.attrs = attrs
+    return out, reports
 
 
 def burned_fraction_cube(
@@ -408,6 +448,12 @@ def write_cube(
     :class:`~firesmoke.store.StoreLockedError`); every written time chunk is recorded in
     the ledger inside the store, so :func:`open_cube` knows whether the store is complete.
 
+    The cube's run reports (``skipped_inputs``, ``firms_report``: complete, any length)
+    are written, once the store is, to the sidecar ``<store>.report.json``
+    (:func:`firesmoke.store.write_report`); the store's attributes keep the skipped
+    inputs, the counts ``firms_summary`` and the sidecar's name (``report``), not the
+    per-file FIRMS report.
+
     Parameters
     ----------
     ds
@@ -433,10 +479,15 @@ def write_cube(
     pathlib.Path or str
         The store path (local) or URL.
     """
-    return write_cube_store(ds, store, CUBE_VARIABLES, DEFAULT_CHUNKS, mode=mode,
-                            progress=progress, compute_kwargs=compute_kwargs,
-                            storage_options=dict(storage_options or {}) or None,
-                            zarr_format=zarr_format)
+    opts = dict(storage_options or {}) or None
+    sidecar = report_location(store, opts)
+    ds, reports = _split_reports(ds, sidecar.name)
+    out = write_cube_store(ds, store, CUBE_VARIABLES, DEFAULT_CHUNKS, mode=mode,
+                           progress=progress, compute_kwargs=compute_kwargs,
+                           storage_options=opts, zarr_format=zarr_format)
+    if reports:
+        write_report(store, reports, opts)
+    return out
 
 
 def open_cube(store: Any, chunks: Any = None, partial: bool = False,

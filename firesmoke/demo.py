@@ -179,10 +179,10 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
     rows = []
     doy = truth["burn_doy"].values
     bdate = pd.DatetimeIndex(truth["burn_date"].values.ravel()).values.reshape(doy.shape)
-    for label in product.period.values:
-        p = product.sel(period=label)
-        m0 = pd.Timestamp(str(p.period_start.values))
-        m1 = pd.Timestamp(str(p.period_end.values))
+    for i in range(product.sizes["period"]):
+        p = product.isel(period=i)
+        label = str(p.period_label.values)
+        m0, m1 = pd.Timestamp(p.period.values), pd.Timestamp(p.period_end.values)
         ref = (bdate >= np.datetime64(m0)) & (bdate <= np.datetime64(m1 + pd.Timedelta(hours=23)))
         pred = p["burn_date"].values > 0
         s = burned_area_scores(pred, ref, np.where(pred, p["burn_date"].values, np.nan),

@@ -30,10 +30,15 @@ __all__ = ["STAT_ATTRS", "day_index", "rasterize_hotspots"]
 
 log = logging.getLogger(__name__)
 
-#: CF attributes and variable name of each statistic.
+#: CF attributes and variable name of each statistic. ``log1p_frp`` has no UDUNITS unit
+#: (log(1 + x MW) is dimensionless only in name): no ``units``, the transform and the
+#: unit of its argument in ``firesmoke_transform`` / ``frp_units`` instead.
 STAT_ATTRS: dict[str, dict[str, str]] = {
-    "log1p_frp": {"name": "frp", "units": "log1p(MW)",
-                  "long_name": "log1p of the daily sum of fire radiative power per cell"},
+    "log1p_frp": {"name": "frp",
+                  "long_name": "log(1 + daily sum of fire radiative power per cell in MW)",
+                  "comment": "natural logarithm of 1 + the daily FRP sum in MW (BA-Net's FRP "
+                             "channel); 0 where no detection",
+                  "firesmoke_transform": "log1p", "frp_units": "MW"},
     "frp_sum": {"name": "frp_sum", "units": "MW",
                 "long_name": "daily sum of fire radiative power per cell"},
     "frp_max": {"name": "frp_max", "units": "MW",
@@ -223,7 +228,7 @@ def rasterize_hotspots(
     start, end
         First and last day (inclusive); times are floored to UTC midnight.
     stat
-        ``"log1p_frp"`` (BA-Net channel, ``log1p(MW)``), ``"frp_sum"`` (MW), ``"frp_max"``
+        ``"log1p_frp"`` (BA-Net channel, log(1 + MW), no ``units``), ``"frp_sum"`` (MW), ``"frp_max"``
         (MW) or ``"count"`` (detections).
     daynight
         ``"D"`` or ``"N"`` to keep only day or night detections; None keeps all (reference).
@@ -300,8 +305,7 @@ def rasterize_hotspots(
     coords = reg.coords_dataset(time=times)
     meta = STAT_ATTRS[stat]
     attrs = {
-        "units": meta["units"],
-        "long_name": meta["long_name"],
+        **{k: v for k, v in meta.items() if k != "name"},
         "day_definition": "UTC day (FIRMS acq_date)" if day == "utc"
         else "local mean solar day (UTC time + longitude / 15 h)",
         "daynight_filter": "all" if daynight is None else str(daynight),

@@ -15,13 +15,17 @@ that firesmoke does NOT reproduce (reference/banet.md):
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from firesmoke.dates import as_date
 
-__all__ = ["Window", "monthly_windows", "nrt_window", "range_windows"]
+__all__ = ["PERIOD_COORDS", "Window", "monthly_windows", "nrt_window", "period_coords",
+           "range_windows"]
 
 WINDOW_DAYS = 64
 
@@ -111,3 +115,31 @@ def nrt_window(run_date: object) -> Window:
     r = _as_date(run_date)
     start = r - dt.timedelta(days=WINDOW_DAYS - 1)
     return Window(f"nrt-{r:%Y-%m-%d}", start, start, r)
+
+
+PERIOD_COORDS = ("period", "period_label", "period_end")
+"""The coordinates along the ``period`` dimension of every burned-area product."""
+
+
+def period_coords(labels: Sequence[str], starts: Sequence[Any], ends: Sequence[Any]
+                  ) -> dict[str, tuple[Any, ...]]:
+    """The ``period`` coordinates of a product (the same on every path that writes one).
+
+    ``period`` is the first day of each period (``datetime64[ns]``, so
+    ``ds.sel(period="2020-08")`` selects by partial date), ``period_end`` its last day
+    (inclusive) and ``period_label`` its label (variable-length strings: ``"2020-08"``,
+    ``"2020-08-05..2020-08-25"``, ``"nrt-2020-08-31"``). Returns ``{name: (dims, values,
+    attrs)}`` for :meth:`xarray.Dataset.assign_coords`.
+    """
+    if not len(labels) == len(starts) == len(ends):
+        raise ValueError("labels, starts and ends differ in length")
+    days = [pd.Timestamp(d).normalize() for d in starts]
+    last = [pd.Timestamp(d).normalize() for d in ends]
+    return {
+        "period": ("period", np.array(days, dtype="datetime64[ns]"),
+                   {"long_name": "first day of the period"}),
+        "period_label": ("period", np.array([str(x) for x in labels], dtype=object),
+                         {"long_name": "period label"}),
+        "period_end": ("period", np.array(last, dtype="datetime64[ns]"),
+                       {"long_name": "last day of the period (inclusive)"}),
+    }

@@ -35,8 +35,13 @@ def test_monthly_dates_are_true_days_of_year():
         frp[days.get_loc(d), r, c] = 3.0
     cube["frp"] = (("time", "y", "x"), frp)
     ds = predict_burned(cube, frp_oracle, "2020-07-01", "2020-08-31", tile=32, step=24).compute()
-    assert list(ds.period.values) == ["2020-07", "2020-08"]
-    jul, aug = ds.sel(period="2020-07"), ds.sel(period="2020-08")
+    assert list(ds.period_label.values) == ["2020-07", "2020-08"]
+    assert ds.period.dtype == "datetime64[ns]" and ds.period_end.dtype == "datetime64[ns]"
+    np.testing.assert_array_equal(ds.period.values, pd.to_datetime(["2020-07-01", "2020-08-01"]))
+    np.testing.assert_array_equal(ds.period_end.values,
+                                  pd.to_datetime(["2020-07-31", "2020-08-31"]))
+    jul, aug = ds.sel(period="2020-07").squeeze("period"), ds.sel(period="2020-08-01")
+    assert jul.sizes == aug.sizes == {"y": 40, "x": 50}  # partial date / exact day
     assert jul.burn_date.values[5, 5] == pd.Timestamp("2020-07-03").dayofyear
     assert jul.burn_date.values[10, 30] == pd.Timestamp("2020-07-31").dayofyear
     assert jul.burn_date.values[30, 40] == 0          # burned in August: not in July's map
@@ -67,6 +72,9 @@ def test_range_mode_one_map():
     ds = predict_burned(cube, frp_oracle, "2020-06-01", "2020-09-15", mode="range",
                         tile=32, step=32).compute()
     assert ds.sizes["period"] == 1
+    assert list(ds.period_label.values) == ["2020-06-01..2020-09-15"]
+    assert ds.period.values[0] == np.datetime64("2020-06-01")
+    assert ds.period_end.values[0] == np.datetime64("2020-09-15")
     bd = ds.burn_date.values[0]
     assert bd[3, 3] == pd.Timestamp("2020-06-20").dayofyear
     assert bd[7, 8] == pd.Timestamp("2020-08-25").dayofyear

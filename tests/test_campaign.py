@@ -19,7 +19,8 @@ from firesmoke.campaign_spec import load_spec
 from firesmoke.cube import open_cube
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
-from firesmoke.store import Ledger
+from firesmoke.store import Ledger, write_product
+from firesmoke.windows import PERIOD_COORDS
 
 SPEC_TOML = """
 name = "iberia"
@@ -207,8 +208,16 @@ def test_campaign_equals_whole_region_pipeline(cube_store, tmp_path, client):
     (store,) = rep.stores
     out = xr.open_zarr(store)  # plain xarray: consolidated, CRS included
     assert out.rio.crs.to_epsg() == 4326
-    assert list(out.period.values) == list(ref.period.values) == ["2020-08", "2020-09"]
-    np.testing.assert_array_equal(out.period_start.values, ref.period_start.values)
+    assert list(out.period_label.values) == list(ref.period_label.values) == ["2020-08", "2020-09"]
+    for k in ("period", "period_end"):  # datetime64 on both paths (issue 12)
+        assert out[k].dtype == ref[k].dtype == "datetime64[ns]"
+        np.testing.assert_array_equal(out[k].values, ref[k].values)
+    ref_store = write_product(ref, tmp_path / "ref.zarr")  # predict_burned's path
+    for k in PERIOD_COORDS:  # stored alike, byte for byte
+        for meta in (".zarray", ".zattrs"):
+            assert json.loads((Path(store) / k / meta).read_text()) == \
+                json.loads((ref_store / k / meta).read_text()), (k, meta)
+        assert xr.open_zarr(ref_store)[k].encoding["dtype"] == out[k].encoding["dtype"]
     np.testing.assert_array_equal(out.y.values, ref.y.values)
     np.testing.assert_array_equal(out.confidence.values, ref.confidence.values)
     np.testing.assert_array_equal(out.burn_date.values, ref.burn_date.values)
@@ -261,7 +270,9 @@ def test_block_size_does_not_change_the_product(cube_store, tmp_path, client):
                      model=model, progress=False)
     assert len(a.done) == 4 and len(b.done) == 1
     da_, db_ = xr.open_zarr(a.stores[0]), xr.open_zarr(b.stores[0])
-    assert list(da_.period.values) == ["2020-08-05..2020-08-25"]
+    assert list(da_.period_label.values) == ["2020-08-05..2020-08-25"]
+    assert da_.period_end.values[0] == np.datetime64("2020-08-25")
+    assert da_.sel(period="2020-08").sizes["period"] == 1
     np.testing.assert_array_equal(da_.confidence.values, db_.confidence.values)
     np.testing.assert_array_equal(da_.burn_date.values, db_.burn_date.values)
     assert (da_.burn_date.values > 0).any()

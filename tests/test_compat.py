@@ -156,7 +156,7 @@ def test_monthly_equals_the_reference(cube):
     with dask.config.set(scheduler="threads"):
         ds = predict_burned(cube, _model(), "2020-08-01", "2020-09-30", compat="banet-0.6.7",
                             device="cpu").compute()
-    assert list(ds.period.values) == ["2020-08", "2020-09"]
+    assert list(ds.period_label.values) == ["2020-08", "2020-09"]
     for i, month in enumerate(("2020-08", "2020-09")):
         start, days, keep = _month_window(month)
         p = _ref_predict(cube, start)[keep]

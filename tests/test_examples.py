@@ -43,6 +43,7 @@ def test_burned_area_region_month(tmp_path):
     assert "burned pixels 2020-08" in text
     ds = xr.open_zarr(out / "burned_2020-08.zarr", consolidated=False)
     assert ds.sizes == {"period": 1, "y": 128, "x": 128}
+    assert ds.period_label.values.tolist() == ["2020-08"] and ds.period.dtype == "datetime64[ns]"
     conf = ds.confidence.values
     assert ((conf >= 0) & (conf <= 1)).all()
     with rasterio.open(out / "confidence_2020-08.tif") as src:

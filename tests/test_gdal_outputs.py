@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import rasterio
 import xarray as xr
 from _store_helpers import small_cube
@@ -21,6 +20,7 @@ from firesmoke.exports import (
 )
 from firesmoke.grid import Region
 from firesmoke.store import write_product
+from firesmoke.windows import period_coords
 
 REGION = Region.from_shape("T", 10.0, 1.0, 0.01, 40, 48)
 
@@ -30,9 +30,8 @@ def _product() -> xr.Dataset:
     conf = rng.random((2, *REGION.shape)).astype(np.float32)
     conf[:, :4, :4] = np.nan  # unobserved
     bd = np.where(conf > 0.5, rng.integers(200, 240, conf.shape), 0).astype(np.int16)
-    ds = REGION.coords_dataset().assign_coords(
-        period=("period", ["2020-08", "2020-09"]),  # fixed-width labels, as predict_burned
-        period_start=("period", pd.to_datetime(["2020-08-01", "2020-09-01"]).values))
+    ds = REGION.coords_dataset().assign_coords(period_coords(  # as predict_burned
+        ["2020-08", "2020-09"], ["2020-08-01", "2020-09-01"], ["2020-08-31", "2020-09-30"]))
     ds["confidence"] = (("period", "y", "x"), conf, {"grid_mapping": "spatial_ref"})
     ds["burn_date"] = (("period", "y", "x"), bd, {"grid_mapping": "spatial_ref"})
     return ds
@@ -52,9 +51,21 @@ def test_product_store_opens_in_gdal(tmp_path):
             _check_grid(src)
             assert src.count == 2
             np.testing.assert_array_equal(src.read(), ds[name].values)
-    # labels stored as variable-length strings (not fixed-width UTF-32): one dtype on every path
-    assert json.loads((store / "period" / ".zarray").read_text())["dtype"] == "|O"
-    assert list(xr.open_zarr(store)["period"].values) == ["2020-08", "2020-09"]
+    # period: whole days since 1970 as int32; labels as variable-length strings (not
+    # fixed-width UTF-32): the same on every path (tests/test_campaign.py compares them)
+    for k in ("period", "period_end"):
+        assert json.loads((store / k / ".zarray").read_text())["dtype"] == "<i4"
+        assert json.loads((store / k / ".zattrs").read_text())["units"] == "days since 1970-01-01"
+    assert json.loads((store / "period_label" / ".zarray").read_text())["dtype"] == "|O"
+    back = xr.open_zarr(store)
+    assert back["period"].dtype == "datetime64[ns]"
+    assert list(back["period_label"].values) == ["2020-08", "2020-09"]
+    np.testing.assert_array_equal(back["period_end"].values, ds["period_end"].values)
+    sep = back.sel(period="2020-09")  # partial-date selection
+    assert list(sep.period_label.values) == ["2020-09"]
+    # GDAL reads the period axis as whole days
+    with rasterio.open(f'ZARR:"{store}":/period') as src:
+        assert src.read(1).ravel().tolist() == [18475, 18506]
 
 
 def test_cube_store_in_zarr_v2_opens_in_gdal(tmp_path):

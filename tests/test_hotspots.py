@@ -50,7 +50,9 @@ def test_default_is_the_banet_frp_channel():
     da_ = rasterize_hotspots(df, REGION, "2021-08-01", "2021-08-04")
     assert da_.dims == ("time", "y", "x") and da_.dtype == np.float32
     assert da_.shape == (4, *REGION.shape)
-    assert da_.name == "frp" and da_.attrs["units"] == "log1p(MW)" and da_.attrs["long_name"]
+    assert da_.name == "frp" and "units" not in da_.attrs  # log(1 + MW): no UDUNITS unit
+    assert da_.attrs["firesmoke_transform"] == "log1p" and da_.attrs["frp_units"] == "MW"
+    assert "MW" in da_.attrs["long_name"]
     np.testing.assert_array_equal(
         da_["time"].values, pd.date_range("2021-08-01", "2021-08-04").values.astype("datetime64[ns]"))
     assert da_["time"].dtype == np.dtype("datetime64[ns]")

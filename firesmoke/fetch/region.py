@@ -78,6 +78,8 @@ PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
     "viirs-l1b-noaa20": ("VJ102MOD", "VJ103MOD"),
 }
 
+_L1B = frozenset(p for pair in PRODUCT_ALIASES.values() for p in pair)
+
 
 def resolve_bbox(region: Any) -> tuple[str, tuple[float, float, float, float]]:
     """``(name, (left, bottom, right, top))`` of a region, region name/path, tuple or bbox string."""
@@ -210,6 +212,15 @@ class FetchSpec:
         """Where the fetched inputs land: ``viirs`` (L1B pairs), ``firms``, ``burned_area``, ``sentinel2``."""
         return {"viirs": self.out / "viirs_l1b", "firms": self.out / "firms",
                 "burned_area": self.out / "burned_area", "sentinel2": self.out / "sentinel2"}
+
+    def cube_inputs(self) -> dict[str, tuple[Path, ...]]:
+        """The cube inputs these downloads fill: ``viirs`` (when VIIRS L1B pairs are
+        fetched) and ``firms`` (when FIRMS detections are), each a tuple of folders."""
+        earth, firms, _ = split_products(self.products)
+        folders = self.input_folders()
+        l1b = any(p in _L1B for p in earth)
+        return {"viirs": (folders["viirs"],) if l1b else (),
+                "firms": (folders["firms"],) if firms else ()}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values (for campaign reports)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = [
     "finalize_store",
     "open_store",
     "prepare_overwrite",
+    "report_location",
     "write_block",
     "write_product",
     "write_report",
@@ -77,7 +79,24 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, int], zarr_format: int = 3,
         if np.issubdtype(var.dtype, np.floating):
             e["fill_value" if zarr_format == 3 else "_FillValue"] = np.nan
         enc[str(name)] = e
+    enc.update(_time_encoding(ds))
     return enc
+
+
+PERIOD_TIME_ENCODING = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian",
+                        "dtype": "int32"}
+"""How datetime coordinates along ``period`` are stored: whole days as int32 (GDAL reads
+it), the same on every path (xarray would otherwise pick units from the first value)."""
+
+
+def _time_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    return {str(k): dict(PERIOD_TIME_ENCODING) for k, v in ds.coords.items()
+            if v.dims == ("period",) and v.dtype.kind == "M"}
+
+
+FIRESMOKE_NODE_WARNING = (rf"Object at {re.escape(META)}(/\S*)? is not recognized as a component "
+                          "of a Zarr hierarchy")
+"""zarr's warning about firesmoke's bookkeeping folder inside a store (a regex)."""
 
 
 @contextlib.contextmanager
@@ -86,8 +105,9 @@ def quiet_zarr() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Zarr V3 specification.*")
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        # our .firesmoke folder (ledger, lock) is not a Zarr node: zarr says so when listing
-        warnings.filterwarnings("ignore", message=".*not recognized as a component of a Zarr.*")
+        # our .firesmoke folder (ledger, lock) is not a Zarr node: zarr says so when it
+        # lists the store (opens without consolidated metadata, region writes); only that
+        warnings.filterwarnings("ignore", message=FIRESMOKE_NODE_WARNING)
         yield
 
 
@@ -283,7 +303,8 @@ def _write_whole(ds: xr.Dataset, loc: Location, fmt: int) -> None:
     for v in ds.variables.values():  # encodings read from a store of another format
         v.encoding = {}
     with quiet_zarr():
-        ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False)
+        ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False,
+                   encoding=_time_encoding(ds))
     finalize_store(loc)
 
 
@@ -301,6 +322,14 @@ def finalize_store(store: Any, storage_options: StoreOptions = None) -> None:
             zarr.consolidate_metadata(group.store)
 
 
+REPORT_SUFFIX = ".report.json"
+
+
+def report_location(store: Any, storage_options: StoreOptions = None) -> Location:
+    """Where :func:`write_report` writes the report of ``store``: ``<store>.report.json``."""
+    return Location.of(store, storage_options).sibling(REPORT_SUFFIX)
+
+
 def write_report(store: Any, report: Mapping[str, Any], storage_options: StoreOptions = None) -> Any:
     """Write a run report as a sidecar JSON file next to the store: ``<store>.report.json``.
 
@@ -312,10 +341,9 @@ def write_report(store: Any, report: Mapping[str, Any], storage_options: StoreOp
     from firesmoke.paths import atomic_write_text
 
     loc = Location.of(store, storage_options)
+    side = report_location(loc)
     text = json.dumps(dict(report), indent=1, default=str)
     if loc.local:
-        return atomic_write_text(loc.path.with_name(loc.name + ".report.json"), text,
-                                 root=loc.path.parent)
-    side = loc.sibling(".report.json")
+        return atomic_write_text(side.path, text, root=loc.path.parent)
     side.fs.pipe_file(side._root, text.encode())
     return side.url

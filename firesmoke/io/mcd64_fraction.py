@@ -44,11 +44,11 @@ from affine import Affine
 from firesmoke.dates import as_date
 from firesmoke.errors import CorruptFileError, InputError, SkippedInput, WrongProductError
 from firesmoke.grid import Region
+from firesmoke.io.ba_products import _month_end
 from firesmoke.io.mcd64 import (
     BURN_DATE_WATER,
     BurnedAreaSource,
     _hdf_meta,
-    _month_end,
     _read_sds,
     mcd64_tiles_for_region,
     parse_mcd64_name,

@@ -40,10 +40,10 @@ from firesmoke.io.ba_products import (
     _VAR_ATTRS,
     SDS_VARIABLES,
     _chunks_arg,
-    _month_end,
     _sds_dtype,
     _token,
     parse_vnp64_name,
+    sinusoidal_tile_dataset,
 )
 
 __all__ = [
@@ -202,13 +202,9 @@ def open_vnp64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
     ``x``/``y`` cell centres, the CRS attached, scalar ``time`` = first day of the month.
     """
     import dask.array as da
-    import rioxarray  # noqa: F401  (registers .rio)
-
-    from firesmoke.io.sinusoidal import SINUSOIDAL_PROJ4, sinusoidal_crs
 
     p = Path(path)
     meta = vnp64_meta(p)
-    ny, nx = meta.shape
     t = meta.transform
     data_vars = {}
     for layer, var in SDS_VARIABLES.items():
@@ -221,28 +217,6 @@ def open_vnp64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
         arr = da.from_array(_LayerArray(p, layer, meta.shape, dtype), chunks=_chunks_arg(chunks, meta.shape),
                             lock=False, meta=np.empty((0, 0), dtype), name=f"vnp64a1-{var}-" + _token(p, chunks))
         data_vars[var] = (("y", "x"), arr, {**_VAR_ATTRS[var], "hdf5_dataset": f"{DATA_FIELDS}/{layer}"})
-    h, v = meta.tile
-    ds = xr.Dataset(
-        data_vars,
-        coords={
-            "y": ("y", t.f + (np.arange(ny) + 0.5) * t.e, {"units": "m", "standard_name": "projection_y_coordinate",
-                                                          "long_name": "y of cell centre", "axis": "Y"}),
-            "x": ("x", t.c + (np.arange(nx) + 0.5) * t.a, {"units": "m", "standard_name": "projection_x_coordinate",
-                                                          "long_name": "x of cell centre", "axis": "X"}),
-            "time": ((), np.datetime64(meta.month_start, "ns"), {"long_name": "first day of the month", "axis": "T"}),
-        },
-        attrs={
-            "Conventions": "CF-1.8",
-            "title": "VIIRS VNP64A1 monthly burned area",
-            "product": "VNP64A1",
-            "source_file": str(p),
-            "tile": f"h{h:02d}v{v:02d}",
-            "tile_h": h,
-            "tile_v": v,
-            "grid_name": meta.grid_name,
-            "crs_proj4": SINUSOIDAL_PROJ4,
-            "time_coverage_start": meta.month_start.isoformat(),
-            "time_coverage_end": _month_end(meta.month_start).isoformat(),
-        },
-    )
-    return ds.rio.write_crs(sinusoidal_crs()).rio.write_transform(t)
+    return sinusoidal_tile_dataset(data_vars, t, meta.shape, meta.month_start, meta.tile,
+                                   product="VNP64A1", title="VIIRS VNP64A1 monthly burned area",
+                                   source=p, grid_name=meta.grid_name)

@@ -155,6 +155,20 @@ def parse_vnp64_name(path: str | os.PathLike[str]) -> Any:
                             collection=m["collection"] or "", production=m["production"] or "")
 
 
+def tile_month(named: BurnedAreaSource | None, attrs: dict[str, Any], path: Path) -> date:
+    """First day of a tile's month: from its file name (``AYYYYDDD``), else from the
+    ``year``/``ProductStartDay`` global attributes."""
+    from firesmoke.errors import WrongProductError
+
+    if named is not None:
+        return named.month_start
+    try:
+        return date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no "
+                                "year/ProductStartDay attributes", path=path) from exc
+
+
 def _chunks_arg(chunks: Any, shape: tuple[int, int]) -> Any:
     if chunks is None:
         return shape

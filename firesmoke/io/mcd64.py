@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ from firesmoke.io.ba_products import (
     _token,
     parse_mcd64_name,
     sinusoidal_tile_dataset,
+    tile_month,
 )
 from firesmoke.io.sinusoidal import (
     tile_bounds,
@@ -128,13 +129,7 @@ def _hdf_meta(path: Path) -> _HdfMeta:
     tile = tile_of_point(ulx + 0.5 * (lrx - ulx) / grid.xdim, uly + 0.5 * (lry - uly) / grid.ydim)
     named = parse_mcd64_name(path)
     _check_tile_corner(path, (ulx, uly), abs(transform.a), tile, named.tile if named is not None else None)
-    if named is not None:
-        month = named.month_start
-    else:
-        try:
-            month = date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no year/ProductStartDay", path=path) from exc
+    month = tile_month(named, attrs, path)
     return _HdfMeta(grid, transform, (grid.ydim, grid.xdim), attrs, sds, tile, month)
 
 

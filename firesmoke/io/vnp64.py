@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from firesmoke.io.ba_products import (
     _token,
     parse_vnp64_name,
     sinusoidal_tile_dataset,
+    tile_month,
 )
 
 __all__ = [
@@ -154,14 +155,7 @@ def vnp64_meta(path: str | os.PathLike[str]) -> Vnp64Meta:
         log.debug("%s: no StructMetadata.0; geometry from the tile in the name", p)
     else:
         raise WrongProductError("no StructMetadata.0 and no hHHvVV tile in the name: geometry unknown", path=p)
-    if named is not None:
-        month = named.month_start
-    else:
-        try:
-            month = date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no "
-                                    "year/ProductStartDay attributes", path=p) from exc
+    month = tile_month(named, attrs, p)
     return Vnp64Meta(transform, shape, tile, month, layers, attrs, grid_name)
 
 

@@ -3,8 +3,8 @@
 * :class:`RegionMonth`: one region-month BA-Net product (200 x 200 px, the 64-day window
   of August, an ensemble of 3 random-weight BA-Nets) on the same in-memory cube, two ways:
 
-  - **reference-style** (written here, as the reference software works): tiles of 128 px
-    every 100 px taken one at a time (batch 1), fp32, the straightforward ``BANet``
+  - **reference-style** (``_banet_bench.reference_loop``, as the reference software
+    works): tiles of 128 px every 100 px taken one at a time (batch 1), fp32, the plain ``BANet``
     module, the three models one after another with their weights loaded for the call,
     full 64 days per month;
   - **firesmoke**: :func:`firesmoke.burned.predict_burned` with
@@ -43,80 +43,20 @@ from pathlib import Path
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as a script from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._banet_bench import random_banet, reference_loop
+
 MONTH = ("2020-08-01", "2020-08-31")
 N_MODELS = 3
 TILE, STEP = 128, 100
 
 
 # =========================================================================== region-month
-def _random_banet(seed: int):
-    """A BA-Net with random weights and batch-norm statistics (inference is not trivial)."""
-    import torch
-    from torch import nn
-
-    from firesmoke.models.banet import BANet
-
-    torch.manual_seed(seed)
-    model = BANet()
-    g = torch.Generator().manual_seed(seed + 100)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.normal_(0.0, 0.3, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-        model.final_conv.bias.fill_(-4.0)  # daily probabilities well below 1
-    return model.eval()
-
-
 def _window_input(cube, window) -> np.ndarray:
     """``(4, 64, H, W)`` float32 of a window (NaN where the cube has no day)."""
     sub = cube[["red", "nir", "mir", "frp"]].reindex(time=window.days)
     return np.stack([sub[v].values.astype(np.float32) for v in ("red", "nir", "mir", "frp")])
-
-
-def reference_region_month(x: np.ndarray, weight_paths: list[str], window,
-                           threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """Reference-style monthly product of one window input ``(4, 64, H, W)``.
-
-    NaN -> 0 (a missing day is all zeros), zero padding beyond the region, tiles of 128
-    every 100 px one at a time, sigmoid, overlaps averaged, models in turn (weights
-    loaded for the call), ensemble mean; then confidence = min(sum of the month's days,
-    1) and the true day of year of the argmax (the intended behaviour, not the
-    reference's off-by-16-days bug).
-    """
-    import pandas as pd
-    import torch
-
-    from firesmoke.models.normalization import BANET
-    from firesmoke.models.weights import load_weights
-
-    _, T, H, W = x.shape
-    rows = np.arange(0, max(H - TILE, 0) + STEP, STEP)[: -(-max(H - TILE, 0) // STEP) + 1]
-    cols = np.arange(0, max(W - TILE, 0) + STEP, STEP)[: -(-max(W - TILE, 0) // STEP) + 1]
-    ph, pw = rows[-1] + TILE, cols[-1] + TILE
-    padded = np.zeros((4, T, ph, pw), np.float32)
-    padded[:, :, :H, :W] = np.nan_to_num(x, nan=0.0)
-    mean = np.asarray(BANET.mean, np.float32).reshape(4, 1, 1, 1)
-    std = np.asarray(BANET.std, np.float32).reshape(4, 1, 1, 1)
-    ensemble = np.zeros((T, ph, pw), np.float64)
-    for path in weight_paths:
-        model, _ = load_weights(path)
-        acc = np.zeros((T, ph, pw), np.float64)
-        count = np.zeros((ph, pw), np.float64)
-        for r in rows:
-            for c in cols:
-                tile = (padded[:, :, r : r + TILE, c : c + TILE] - mean) / std
-                with torch.no_grad():
-                    p = torch.sigmoid(model(torch.from_numpy(tile[None]))).numpy()[0, 0]
-                acc[:, r : r + TILE, c : c + TILE] += p
-                count[r : r + TILE, c : c + TILE] += 1
-        ensemble += acc / count
-    prob = (ensemble / len(weight_paths))[:, :H, :W]
-    p = prob[window.keep_slice]
-    conf = np.minimum(p.sum(axis=0), 1.0).astype(np.float32)
-    date = (pd.Timestamp(window.keep_start).dayofyear + np.argmax(p, axis=0)).astype(np.int16)
-    date[conf < threshold] = 0
-    return conf, date
 
 
 def region_month_figures(size: int = 200, work: str | None = None) -> dict:
@@ -150,11 +90,11 @@ def region_month_figures(size: int = 200, work: str | None = None) -> dict:
         paths = []
         for i in range(N_MODELS):
             paths.append(str(work / f"banet{i}.pt"))
-            save_weights(_random_banet(i), paths[-1])
+            save_weights(random_banet(i), paths[-1])
 
         x = _window_input(cube, window)
         t0 = time.perf_counter()
-        ref_conf, ref_date = reference_region_month(x, paths, window)
+        ref_conf, ref_date = reference_loop(x, paths, window, tile=TILE, step=STEP)
         t_ref = time.perf_counter() - t0
 
         def firesmoke_pass(tuned: bool) -> tuple[float, xr.Dataset]:

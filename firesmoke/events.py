@@ -227,23 +227,9 @@ def _linked_labels(
     c = np.concatenate(cols)
     graph = coo_matrix((np.ones(r.size, np.int8), (r, c)), shape=(n, n))
     _, comp = connected_components(graph, directed=False)
-    sizes = np.bincount(comp)
-    keep = sizes[comp] >= min_pixels
-    # renumber kept components by first appearance (row-major)
-    order = {}
-    labels_flat = np.zeros(n, np.int32)
-    kept_comp = comp[keep]
-    _, first = np.unique(kept_comp, return_index=True)
-    ranked = kept_comp[np.sort(first)]
-    for i, cid in enumerate(ranked, start=1):
-        order[int(cid)] = i
-    lut = np.zeros(comp.max() + 1, np.int32)
-    for cid, lab in order.items():
-        lut[cid] = lab
-    labels_flat[keep] = lut[kept_comp]
-    out = np.zeros((H, W), np.int32)
-    out[b] = labels_flat
-    return out
+    out = np.zeros((H, W), np.int64)
+    out[b] = comp + 1
+    return _first_appearance(_drop_small(out, min_pixels))
 
 
 def pixel_areas_ha(

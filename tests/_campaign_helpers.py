@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +111,33 @@ def scenario_inputs(tmp_path_factory) -> dict:
             "firms": str(scn.firms_dir), "bad": [str(p) for p in bad]}
     done.write_text(json.dumps(info))
     return info
+
+
+def kill_campaign_after_first_unit(spec: str | os.PathLike[str], store: str,
+                                   timeout: float = 120.0) -> list:
+    """Run the campaign of ``spec`` (the stand-in model) in a child process and SIGKILL its
+    whole process group as soon as the ledger of ``store`` records a finished unit.
+
+    Returns the units finished when it was killed.
+    """
+    from firesmoke.store import Ledger
+
+    code = ("import sys; from _campaign_helpers import standin_model; "
+            "from firesmoke.campaign import run_campaign; "
+            "run_campaign(sys.argv[1], model=standin_model(), progress=False)")
+    tests = str(Path(__file__).resolve().parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(spec)], env=env,
+                            start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ledger = Ledger(store)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(ledger.finished()) < 1:
+            assert proc.poll() is None, "the campaign ended before it could be killed"
+            assert time.monotonic() < deadline, "no unit finished in time"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, mid-campaign
+        proc.wait()
+    return ledger.finished()

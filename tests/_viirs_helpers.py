@@ -118,3 +118,18 @@ def independent_decode(path: Path, name: str) -> np.ndarray:
     else:
         out[raw <= threshold] = np.nan
     return out
+
+
+def decode_banet_rules(path: Path, layer: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(values, raw)`` of one real VIIRS layer decoded with pyhdf + numpy by the banet.md
+    rules (``raw * Scale + Offset``; fill: uint16 >= 65527, signed <= -999)."""
+    from pyhdf.SD import SD, SDC
+
+    sd = SD(str(path), SDC.READ)
+    sds = sd.select(layer)
+    raw = sds.get()
+    attrs = sds.attributes()
+    sd.end()
+    val = raw.astype(np.float64) * attrs["Scale"] + attrs["Offset"] if "Scale" in attrs else raw.astype(np.float64)
+    bad = raw >= 65527 if raw.dtype == np.uint16 else raw <= -999
+    return np.where(bad, np.nan, val).astype(np.float32), raw

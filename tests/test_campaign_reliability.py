@@ -12,8 +12,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from _campaign_helpers import MONTH, scenario_inputs, standin_model
+from _campaign_helpers import MONTH, kill_campaign_after_first_unit, scenario_inputs, standin_model
 
 from firesmoke.campaign import run_campaign
 from firesmoke.campaign_spec import load_spec, plan_campaign
@@ -123,24 +121,7 @@ torch_threads = 1
 geotiff = true
 """)
     store = plan_campaign(load_spec(spec_path)).stores[("burned-monthly", "CAMP")]
-    code = ("import sys; from _campaign_helpers import standin_model; "
-            "from firesmoke.campaign import run_campaign; "
-            "run_campaign(sys.argv[1], model=standin_model(), progress=False)")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(spec_path)], env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    ledger = Ledger(store)
-    deadline = time.monotonic() + 120
-    try:
-        while len(ledger.finished()) < 1:
-            assert proc.poll() is None, "the campaign ended before it could be killed"
-            assert time.monotonic() < deadline, "no unit finished in time"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group, mid-campaign
-        proc.wait()
-    killed_done = ledger.finished()
+    killed_done = kill_campaign_after_first_unit(spec_path, store)
     assert 1 <= len(killed_done) < N_UNITS
     assert not (tmp_path / "out" / "rel_report.json").exists()
 

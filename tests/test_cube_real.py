@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from pyhdf.SD import SD, SDC
+from _viirs_helpers import decode_banet_rules
 
 from firesmoke.cube import build_cube
 from firesmoke.kernels.mir import mir_reflectance
@@ -11,15 +11,7 @@ from firesmoke.kernels.mir import mir_reflectance
 
 def decode(folder, layer):
     """Independent decoding with pyhdf + numpy (banet.md rules)."""
-    path = next(folder.glob(f"*.{layer}.hdf"))
-    sd = SD(str(path), SDC.READ)
-    sds = sd.select(layer)
-    raw = sds.get()
-    attrs = sds.attributes()
-    sd.end()
-    val = raw.astype(np.float64) * attrs["Scale"] + attrs["Offset"] if "Scale" in attrs else raw.astype(np.float64)
-    bad = raw >= 65527 if raw.dtype == np.uint16 else raw <= -999
-    return np.where(bad, np.nan, val).astype(np.float32)
+    return decode_banet_rules(next(folder.glob(f"*.{layer}.hdf")), layer)[0]
 
 
 def test_one_day_cube_equals_direct_decoding(real_viirs_dir):

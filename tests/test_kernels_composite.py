@@ -6,6 +6,7 @@ import dask.array as da
 import numba
 import numpy as np
 import pytest
+from _viirs_helpers import decode_banet_rules
 
 from firesmoke import ops
 from firesmoke.kernels.composite import (
@@ -144,20 +145,6 @@ def test_band_fill_falls_back_band_by_band():
     assert np.isnan(ops.composite(stack, zen1, rule="min_zenith")[0, 0, 0])
 
 
-def _decode(path, layer):
-    """Independent decoding of one real VIIRS layer (pyhdf + numpy, banet.md rules)."""
-    from pyhdf.SD import SD, SDC
-
-    sd = SD(str(path), SDC.READ)
-    sds = sd.select(layer)
-    raw = sds.get()
-    attrs = sds.attributes()
-    sd.end()
-    val = raw.astype(np.float64) * attrs["Scale"] + attrs["Offset"] if "Scale" in attrs else raw.astype(np.float64)
-    bad = raw >= 65527 if raw.dtype == np.uint16 else raw <= -999
-    return np.where(bad, np.nan, val).astype(np.float32), raw
-
-
 REAL_LAYERS = ("Reflectance_M5", "Reflectance_M7", "Radiance_M12", "Radiance_M15", "SolarZenithAngle")
 
 
@@ -167,10 +154,10 @@ def real_granule_pair(folder):
     order) with valid values of every band."""
     layers, raws = [], []
     for name in REAL_LAYERS:
-        val, raw = _decode(next(folder.glob(f"*.{name}.hdf")), name)
+        val, raw = decode_banet_rules(next(folder.glob(f"*.{name}.hdf")), name)
         layers.append(val)
         raws.append(raw)
-    zen, _ = _decode(next(folder.glob("*.SatelliteZenithAngle.hdf")), "SatelliteZenithAngle")
+    zen, _ = decode_banet_rules(next(folder.glob("*.SatelliteZenithAngle.hdf")), "SatelliteZenithAngle")
     real = np.stack(layers)
     valid = np.isfinite(zen)
     rng = np.random.default_rng(7)

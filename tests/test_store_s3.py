@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -151,11 +150,8 @@ def _campaign_spec(tmp_path, cube, output) -> Path:
 def test_campaign_on_s3_resumed_after_a_kill(s3, tmp_path):
     """The product store, its ledger and the report live in the bucket; a campaign killed
     mid-run (SIGKILL) and rerun gives the same store as an uninterrupted run."""
-    import signal
-    import subprocess
-    import time
 
-    from _campaign_helpers import make_cube, standin_model
+    from _campaign_helpers import kill_campaign_after_first_unit, make_cube, standin_model
 
     from firesmoke.campaign import plan_campaign, run_campaign
     from firesmoke.campaign_spec import load_spec
@@ -171,25 +167,7 @@ def test_campaign_on_s3_resumed_after_a_kill(s3, tmp_path):
 
     spec = _campaign_spec(tmp_path, cube, "s3://firesmoke-test/killed")
     store = plan_campaign(load_spec(spec)).stores[("burned-nrt", "SYN")]
-    code = ("import sys; from _campaign_helpers import standin_model; "
-            "from firesmoke.campaign import run_campaign; "
-            "run_campaign(sys.argv[1], model=standin_model(), progress=False)")
-    tests = str(Path(__file__).parent)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(spec)], env=env,
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    ledger = Ledger(store)
-    deadline = time.monotonic() + 120
-    try:
-        while len(ledger.finished()) < 1:
-            assert proc.poll() is None, "the campaign ended before it could be killed"
-            assert time.monotonic() < deadline, "no unit finished in time"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    killed = ledger.finished()
+    killed = kill_campaign_after_first_unit(spec, store)
     assert 1 <= len(killed) < 4
     rep = run_campaign(spec, model=standin_model(), progress=False)  # stale lock taken over
     assert rep.ok and len(rep.skipped) == len(killed)

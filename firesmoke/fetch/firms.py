@@ -36,6 +36,7 @@ from typing import Any
 
 import requests
 
+from firesmoke.dates import as_date
 from firesmoke.fetch.config import firms_map_key, redact, service_url
 from firesmoke.fetch.download import ProgressCallback
 from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy, new_session, request
@@ -64,17 +65,9 @@ NRT_REFRESH_DAYS = 3
 FOLDER = "firms"
 
 
-def _day(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
 def day_spans(start: Any, end: Any, max_days: int = MAX_DAY_RANGE) -> list[tuple[dt.date, int]]:
     """``[(first day, day_range), ...]`` covering ``start..end`` (inclusive) in spans of <= ``max_days``."""
-    d0, d1 = _day(start), _day(end)
+    d0, d1 = as_date(start, "start"), as_date(end, "end")
     if d1 < d0:
         raise FetchError(f"end {d1} is before start {d0}")
     out = []

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from firesmoke.dates import as_date
 from firesmoke.fetch.config import redact, register_secret, service_url
 from firesmoke.fetch.download import Checksum, ProgressCallback
 from firesmoke.fetch.http import FetchError, RetryPolicy, new_session, request
@@ -165,8 +166,8 @@ def search_sentinel2(
         raise FetchError("give exactly one of bbox or site")
     box = list(site_bbox(site) if site is not None else bbox)  # type: ignore[arg-type]
     url, _ = _catalog_url(catalog)
-    d0 = _day(start)
-    d1 = _day(end)
+    d0 = as_date(start, "start")
+    d1 = as_date(end, "end")
     kwargs: dict[str, Any] = {
         "collections": [collection],
         "bbox": box,
@@ -189,14 +190,6 @@ def search_sentinel2(
         items = kept
     log.info("STAC %s: %d %s item(s)", redact(url), len(items), collection)
     return items
-
-
-def _day(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def _checksum(asset: dict[str, Any]) -> Checksum | None:

@@ -155,6 +155,20 @@ def parse_vnp64_name(path: str | os.PathLike[str]) -> Any:
                             collection=m["collection"] or "", production=m["production"] or "")
 
 
+def tile_month(named: BurnedAreaSource | None, attrs: dict[str, Any], path: Path) -> date:
+    """First day of a tile's month: from its file name (``AYYYYDDD``), else from the
+    ``year``/``ProductStartDay`` global attributes."""
+    from firesmoke.errors import WrongProductError
+
+    if named is not None:
+        return named.month_start
+    try:
+        return date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no "
+                                "year/ProductStartDay attributes", path=path) from exc
+
+
 def _chunks_arg(chunks: Any, shape: tuple[int, int]) -> Any:
     if chunks is None:
         return shape
@@ -178,3 +192,49 @@ def _token(path: Path, chunks: Any) -> str:
 
     st = path.stat()
     return tokenize(str(path.resolve()), st.st_size, st.st_mtime_ns, repr(chunks))
+
+
+def sinusoidal_tile_dataset(data_vars: dict[str, Any], transform: Any, shape: tuple[int, int],
+                            month_start: date, tile: tuple[int, int], *, product: str, title: str,
+                            source: Path, grid_name: str,
+                            extra_attrs: dict[str, Any] | None = None) -> Any:
+    """The ``xarray.Dataset`` of one sinusoidal burned-area tile (MCD64A1, VNP64A1).
+
+    ``data_vars`` (``(y, x)`` layers) on the cell centres of ``transform`` (``x``/``y`` in
+    metres, CF attributes), scalar ``time`` = ``month_start``, the product's global
+    attributes (then ``extra_attrs``), and the sinusoidal CRS and transform attached the
+    rioxarray way.
+    """
+    import rioxarray  # noqa: F401  (registers .rio)
+    import xarray as xr
+
+    from firesmoke.io.sinusoidal import SINUSOIDAL_PROJ4, sinusoidal_crs
+
+    ny, nx = shape
+    t = transform
+    h, v = tile
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            "y": ("y", t.f + (np.arange(ny) + 0.5) * t.e, {"units": "m", "standard_name": "projection_y_coordinate",
+                                                          "long_name": "y of cell centre", "axis": "Y"}),
+            "x": ("x", t.c + (np.arange(nx) + 0.5) * t.a, {"units": "m", "standard_name": "projection_x_coordinate",
+                                                          "long_name": "x of cell centre", "axis": "X"}),
+            "time": ((), np.datetime64(month_start, "ns"), {"long_name": "first day of the month", "axis": "T"}),
+        },
+        attrs={
+            "Conventions": "CF-1.8",
+            "title": title,
+            "product": product,
+            "source_file": str(source),
+            "tile": f"h{h:02d}v{v:02d}",
+            "tile_h": h,
+            "tile_v": v,
+            "grid_name": grid_name,
+            "crs_proj4": SINUSOIDAL_PROJ4,
+            "time_coverage_start": month_start.isoformat(),
+            "time_coverage_end": _month_end(month_start).isoformat(),
+            **(extra_attrs or {}),
+        },
+    )
+    return ds.rio.write_crs(sinusoidal_crs()).rio.write_transform(t)

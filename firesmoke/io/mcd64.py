@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +61,14 @@ from firesmoke.io.ba_products import (
     SDS_VARIABLES,
     BurnedAreaSource,
     _chunks_arg,
-    _month_end,
     _plain,
     _sds_dtype,
     _token,
     parse_mcd64_name,
+    sinusoidal_tile_dataset,
+    tile_month,
 )
 from firesmoke.io.sinusoidal import (
-    SINUSOIDAL_PROJ4,
-    sinusoidal_crs,
     tile_bounds,
     tile_of_point,
     tiles_for_bbox,
@@ -130,13 +129,7 @@ def _hdf_meta(path: Path) -> _HdfMeta:
     tile = tile_of_point(ulx + 0.5 * (lrx - ulx) / grid.xdim, uly + 0.5 * (lry - uly) / grid.ydim)
     named = parse_mcd64_name(path)
     _check_tile_corner(path, (ulx, uly), abs(transform.a), tile, named.tile if named is not None else None)
-    if named is not None:
-        month = named.month_start
-    else:
-        try:
-            month = date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no year/ProductStartDay", path=path) from exc
+    month = tile_month(named, attrs, path)
     return _HdfMeta(grid, transform, (grid.ydim, grid.xdim), attrs, sds, tile, month)
 
 
@@ -233,14 +226,10 @@ def open_mcd64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
         Readable HDF4 that is not an MCD64A1 sinusoidal tile.
     """
     import dask.array as da
-    import rioxarray  # noqa: F401  (registers .rio)
 
     p = Path(path)
     meta = _hdf_meta(p)
-    ny, nx = meta.shape
     t = meta.transform
-    x = t.c + (np.arange(nx) + 0.5) * t.a
-    y = t.f + (np.arange(ny) + 0.5) * t.e
     data_vars = {}
     for sds_name, var in SDS_VARIABLES.items():
         info = meta.sds.get(sds_name)
@@ -261,33 +250,12 @@ def open_mcd64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
         attrs = dict(_VAR_ATTRS[var])
         attrs["hdf4_sds"] = sds_name
         data_vars[var] = (("y", "x"), arr, attrs)
-    h, v = meta.tile
-    ds = xr.Dataset(
-        data_vars,
-        coords={
-            "y": ("y", y, {"units": "m", "standard_name": "projection_y_coordinate", "long_name": "y of cell centre", "axis": "Y"}),
-            "x": ("x", x, {"units": "m", "standard_name": "projection_x_coordinate", "long_name": "x of cell centre", "axis": "X"}),
-            "time": ((), np.datetime64(meta.month_start, "ns"), {"long_name": "first day of the month", "axis": "T"}),
-        },
-        attrs={
-            "Conventions": "CF-1.8",
-            "title": "MODIS MCD64A1 monthly burned area",
-            "product": "MCD64A1",
-            "source_file": str(p),
-            "tile": f"h{h:02d}v{v:02d}",
-            "tile_h": h,
-            "tile_v": v,
-            "grid_name": meta.grid.name,
-            "crs_proj4": SINUSOIDAL_PROJ4,
-            "time_coverage_start": meta.month_start.isoformat(),
-            "time_coverage_end": _month_end(meta.month_start).isoformat(),
-            **{k: _plain(meta.attrs[k]) for k in ("BurnedCells", "MissingCells", "LandCells", "ValidLandCells",
-                                                    "ProductStartDay", "ProductEndDay", "year", "CodeVersion",
-                                                    "identifier_product_doi") if k in meta.attrs},
-        },
-    )
-    ds = ds.rio.write_crs(sinusoidal_crs()).rio.write_transform(t)
-    return ds
+    extra = {k: _plain(meta.attrs[k]) for k in ("BurnedCells", "MissingCells", "LandCells", "ValidLandCells",
+                                                 "ProductStartDay", "ProductEndDay", "year", "CodeVersion",
+                                                 "identifier_product_doi") if k in meta.attrs}
+    return sinusoidal_tile_dataset(data_vars, t, meta.shape, meta.month_start, meta.tile,
+                                   product="MCD64A1", title="MODIS MCD64A1 monthly burned area",
+                                   source=p, grid_name=meta.grid.name, extra_attrs=extra)
 
 
 # ----------------------------------------------------------------------------- GeoTIFF window

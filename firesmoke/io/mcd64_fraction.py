@@ -44,11 +44,11 @@ from affine import Affine
 from firesmoke.dates import as_date
 from firesmoke.errors import CorruptFileError, InputError, SkippedInput, WrongProductError
 from firesmoke.grid import Region
+from firesmoke.io.ba_products import _month_end
 from firesmoke.io.mcd64 import (
     BURN_DATE_WATER,
     BurnedAreaSource,
     _hdf_meta,
-    _month_end,
     _read_sds,
     mcd64_tiles_for_region,
     parse_mcd64_name,
@@ -232,20 +232,14 @@ def _tif_window(src: Any, region: Region) -> tuple[int, int, int, int]:
 
 def _read_source(src: BurnedAreaSource, region: Region) -> tuple[np.ndarray, Affine, tuple[int, int, int, int], str, Any]:
     """Read the burn dates of one source over the region window -> (data, transform, window, kind, to_lonlat)."""
-    if src.kind == "hdf":
-        meta = _hdf_meta(src.path)
+    if src.kind in ("hdf", "h5"):  # sinusoidal tiles: MCD64A1 (HDF4) or VNP64A1 (HDF5)
+        meta = _hdf_meta(src.path) if src.kind == "hdf" else vnp64_meta(src.path)
+        read = _read_sds if src.kind == "hdf" else read_vnp64_layer
         win = _sinusoidal_window(meta.transform, meta.shape, region)
         if win[0] == win[1] or win[2] == win[3]:
             return np.empty((0, 0), np.int16), meta.transform, win, "sinusoidal", None
-        data = _read_sds(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
+        data = read(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
         return np.asarray(data, np.int16), meta.transform, win, "sinusoidal", None
-    if src.kind == "h5":
-        vmeta = vnp64_meta(src.path)
-        win = _sinusoidal_window(vmeta.transform, vmeta.shape, region)
-        if win[0] == win[1] or win[2] == win[3]:
-            return np.empty((0, 0), np.int16), vmeta.transform, win, "sinusoidal", None
-        data = read_vnp64_layer(src.path, "Burn Date", (slice(win[0], win[1]), slice(win[2], win[3])))
-        return np.asarray(data, np.int16), vmeta.transform, win, "sinusoidal", None
     import rasterio
     from pyproj import Transformer
     from rasterio.windows import Window

@@ -39,6 +39,7 @@ import numpy as np
 
 from firesmoke.errors import CorruptFileError
 from firesmoke.io import hdf4
+from firesmoke.io.handles import HandleCache
 from firesmoke.io.viirs_arrays import Decoder, NcDecoder, NcVariableArray, read_sds_window
 from firesmoke.io.viirs_common import VMAES_LAYER_TO_VARIABLE
 
@@ -59,7 +60,6 @@ _VAR_TO_LAYER = {v: k for k, v in VMAES_LAYER_TO_VARIABLE.items()}
 Window = tuple[int, int, int, int]  # row offset, column offset, height, width
 
 # --------------------------------------------------------------------------- HDF4 handles
-_SD_HANDLES: OrderedDict[tuple[int, str, int, int], Any] = OrderedDict()
 _MAX_SD_HANDLES = 32
 #: (path, mtime, size) of files checked complete in this process (by validation or open)
 _CHECKED: set[tuple[str, int, int]] = set()
@@ -71,36 +71,21 @@ def _mark_checked(path: str) -> None:
     _CHECKED.add((path, st.st_mtime_ns, st.st_size))
 
 
-def _cached_sd(path: str) -> Any:
-    """An open pyhdf ``SD`` of ``path`` from a small per-process LRU (caller holds
-    :data:`~firesmoke.io.hdf4.HDF4_LOCK`).
-
-    The key holds the process id, modification time and size: a forked worker never
-    reuses its parent's handle and a rewritten file is opened afresh (after the same
-    completeness and checksum checks as :func:`firesmoke.io.hdf4.open_sd`).
-    """
+def _open_sd(path: str, st: os.stat_result) -> Any:
+    """Open ``path`` with pyhdf (caller holds :data:`~firesmoke.io.hdf4.HDF4_LOCK`), after the
+    same completeness and checksum checks as :func:`firesmoke.io.hdf4.open_sd` unless this
+    process already checked the file as it is now."""
     from pyhdf.error import HDF4Error
     from pyhdf.SD import SD, SDC
 
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise CorruptFileError(f"cannot stat file ({exc})", path=path) from exc
-    key = (os.getpid(), path, st.st_mtime_ns, st.st_size)
-    sd = _SD_HANDLES.get(key)
-    if sd is not None:
-        _SD_HANDLES.move_to_end(key)
-        return sd
-    if key[1:] not in _CHECKED:
-        hdf4.verify_hdf4_data(path)  # completeness and deflate checksums, as open_sd does
+    version = (path, st.st_mtime_ns, st.st_size)
+    if version not in _CHECKED:
+        hdf4.verify_hdf4_data(path)
     try:
         sd = SD(path, SDC.READ)
     except HDF4Error as exc:
         raise CorruptFileError(f"cannot open HDF4 file ({exc})", path=path) from exc
-    _SD_HANDLES[key] = sd
-    _CHECKED.add(key[1:])
-    while len(_SD_HANDLES) > _MAX_SD_HANDLES:
-        _end_quietly(_SD_HANDLES.popitem(last=False)[1])
+    _CHECKED.add(version)
     return sd
 
 
@@ -113,16 +98,15 @@ def _end_quietly(sd: Any) -> None:
         log.debug("error closing an HDF4 handle", exc_info=True)
 
 
-def _forget_sd(path: str) -> None:
-    for key in [k for k in _SD_HANDLES if k[1] == path]:
-        _end_quietly(_SD_HANDLES.pop(key))
+#: Open pyhdf ``SD`` handles of this process (a forked worker never reuses its parent's;
+#: a rewritten file is opened afresh)
+_SD_HANDLES = HandleCache(_open_sd, _end_quietly, _MAX_SD_HANDLES)
 
 
 def close_cached_handles() -> None:
     """Close the HDF4 handles the readers keep open in this process."""
     with hdf4.HDF4_LOCK:
-        while _SD_HANDLES:
-            _end_quietly(_SD_HANDLES.popitem()[1])
+        _SD_HANDLES.clear()
 
 
 def _read_sds_window(path: str, sds_name: str, window: Window) -> np.ndarray:
@@ -130,11 +114,11 @@ def _read_sds_window(path: str, sds_name: str, window: Window) -> np.ndarray:
     :func:`firesmoke.io.viirs_arrays.read_sds_window` (the handle is dropped after one)."""
     r0, c0, h, w = window
     with hdf4.HDF4_LOCK:
-        sd = _cached_sd(path)
+        sd = _SD_HANDLES.get(path)
         try:
             return read_sds_window(sd, path, sds_name, (r0, r0 + h), (c0, c0 + w))
         except CorruptFileError:
-            _forget_sd(path)
+            _SD_HANDLES.forget(path)
             raise
 
 

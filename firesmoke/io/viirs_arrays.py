@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 from firesmoke.errors import CorruptFileError, MissingLayerError
 from firesmoke.io import hdf4
+from firesmoke.io.handles import HandleCache
 
 __all__ = [
     "NETCDF_LOCK",
@@ -268,36 +268,6 @@ def _open_nc(path: str | os.PathLike[str]) -> Any:
         ) from exc
 
 
-_HANDLES: OrderedDict[tuple[int, str, int, int], Any] = OrderedDict()
-_MAX_HANDLES = 16
-
-
-def cached_nc_dataset(path: str | os.PathLike[str]) -> Any:
-    """An open ``netCDF4.Dataset`` from a small per-process cache (caller holds the lock).
-
-    Opening a netCDF4/HDF5 file costs ~10 ms, more than reading a window of it, so handles
-    are kept open (at most :data:`_MAX_HANDLES`, least recently used closed first). The key
-    includes the process id, the modification time and the size: a forked worker never
-    reuses its parent's handle and a file rewritten or truncated since is opened afresh.
-    """
-    p = os.fspath(path)
-    try:
-        st = os.stat(p)
-    except OSError as exc:
-        raise CorruptFileError(f"cannot stat file ({exc})", path=p) from exc
-    key = (os.getpid(), p, st.st_mtime_ns, st.st_size)
-    ds = _HANDLES.get(key)
-    if ds is not None and ds.isopen():
-        _HANDLES.move_to_end(key)
-        return ds
-    ds = _open_nc(p)
-    _HANDLES[key] = ds
-    while len(_HANDLES) > _MAX_HANDLES:
-        _, old = _HANDLES.popitem(last=False)
-        _close_quietly(old)
-    return ds
-
-
 def _close_quietly(ds: Any) -> None:
     try:
         if ds.isopen():
@@ -306,11 +276,19 @@ def _close_quietly(ds: Any) -> None:
         log.debug("error closing a netCDF handle", exc_info=True)
 
 
-def _forget(path: str | os.PathLike[str]) -> None:
-    """Close and drop cached handles of ``path`` (after an error)."""
-    p = os.fspath(path)
-    for key in [k for k in _HANDLES if k[1] == p]:
-        _close_quietly(_HANDLES.pop(key))
+_MAX_HANDLES = 16
+_HANDLES = HandleCache(lambda p, st: _open_nc(p), _close_quietly, _MAX_HANDLES,
+                       alive=lambda ds: ds.isopen())
+
+
+def cached_nc_dataset(path: str | os.PathLike[str]) -> Any:
+    """An open ``netCDF4.Dataset`` from a small per-process cache (caller holds the lock).
+
+    Opening a netCDF4/HDF5 file costs ~10 ms, more than reading a window of it, so handles
+    are kept open (at most :data:`_MAX_HANDLES`, least recently used closed first; see
+    :class:`~firesmoke.io.handles.HandleCache`).
+    """
+    return _HANDLES.get(path)
 
 
 def close_cached_files(path: str | os.PathLike[str] | None = None) -> None:
@@ -321,10 +299,9 @@ def close_cached_files(path: str | os.PathLike[str] | None = None) -> None:
     """
     with NETCDF_LOCK:
         if path is not None:
-            _forget(path)
+            _HANDLES.forget(path)
             return
-        while _HANDLES:
-            _close_quietly(_HANDLES.popitem()[1])
+        _HANDLES.clear()
 
 
 def read_nc_window(
@@ -347,7 +324,7 @@ def read_nc_window(
             (r0, r1), (c0, c1) = rows, cols
             return np.asarray(var[r0:r1, c0:c1])
         except (OSError, RuntimeError, ValueError, IndexError) as exc:
-            _forget(path)
+            _HANDLES.forget(path)
             raise CorruptFileError(
                 f"cannot read {varpath}[{rows[0]}:{rows[1]}, {cols[0]}:{cols[1]}] ({exc}); "
                 "file truncated or corrupt?",

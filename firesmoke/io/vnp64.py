@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,11 @@ from firesmoke.io.ba_products import (
     _VAR_ATTRS,
     SDS_VARIABLES,
     _chunks_arg,
-    _month_end,
     _sds_dtype,
     _token,
     parse_vnp64_name,
+    sinusoidal_tile_dataset,
+    tile_month,
 )
 
 __all__ = [
@@ -154,14 +155,7 @@ def vnp64_meta(path: str | os.PathLike[str]) -> Vnp64Meta:
         log.debug("%s: no StructMetadata.0; geometry from the tile in the name", p)
     else:
         raise WrongProductError("no StructMetadata.0 and no hHHvVV tile in the name: geometry unknown", path=p)
-    if named is not None:
-        month = named.month_start
-    else:
-        try:
-            month = date(int(attrs["year"]), 1, 1) + timedelta(days=int(attrs["ProductStartDay"]) - 1)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WrongProductError("cannot tell the month: no AYYYYDDD in the name and no "
-                                    "year/ProductStartDay attributes", path=p) from exc
+    month = tile_month(named, attrs, p)
     return Vnp64Meta(transform, shape, tile, month, layers, attrs, grid_name)
 
 
@@ -202,13 +196,9 @@ def open_vnp64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
     ``x``/``y`` cell centres, the CRS attached, scalar ``time`` = first day of the month.
     """
     import dask.array as da
-    import rioxarray  # noqa: F401  (registers .rio)
-
-    from firesmoke.io.sinusoidal import SINUSOIDAL_PROJ4, sinusoidal_crs
 
     p = Path(path)
     meta = vnp64_meta(p)
-    ny, nx = meta.shape
     t = meta.transform
     data_vars = {}
     for layer, var in SDS_VARIABLES.items():
@@ -221,28 +211,6 @@ def open_vnp64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
         arr = da.from_array(_LayerArray(p, layer, meta.shape, dtype), chunks=_chunks_arg(chunks, meta.shape),
                             lock=False, meta=np.empty((0, 0), dtype), name=f"vnp64a1-{var}-" + _token(p, chunks))
         data_vars[var] = (("y", "x"), arr, {**_VAR_ATTRS[var], "hdf5_dataset": f"{DATA_FIELDS}/{layer}"})
-    h, v = meta.tile
-    ds = xr.Dataset(
-        data_vars,
-        coords={
-            "y": ("y", t.f + (np.arange(ny) + 0.5) * t.e, {"units": "m", "standard_name": "projection_y_coordinate",
-                                                          "long_name": "y of cell centre", "axis": "Y"}),
-            "x": ("x", t.c + (np.arange(nx) + 0.5) * t.a, {"units": "m", "standard_name": "projection_x_coordinate",
-                                                          "long_name": "x of cell centre", "axis": "X"}),
-            "time": ((), np.datetime64(meta.month_start, "ns"), {"long_name": "first day of the month", "axis": "T"}),
-        },
-        attrs={
-            "Conventions": "CF-1.8",
-            "title": "VIIRS VNP64A1 monthly burned area",
-            "product": "VNP64A1",
-            "source_file": str(p),
-            "tile": f"h{h:02d}v{v:02d}",
-            "tile_h": h,
-            "tile_v": v,
-            "grid_name": meta.grid_name,
-            "crs_proj4": SINUSOIDAL_PROJ4,
-            "time_coverage_start": meta.month_start.isoformat(),
-            "time_coverage_end": _month_end(meta.month_start).isoformat(),
-        },
-    )
-    return ds.rio.write_crs(sinusoidal_crs()).rio.write_transform(t)
+    return sinusoidal_tile_dataset(data_vars, t, meta.shape, meta.month_start, meta.tile,
+                                   product="VNP64A1", title="VIIRS VNP64A1 monthly burned area",
+                                   source=p, grid_name=meta.grid_name)

@@ -35,7 +35,6 @@ side of a unit is :mod:`firesmoke.campaign_units`.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -45,7 +44,6 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +51,7 @@ import numpy as np
 import pandas as pd
 
 from firesmoke._version import __version__
+from firesmoke.campaign_report import Report
 from firesmoke.campaign_spec import (
     BurnedProduct,
     CampaignSpec,
@@ -87,54 +86,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Progress = bool | Callable[[int, int, str], Any] | None
-
-
-# =========================================================================== report
-@dataclass
-class Report:
-    """What a campaign run did. ``ok`` is true when no unit failed."""
-
-    name: str
-    output: str
-    n_units: int = 0
-    done: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    empty: list[str] = field(default_factory=list)
-    failed: list[dict[str, str]] = field(default_factory=list)
-    skipped_inputs: list[dict[str, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    stores: list[str] = field(default_factory=list)
-    exports: list[str] = field(default_factory=list)
-    started: str = ""
-    elapsed_s: float = 0.0
-    path: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["ok"] = self.ok
-        return d
-
-    def summary(self) -> str:
-        lines = [f"campaign {self.name}: {len(self.done)} unit(s) done, {len(self.skipped)} already "
-                 f"done, {len(self.empty)} empty, {len(self.failed)} failed of {self.n_units} "
-                 f"in {self.elapsed_s:.1f} s"]
-        lines += [f"  failed {f['unit']}: {f['reason']}" for f in self.failed]
-        lines += [f"  skipped input {s['path']}: {s['reason']}" for s in self.skipped_inputs]
-        lines += [f"  warning: {w}" for w in self.warnings]
-        lines += [f"  store {s}" for s in self.stores] + [f"  export {e}" for e in self.exports]
-        if self.path:
-            lines.append(f"  report {self.path}")
-        return "\n".join(lines)
-
-    def write(self, path: str | os.PathLike[str]) -> Any:
-        self.path = os.fspath(path)
-        # local: exclusive temporary file renamed into place, never through a link
-        written = write_small(path, json.dumps(self.to_dict(), indent=2, default=str))
-        return Path(written) if Location.of(written).local else written
 
 
 # =========================================================================== helpers

@@ -51,17 +51,9 @@ import numpy as np
 import pandas as pd
 
 from firesmoke._version import __version__
+from firesmoke.campaign_plan import Plan, Slot, WorkUnit, plan_campaign
 from firesmoke.campaign_report import Report
-from firesmoke.campaign_spec import (
-    BurnedProduct,
-    CampaignSpec,
-    Plan,
-    RegionEntry,
-    Slot,
-    WorkUnit,
-    load_spec,
-    plan_campaign,
-)
+from firesmoke.campaign_spec import BurnedProduct, CampaignSpec, RegionEntry, load_spec
 from firesmoke.campaign_units import UnitTask, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from firesmoke.campaign_spec import BurnedProduct, WorkUnit
+from firesmoke.campaign_plan import WorkUnit
+from firesmoke.campaign_spec import BurnedProduct
 from firesmoke.errors import InputError
 from firesmoke.store import Ledger
 from firesmoke.windows import Window

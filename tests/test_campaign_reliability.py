@@ -22,7 +22,8 @@ import xarray as xr
 from _campaign_helpers import MONTH, kill_campaign_after_first_unit, scenario_inputs, standin_model
 
 from firesmoke.campaign import run_campaign
-from firesmoke.campaign_spec import load_spec, plan_campaign
+from firesmoke.campaign_plan import plan_campaign
+from firesmoke.campaign_spec import load_spec
 from firesmoke.grid import Region
 from firesmoke.store import Ledger
 

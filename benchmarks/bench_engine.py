@@ -12,6 +12,11 @@ then divide and reduce), the way a script without an engine does it.
 * ``time_numpy_loop``: the plain loop;
 * ``track_ratio``: engine / loop seconds, measured once in ``setup_cache`` (target: about
   1 or less);
+* ``time_engine_band_stack`` / ``time_engine_bands``: the input given as four separate
+  band arrays (as a cube holds them), stacked by dask (``da.stack``, what
+  ``burned.window_input`` does) or handed to the engine as a list, which stacks them in
+  its device buffer (what ``predict_burned`` does since 2026-12-05): one host copy of the
+  window less;
 * ``track_tiles_per_plan_tile``: forward tiles per tile of the plan (1.0: each tile once).
 
 Run ``python benchmarks/bench_engine.py`` for a plain printout.
@@ -45,7 +50,10 @@ def _input() -> np.ndarray:
     return x
 
 
-def engine_pass(x: np.ndarray, scheduler: str = "threads") -> np.ndarray:
+def engine_pass(x: np.ndarray | list[np.ndarray], scheduler: str = "threads",
+                bands: str = "stacked") -> np.ndarray:
+    """The engine over ``x``: one array (``bands="stacked"``), or a list of band arrays
+    stacked by dask (``"dask-stack"``) or handed over as a list (``"list"``)."""
     import dask
     import dask.array as da
 
@@ -56,7 +64,12 @@ def engine_pass(x: np.ndarray, scheduler: str = "threads") -> np.ndarray:
     model = TileModel(builders=(_zero_net,), key="bench-zeros", normalization=BANET,
                       activation=None)
     red = BurnedWindow(tuple(range(1, DAYS + 1)), 0.5)
-    arr = da.from_array(x, chunks=(4, DAYS, CHUNK, CHUNK), name=False)  # no hashing
+    if bands == "stacked":
+        arr = da.from_array(x, chunks=(4, DAYS, CHUNK, CHUNK), name=False)  # no hashing
+    else:
+        arr = [da.from_array(b, chunks=(DAYS, CHUNK, CHUNK), name=False) for b in x]
+        if bands == "dask-stack":
+            arr = da.stack(arr)
     out = predict_array(arr, model, tile=TILE, step=STEP, batch_size=1, device="cpu",
                         reduce=red)
     with dask.config.set(scheduler=scheduler):
@@ -113,10 +126,17 @@ class EngineOverhead:
 
     def setup(self, fig: dict) -> None:
         self.x = _input()
+        self.bands = [b.copy() for b in self.x]
         engine_pass(self.x)
 
     def time_engine(self, fig: dict) -> None:
         engine_pass(self.x)
+
+    def time_engine_band_stack(self, fig: dict) -> None:
+        engine_pass(self.bands, bands="dask-stack")
+
+    def time_engine_bands(self, fig: dict) -> None:
+        engine_pass(self.bands, bands="list")
 
     def time_numpy_loop(self, fig: dict) -> None:
         numpy_loop(self.x)
@@ -164,6 +184,11 @@ def main() -> None:
     fig = figures()
     print(f"engine {fig['engine_s']:.2f} s, numpy loop {fig['loop_s']:.2f} s, "
           f"ratio {fig['ratio']:.2f} ({SIZE} px, {DAYS} days, {CHUNK} px chunks, zero model)")
+    bands = [b.copy() for b in _input()]
+    for how in ("dask-stack", "list", "dask-stack", "list"):
+        t0 = time.perf_counter()
+        engine_pass(bands, bands=how)
+        print(f"engine, 4 band arrays, {how}: {time.perf_counter() - t0:.2f} s")
     tp = TilesPerPlan()
     for chunk in TilesPerPlan.params:
         print(f"tiles per plan tile, {chunk} px chunks: {tp.track_tiles_per_plan_tile(chunk):.2f}")

@@ -45,13 +45,16 @@ from firesmoke.products import (
 )
 from firesmoke.windows import Window, period_coords
 
-__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_input"]
+__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_bands",
+           "window_input"]
 
 log = logging.getLogger(__name__)
 
 
-def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
-    """``(4, 64, H, W)`` float32 dask array of a window; days missing from the cube are NaN."""
+def window_bands(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> list[Any]:
+    """The bands of a window: float32 dask arrays ``(64, H, W)`` (days missing from the
+    cube are NaN), chunked like the cube in space. The engine stacks them on the device
+    (see :func:`firesmoke.inference.predict_array`)."""
     import dask.array as da
 
     missing = [b for b in bands if b not in cube]
@@ -60,9 +63,15 @@ def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_
     sub = cube[list(bands)].reindex(time=window.days, fill_value=np.nan)
     ych = cube.chunks.get("y", (cube.sizes["y"],)) if cube.chunks else (cube.sizes["y"],)
     xch = cube.chunks.get("x", (cube.sizes["x"],)) if cube.chunks else (cube.sizes["x"],)
-    arrs = [da.asarray(sub[b].data).astype(np.float32) for b in bands]
-    arr = da.stack(arrs, axis=0)
-    return arr.rechunk((len(bands), window.length, ych, xch))
+    return [da.asarray(sub[b].data).astype(np.float32).rechunk((window.length, ych, xch))
+            for b in bands]
+
+
+def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
+    """``(4, 64, H, W)`` float32 dask array of a window; days missing from the cube are NaN."""
+    import dask.array as da
+
+    return da.stack(window_bands(cube, window, bands), axis=0)
 
 
 def _window_product(
@@ -84,10 +93,10 @@ def _window_product(
     order (see :mod:`firesmoke.compat`).
     """
     keep = window.keep_slice
-    x = window_input(cube, window)
+    x = window_bands(cube, window)
     kw: dict[str, Any] = {}
     if zero_days is not None:
-        x = x.map_blocks(quantise, zero_days=zero_days, dtype=np.float32)
+        x = [b.map_blocks(quantise, zero_days=zero_days, dtype=np.float32) for b in x]
         kw = dict(plan_rule="reference", acc_dtype="float16", plan_order=True)
     # the model computes (and the engine blends) only the kept days
     n_keep = keep.stop - keep.start

@@ -104,7 +104,8 @@ def compat_model(model: Any) -> Any:
 
 
 def quantise(block: np.ndarray, zero_days: np.ndarray | None = None) -> np.ndarray:
-    """``(4, T, h, w)`` float32 model input as the reference stores and reads it.
+    """``(4, T, h, w)`` (or one band, ``(T, h, w)``) float32 model input as the reference
+    stores and reads it.
 
     ``zero_days``: boolean ``(T,)``, days made all zeros (no VIIRS granule).
     """
@@ -114,7 +115,7 @@ def quantise(block: np.ndarray, zero_days: np.ndarray | None = None) -> np.ndarr
     q[q == 65535] = 0
     out = (q / 100.0).astype(np.float16).astype(np.float32)
     if zero_days is not None:
-        out[:, np.asarray(zero_days, bool)] = 0
+        out[..., np.asarray(zero_days, bool), :, :] = 0
     return out
 
 

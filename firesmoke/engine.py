@@ -142,8 +142,10 @@ def accumulate_block(
     device) of the tiles ``origins``, added in that order, over the global
     ``region = (y0, y1, x0, x1)``.
 
-    ``parts`` are host arrays ``(*lead, h, w)`` with the global ``(row, col)`` of their
-    first pixel; together they must hold every pixel of the tiles inside the global array.
+    ``parts`` are host arrays ``(*lead, h, w)`` (or tuples of the ``lead[0]`` channels,
+    each ``(*lead[1:], h, w)``, stacked straight into the device buffer) with the global
+    ``(row, col)`` of their first pixel; together they must hold every pixel of the tiles
+    inside the global array.
     ``acc_dtype="float16"`` reproduces BA-Net 0.6.7's float16 blending.
     """
     import torch
@@ -159,15 +161,34 @@ def accumulate_block(
         return None, wsum
     py0, px0 = int(origins[:, 0].min()), int(origins[:, 1].min())
     py1, px1 = int(origins[:, 0].max()) + t, int(origins[:, 1].max()) + t
-    buf = torch.full((*lead, py1 - py0, px1 - px0), runner.pad_value, dtype=torch.float32,
-                     device=dev)
+    # pad only beyond the array when the (disjoint) parts cover the rest of the buffer
+    inside = (min(py1, plan.height) - py0) * (min(px1, plan.width) - px0)
+    covered = 0
+    for a, ay, ax in parts:
+        h, w = (a[0] if isinstance(a, tuple | list) else a).shape[-2:]
+        covered += (max(0, min(ay + h, py1) - max(ay, py0))
+                    * max(0, min(ax + w, px1) - max(ax, px0)))
+    shape = (*lead, py1 - py0, px1 - px0)
+    if covered == inside:
+        buf = torch.empty(shape, dtype=torch.float32, device=dev)
+        buf[..., plan.height - py0 :, :] = runner.pad_value  # no-op when inside the array
+        buf[..., plan.width - px0 :] = runner.pad_value
+    else:
+        buf = torch.full(shape, runner.pad_value, dtype=torch.float32, device=dev)
     for a, ay, ax in parts:  # each host part copied to the device once
-        h, w = a.shape[-2:]
+        chans = tuple(a) if isinstance(a, tuple | list) else None
+        h, w = (chans[0] if chans else a).shape[-2:]
         iy0, iy1 = max(ay, py0), min(ay + h, py1)
         ix0, ix1 = max(ax, px0), min(ax + w, px1)
-        if iy1 > iy0 and ix1 > ix0:
-            buf[..., iy0 - py0 : iy1 - py0, ix0 - px0 : ix1 - px0] = to_device(
-                a[..., iy0 - ay : iy1 - ay, ix0 - ax : ix1 - ax], dev)
+        if iy1 <= iy0 or ix1 <= ix0:
+            continue
+        dst = (slice(iy0 - py0, iy1 - py0), slice(ix0 - px0, ix1 - px0))
+        src = (slice(iy0 - ay, iy1 - ay), slice(ix0 - ax, ix1 - ax))
+        if chans is None:
+            buf[(..., *dst)] = to_device(a[(..., *src)], dev)
+        else:  # channels given separately: no host-side stacking
+            for c, ac in enumerate(chans):
+                buf[(c, ..., *dst)] = to_device(ac[(..., *src)], dev)
     buf = runner.prepare(buf)
     acc = None
     for i in range(0, len(origins), batch_size):
@@ -191,6 +212,20 @@ def accumulate_block(
     return acc, wsum
 
 
+def _lead(part: Any) -> tuple[int, ...]:
+    """Leading dims ``(C, ...)`` of a host part: an array or a tuple of channel arrays."""
+    if isinstance(part, tuple | list):
+        return (len(part), *part[0].shape[:-2])
+    return tuple(part.shape[:-2])
+
+
+def _grouped(blocks: Sequence[Any], n_channels: int | None) -> list[Any]:
+    """Dask hands a task its blocks flat; regroup them ``n_channels`` at a time."""
+    if not n_channels:
+        return list(blocks)
+    return [tuple(blocks[i : i + n_channels]) for i in range(0, len(blocks), n_channels)]
+
+
 def _blend(acc: Any, wsum: Any) -> Any:
     return (acc / wsum).float()
 
@@ -212,9 +247,10 @@ def run_block(
     Parameters
     ----------
     x
-        ``(C, ..., h, w)`` host data whose ``[..., 0, 0]`` is the global pixel ``offset``;
-        it must hold every pixel of the tiles touching ``core`` that lies in the global
-        array (a halo of up to one tile).
+        ``(C, ..., h, w)`` host data (or a tuple of the ``C`` channels ``(..., h, w)``)
+        whose ``[..., 0, 0]`` is the global pixel ``offset``; it must hold every pixel of
+        the tiles touching ``core`` that lies in the global array (a halo of up to one
+        tile).
     model
         A :class:`~firesmoke.inference.TileModel` or a callable on numpy batches.
     plan
@@ -236,7 +272,8 @@ def run_block(
 
     oy, ox = offset
     if core is None:
-        core = (oy, oy + x.shape[-2], ox, ox + x.shape[-1])
+        h, w = (x[0] if isinstance(x, tuple | list) else x).shape[-2:]
+        core = (oy, oy + h, ox, ox + w)
     return _run_parts([(x, oy, ox)], model, plan, core, reduce, batch_size, window, device,
                       acc_dtype)
 
@@ -249,7 +286,7 @@ def _run_parts(parts: list[tuple[np.ndarray, int, int]], model: Any, plan: TileP
     runner = _Runner(model, device)
     origins = plan.origins(*core)
     with device_slot(device), torch.inference_mode():
-        acc, wsum = accumulate_block(parts, parts[0][0].shape[:-2], runner, plan, origins, core,
+        acc, wsum = accumulate_block(parts, _lead(parts[0][0]), runner, plan, origins, core,
                                      batch_size, window, acc_dtype)
         if acc is None:
             raise ValueError("no tile of the plan touches the block")
@@ -311,6 +348,7 @@ def _first_pass(
     window: str | np.ndarray,
     device: str,
     acc_dtype: str = "float64",
+    n_channels: int | None = None,
 ) -> dict[str, Any]:
     """Run the block's own tiles; reduce the interior; return the border accumulators."""
     import torch
@@ -318,8 +356,9 @@ def _first_pass(
     g = geometry
     runner = _Runner(model, device)
     region = (g.y0, g.ya1, g.x0, g.xa1)
-    parts = [(b, oy, ox) for b, (oy, ox) in zip(blocks, origins_of_parts, strict=True)]
-    lead = blocks[0].shape[:-2]
+    grouped = _grouped(blocks, n_channels)
+    parts = [(b, oy, ox) for b, (oy, ox) in zip(grouped, origins_of_parts, strict=True)]
+    lead = _lead(grouped[0])
     with device_slot(device), torch.inference_mode():
         acc, wsum = accumulate_block(parts, lead, runner, plan, origins, region, batch_size,
                                      window, acc_dtype)
@@ -399,8 +438,11 @@ def predict_blocks(
 ) -> Any:
     """Overlap-add over a dask array ``(C, ..., H, W)`` -> ``(*out_lead, H, W)`` float32.
 
-    Spatial chunks smaller than a tile are merged with a neighbour; leading dims are
-    made whole. Each tile of ``plan`` is run once (by the block holding its origin).
+    ``array`` may also be a list of the ``C`` channels, dask arrays ``(..., H, W)`` of
+    the same shape: their blocks are copied straight into the device buffer, which saves
+    the host copy that stacking them into one array costs (e.g. the bands of a cube).
+    Spatial chunks smaller than a tile are merged with a neighbour (the channels are
+    rechunked alike); leading dims are made whole. Each tile of ``plan`` is run once (by the block holding its origin).
     ``plan_order=True`` instead runs, for each block, every tile touching it and adds
     them in plan order (as one pass over the whole array would: what float16 blending
     needs to be reproducible), at the price of running tiles near block edges twice.
@@ -409,18 +451,28 @@ def predict_blocks(
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    arr = da.asarray(array)
-    nd = arr.ndim
-    ych = _merge_small_chunks(arr.chunks[-2], plan.tile)
-    xch = _merge_small_chunks(arr.chunks[-1], plan.tile)
-    arr = arr.rechunk({**{i: -1 for i in range(nd - 2)}, nd - 2: ych, nd - 1: xch})
+    split = isinstance(array, list | tuple)
+    arrs = [da.asarray(a) for a in array] if split else [da.asarray(array)]
+    if split and len({a.shape for a in arrs}) != 1:
+        raise ValueError(f"the channels differ in shape: {[a.shape for a in arrs]}")
+    nd = arrs[0].ndim
+    ych = _merge_small_chunks(arrs[0].chunks[-2], plan.tile)
+    xch = _merge_small_chunks(arrs[0].chunks[-1], plan.tile)
+    arrs = [a.rechunk({**{i: -1 for i in range(nd - 2)}, nd - 2: ych, nd - 1: xch})
+            for a in arrs]
+    n_channels = len(arrs) if split else None
     ys = np.concatenate([[0], np.cumsum(ych)]).astype(int)
     xs = np.concatenate([[0], np.cumsum(xch)]).astype(int)
     ny, nx = len(ych), len(xch)
-    token = tokenize(arr.name, model, plan, reduce, out_lead, batch_size, window, device)
+    token = tokenize([a.name for a in arrs], model, plan, reduce, out_lead, batch_size, window,
+                     device)
     first, name = f"engine-tiles-{token}", f"engine-blend-{token}"
     zero_lead = (0,) * (nd - 2)
     zero_out = (0,) * len(out_lead)
+
+    def block_keys(bi: int, bj: int) -> list[tuple[Any, ...]]:
+        return [(a.name, *zero_lead, bi, bj) for a in arrs]
+
     chunks = (*((n,) for n in out_lead), ych, xch)
     meta = np.empty((0,) * (len(out_lead) + 2), np.float32)
     dsk: dict[Any, Any] = {}
@@ -430,13 +482,13 @@ def predict_blocks(
             keys, offs = [], []
             for bi, bj in itertools.product((i - 1, i, i + 1), (j - 1, j, j + 1)):
                 if 0 <= bi < ny and 0 <= bj < nx:
-                    keys.append((arr.name, *zero_lead, bi, bj))
+                    keys += block_keys(bi, bj)
                     offs.append((int(ys[bi]), int(xs[bj])))
             fn = _partial(_halo_task, offsets=tuple(offs), model=model, plan=plan, core=core,
                           reduce=reduce, batch_size=batch_size, window=window, device=device,
-                          acc_dtype=acc_dtype)
+                          acc_dtype=acc_dtype, n_channels=n_channels)
             dsk[(name, *zero_out, i, j)] = (fn, *keys)
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[arr])
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=arrs)
         return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
     geoms = {}
     for i, j in itertools.product(range(ny), range(nx)):
@@ -446,26 +498,28 @@ def predict_blocks(
         for di, dj in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the block and what its tiles reach
             bi, bj = i + di, j + dj
             if bi < ny and bj < nx and ys[bi] < g.ya1 and xs[bj] < g.xa1:
-                keys.append((arr.name, *zero_lead, bi, bj))
+                keys += block_keys(bi, bj)
                 offs.append((int(ys[bi]), int(xs[bj])))
         fn = _partial(_first_pass, origins_of_parts=tuple(offs), geometry=g, origins=origins,
                       model=model, plan=plan, reduce=reduce, batch_size=batch_size,
-                      window=window, device=device, acc_dtype=acc_dtype)
+                      window=window, device=device, acc_dtype=acc_dtype,
+                      n_channels=n_channels)
         dsk[(first, i, j)] = (fn, *keys)
     for i, j in itertools.product(range(ny), range(nx)):
         deps = [(first, a, b) for a, b in ((i - 1, j - 1), (i - 1, j), (i, j - 1), (i, j))
                 if a >= 0 and b >= 0]
         fn = _partial(_second_pass, geometry=geoms[i, j], reduce=reduce, out_lead=out_lead)
         dsk[(name, *zero_out, i, j)] = (fn, *deps)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[arr])
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=arrs)
     return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
 
 
 def _halo_task(*blocks: np.ndarray, offsets: tuple[tuple[int, int], ...], model: Any,
                plan: TilePlan, core: tuple[int, int, int, int], reduce: Reduction,
                batch_size: int, window: str | np.ndarray, device: str,
-               acc_dtype: str) -> np.ndarray:
-    parts = [(b, oy, ox) for b, (oy, ox) in zip(blocks, offsets, strict=True)]
+               acc_dtype: str, n_channels: int | None = None) -> np.ndarray:
+    grouped = _grouped(blocks, n_channels)
+    parts = [(b, oy, ox) for b, (oy, ox) in zip(grouped, offsets, strict=True)]
     return _run_parts(parts, model, plan, core, reduce, batch_size, window, device, acc_dtype)
 
 

@@ -393,7 +393,9 @@ def predict_array(
     ----------
     array
         Input with channels first and the two spatial dims last; any dims in between
-        (e.g. time) are passed to the model whole.
+        (e.g. time) are passed to the model whole. A list of the ``C`` channels (arrays
+        ``(..., H, W)`` of one shape) is taken as their stack, without the host copy
+        that stacking costs.
     model
         A :class:`TileModel` or a plain callable mapping ``(n, C, ..., t, t)`` batches to
         ``(n, K, ..., t, t)``.
@@ -433,9 +435,14 @@ def predict_array(
 
     from firesmoke.engine import Identity, predict_blocks
 
-    arr = da.asarray(array)
-    lead_in = arr.shape[:-2]
-    H, W = arr.shape[-2:]
+    if isinstance(array, list | tuple):
+        arr = [da.asarray(a) for a in array]
+        lead_in = (len(arr), *arr[0].shape[:-2])
+        H, W = arr[0].shape[-2:]
+    else:
+        arr = da.asarray(array)
+        lead_in = arr.shape[:-2]
+        H, W = arr.shape[-2:]
     if reduce is None:
         out_lead = tuple(out_lead) if out_lead is not None else (out_channels, *lead_in[1:])
         if len(out_lead) != len(lead_in):

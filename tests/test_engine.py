@@ -157,6 +157,30 @@ def test_run_block_equals_the_whole_pass(arr):
     np.testing.assert_allclose(blk, whole[:, 72:150, 100:200], atol=1e-6)
 
 
+@pytest.mark.parametrize("plan_order", [False, True])
+@pytest.mark.parametrize("chunks", [(203, 261), (64, 64), (150, 40)])
+def test_channels_given_separately_equal_the_stack(arr, chunks, plan_order):
+    model = _model()
+    ref = _numpy_engine(arr, model, 48, 36, "mean")
+    bands = [da.from_array(arr[c], chunks=chunks) for c in range(3)]
+    got = predict_array(bands, model, out_channels=2, tile=48, step=36, batch_size=4,
+                        device="cpu", plan_order=plan_order)
+    assert got.shape == (2, *arr.shape[-2:])
+    np.testing.assert_allclose(got.compute(scheduler="threads"), ref, atol=1e-5)
+    # run_block takes a tuple of channels too
+    plan = TilePlan(*arr.shape[-2:], tile=48, step=36)
+    (ya, xa), (yb, xb) = plan.origins(72, 150, 100, 200).min(axis=0), (200, 250)
+    blk = run_block(tuple(arr[c, ya:yb, xa:xb] for c in range(3)), model, plan,
+                    offset=(ya, xa), core=(72, 150, 100, 200), device="cpu")
+    np.testing.assert_allclose(blk, ref[:, 72:150, 100:200], atol=1e-5)
+
+
+def test_channels_of_different_shapes_are_refused(arr):
+    with pytest.raises(ValueError, match="channels differ"):
+        predict_array([da.from_array(arr[0]), da.from_array(arr[1, :100])], _model(),
+                      out_channels=2, tile=48, step=36, device="cpu").compute()
+
+
 @pytest.mark.parametrize("bad", ["gpu", "cuda:x", "tpu", "cpu0", 3])
 def test_bad_device_is_an_input_error(bad):
     with pytest.raises(InputError, match="device"):

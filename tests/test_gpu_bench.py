@@ -35,7 +35,10 @@ def test_gpu_bench_quick_runs_and_writes_every_section(tmp_path):
     assert tile["best_batch"] in (1, 2) and tile["best_ms"] > 0
     assert tile["fast_fp32_max_abs_diff"] < 1e-4  # fast path == plain module in fp32
     assert sec["region_month_reference"]["seconds"] > 0
-    for name in ("region_month_threads_bf16", "region_month_threads_fp32",
+    assert sec["region_month_host_read"]["seconds"] > 0
+    assert sec["region_month_threads_zero_model"]["seconds"] > 0  # the engine alone
+    for name in ("region_month_threads_bf16", "region_month_threads_bf16_b16",
+                 "region_month_threads_fp32", "region_month_threads_bf16_generated",
                  "region_month_localcluster_bf16"):
         s = sec[name]
         assert s["seconds"] > 0 and s["speedup"] > 0, name

@@ -121,8 +121,12 @@ def test_checked_view_reads_windows_and_band_subsets(tmp_path, pixels):
     view = CheckedGeoTiff(p, pixels.shape, pixels.dtype)
     np.testing.assert_array_equal(view[2:5, 10:90, 60:61], pixels[2:5, 10:90, 60:61])
     np.testing.assert_array_equal(view[:, :0, :], pixels[:, :0, :])
-    with pytest.raises(IndexError):
-        view[0, 0, 0]
+    # integers select and drop an axis, as in numpy (dask fuses a squeeze into the read)
+    assert view[0, 0, 0] == pixels[0, 0, 0]
+    np.testing.assert_array_equal(view[-1, 3:7, 5], pixels[-1, 3:7, 5])
+    for bad in ((13, 0, 0), (slice(None), slice(0, 10, 2), 0)):
+        with pytest.raises(IndexError):
+            view[bad]
     p.write_bytes(p.read_bytes()[:2000])
     with pytest.raises(CorruptFileError, match=str(p)):
         view[:, :, :]
@@ -152,3 +156,21 @@ def test_stac_asset_read_errors_name_the_asset_at_compute_time(tmp_path):
     with pytest.raises(CorruptFileError, match="truncated or corrupt") as info:
         lazy.values  # noqa: B018
     assert info.value.path == str(asset)
+
+
+def test_mcd64_geotiff_without_crs_is_refused_and_a_bad_sibling_left_out(tmp_path, caplog):
+    from firesmoke.io.mcd64 import open_mcd64_geotiff
+
+    stem = "MCD64monthly.A2019244.Win20.061"
+    bd = np.random.default_rng(1).integers(-2, 300, (1, 40, 50)).astype(np.int16)
+    main = _write(tmp_path / "a" / f"{stem}.burndate.tif", bd, crs=None)
+    with pytest.raises(CorruptFileError, match="no CRS") as info:
+        open_mcd64_geotiff(main)
+    assert info.value.path == str(main)
+    main = _write(tmp_path / "b" / f"{stem}.burndate.tif", bd, crs="EPSG:4326")
+    _write(tmp_path / "b" / f"{stem}.ba_qa.tif", np.ones((1, 40, 50), np.uint8), crs=None)
+    with caplog.at_level("WARNING", logger="firesmoke"):
+        ds = open_mcd64_geotiff(main)
+    assert set(ds.data_vars) == {"burn_date"}  # the sibling without a CRS is left out, logged
+    assert "ba_qa" in caplog.text and "no CRS" in caplog.text
+    np.testing.assert_array_equal(ds.burn_date.values, bd[0])

@@ -135,11 +135,24 @@ class CheckedGeoTiff:
         if not isinstance(key, tuple):
             key = (key,)
         key = key + (slice(None),) * (3 - len(key))
+        # an integer (dask fuses e.g. a squeezed band into the read) is a slice of one, dropped
+        drop = tuple(i for i, k in enumerate(key) if isinstance(k, int | np.integer))
+        for i in drop:
+            if not -self.shape[i] <= int(key[i]) < self.shape[i]:
+                raise IndexError(f"index {key[i]} out of range for axis {i} of {self.shape}")
+        key = tuple(
+            slice(int(k) % n, int(k) % n + 1) if i in drop else k
+            for i, (k, n) in enumerate(zip(key, self.shape, strict=True))
+        )
         bands, rows, cols = (
             range(*k.indices(n)) if isinstance(k, slice) else None for k, n in zip(key, self.shape, strict=True)
         )
         if bands is None or rows is None or cols is None or rows.step != 1 or cols.step != 1:
             raise IndexError(f"CheckedGeoTiff supports contiguous slices only, got {key!r}")
+        out = self._read(bands, rows, cols)
+        return out.squeeze(axis=drop) if drop else out
+
+    def _read(self, bands: range, rows: range, cols: range) -> np.ndarray:
         if len(bands) == 0 or len(rows) == 0 or len(cols) == 0:
             return np.empty((len(bands), len(rows), len(cols)), dtype=self.dtype)
         window = Window(cols.start, rows.start, len(cols), len(rows))

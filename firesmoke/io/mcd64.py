@@ -279,12 +279,11 @@ def open_mcd64_geotiff(path: str | os.PathLike[str], chunks: Any = None) -> xr.D
     Raises
     ------
     CorruptFileError
-        The file cannot be opened as a raster.
+        The file cannot be opened as a raster, or it lacks a CRS or geotransform.
     WrongProductError
         The raster has more than one band or an unknown layer name.
     """
-    import rasterio
-    import rioxarray
+    from firesmoke.io.geotiff_checks import open_checked_geotiff
 
     p = Path(path)
     named = parse_mcd64_name(p)
@@ -299,11 +298,11 @@ def open_mcd64_geotiff(path: str | os.PathLike[str], chunks: Any = None) -> xr.D
     ref: xr.DataArray | None = None
     for layer, q in layers.items():
         var = GEOTIFF_LAYERS.get(layer, layer)
-        try:
-            arr = rioxarray.open_rasterio(q, chunks=_tif_chunks(chunks), masked=False, cache=False)
-        except (rasterio.errors.RasterioError, OSError, ValueError) as exc:
+        try:  # header checked (CRS, geotransform); read errors name the file
+            arr = open_checked_geotiff(q, _tif_chunks(chunks))
+        except InputError as exc:
             if q == p:
-                raise CorruptFileError(f"cannot open GeoTIFF ({exc})", path=q) from exc
+                raise
             log.warning("%s: cannot open sibling layer, left out (%s)", q, exc)
             continue
         if arr.sizes.get("band", 1) != 1:

@@ -238,9 +238,10 @@ class TileModel:
             mods = _CACHE.get(ck)
             if mods is None:
                 if device == "cpu":
-                    from firesmoke.runtime import tune_allocator
+                    from firesmoke.runtime import tune_allocator, warn_thread_arena
 
                     tune_allocator()  # reuse freed activation memory (see firesmoke.runtime)
+                    warn_thread_arena()
                 mods = []
                 for build in self.builders:
                     m = build().to(device).eval()

@@ -78,3 +78,54 @@ def test_local_cluster_workers_start_with_the_tuned_allocator(monkeypatch):
     # the parent's environment is given back as it was
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
     assert "MALLOC_MMAP_MAX_" not in os.environ
+
+
+# the same probe in a thread that allocated before the tuning (its own malloc arena), then
+# the warning firesmoke logs when it builds CPU models in such a thread
+_THREAD_PROBE = r"""
+import json, logging, resource, threading
+import io
+import torch
+from firesmoke.runtime import tune_allocator, warn_thread_arena
+stream = io.StringIO()
+logging.getLogger("firesmoke").addHandler(logging.StreamHandler(stream))
+out = {"main_warned": None}
+def work():
+    torch.ones(1000)  # this thread has an arena of its own before the tuning
+    out["tuned"] = tune_allocator()
+    for _ in range(10):
+        a = torch.ones(64 << 18)
+        del a
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        a = torch.ones(64 << 18)
+        del a
+    out["faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    out["warned"] = warn_thread_arena()
+    out["warned_again"] = warn_thread_arena()
+out["main_warned"] = warn_thread_arena()
+t = threading.Thread(target=work)
+t.start()
+t.join()
+out["log"] = stream.getvalue()
+print(json.dumps(out))
+"""
+
+
+def _thread_probe(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    proc = subprocess.run([sys.executable, "-c", _THREAD_PROBE], capture_output=True, text=True,
+                          env={**clean, **env}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_thread_with_its_own_arena_is_not_helped_and_is_told():
+    pages = 5 * (64 << 20) // 4096
+    own = _thread_probe()
+    assert own["tuned"] is True and own["main_warned"] is False
+    assert own["faults"] > pages // 2  # every block faulted afresh: the slow path
+    assert own["warned"] is True and own["warned_again"] is False  # once per process
+    assert "MALLOC_ARENA_MAX=1" in own["log"]
+    shared = _thread_probe(MALLOC_ARENA_MAX="1")  # the documented remedy
+    assert shared["faults"] < pages // 20
+    assert shared["warned"] is False

@@ -336,6 +336,33 @@ def test_binary_garbage_is_corrupt(tmp_path: Path) -> None:
         read_firms(p2)
 
 
+@pytest.mark.parametrize("crlf", [False, True])
+def test_lines_that_are_not_utf8_are_bad_rows_not_a_bad_file(tmp_path: Path, crlf: bool) -> None:
+    # damaged bytes in a number, in a text field, and mixed with other bad rows
+    rows = [r.encode() for r in BAD_ROWS]
+    rows[1] = b"10,20,300,0.4,0.4,2022-01-01,0056,N,n,2.0NRT,290,1.\xff5,D"  # line 3
+    rows[8] = b"10,20,300,0.4,0.4,2022-01-01,0001,\xe9\xe9,n,2.0NRT,290,1.5,D"  # line 10
+    end = b"\r\n" if crlf else b"\n"
+    p = tmp_path / "damaged.csv"
+    p.write_bytes(VIIRS_NRT_HEADER.encode() + end + end.join(rows) + end)
+    df = read_firms(p)
+    assert df["latitude"].tolist() == [10.0, -10.0]  # the good rows are kept
+    rep = firms_report(df).files[0]
+    got = {i.reason: (i.count, i.lines) for i in rep.issues}
+    assert got["not UTF-8 text"] == (2, (3, 10))
+    assert got["wrong number of fields"] == (2, (6, 14))  # line numbers unchanged
+    assert got["unparseable acq_time"] == (1, (8,))
+    assert "unparseable daynight" not in got and rep.rows_read == 12
+    with pytest.raises(BadRowError) as err:
+        read_firms(p, strict=True)
+    assert err.value.line == 3 and "not UTF-8" in str(err.value) and str(p) in str(err.value)
+    # a header that is not text is still a bad file
+    q = tmp_path / "badheader.csv"
+    q.write_bytes(b"lat\xffitude,longitude\n1,2\n")
+    with pytest.raises(CorruptFileError, match="header line not UTF-8"):
+        read_firms(q)
+
+
 def test_missing_path_and_empty_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not found"):
         read_firms(tmp_path / "nope.csv")

@@ -154,6 +154,7 @@ _NS_PER_MINUTE = 60_000_000_000
 # :data:`firesmoke.io.firms_layouts.ROW_REASONS`).
 _R_FIELDS = "wrong number of fields"
 _R_PARTIAL = "partial last line (no newline at end of file: truncated?)"
+_R_UTF8 = "not UTF-8 text"
 
 
 # ----------------------------------------------------------------------------- reports
@@ -338,9 +339,15 @@ def _read_one(
         last_line = max(last_line, int(inv_lines.max()))
         partial = (not ends_with_newline) and int(inv_lines[-1]) == last_line
         regular = inv_lines[:-1] if partial else inv_lines
+        utf8 = np.isin(regular, np.asarray(invalid.not_utf8, np.int64))
+        if utf8.any():
+            issues.append(RowIssue(_R_UTF8, int(utf8.sum()), tuple(int(x) for x in regular[utf8][:MAX_REPORTED_LINES])))
+            first_bad = (int(regular[utf8][0]), _R_UTF8, None, "")
+            regular = regular[~utf8]
         if regular.size:
             issues.append(RowIssue(_R_FIELDS, int(regular.size), tuple(int(x) for x in regular[:MAX_REPORTED_LINES])))
-            first_bad = (int(regular[0]), _R_FIELDS, None, invalid.texts.get(int(regular[0]), ""))
+            if first_bad is None or int(regular[0]) < first_bad[0]:
+                first_bad = (int(regular[0]), _R_FIELDS, None, invalid.texts.get(int(regular[0]), ""))
         if partial:
             issues.append(RowIssue(_R_PARTIAL, 1, (int(inv_lines[-1]),)))
             if first_bad is None:

@@ -189,15 +189,15 @@ def sniff_header(path: Path) -> CsvHeader | None:
         return None
     if b"\x00" in head:
         raise CorruptFileError("binary content (NUL bytes): not a FIRMS CSV text file", path=path)
-    try:
-        text = head.decode("utf-8")
+    first = head.find(b"\n")
+    try:  # the header must be text; damaged data lines are dropped and listed later
+        head[: first if first >= 0 else len(head)].decode("utf-8")
     except UnicodeDecodeError as exc:
-        if len(head) == _SNIFF_BYTES and exc.start >= len(head) - 3:
-            text = head[: exc.start].decode("utf-8", errors="replace")
-        else:
+        if not (first < 0 and len(head) == _SNIFF_BYTES and exc.start >= len(head) - 3):
             raise CorruptFileError(
-                f"not UTF-8 text (byte {exc.start}): not a FIRMS CSV file", path=path
+                f"header line not UTF-8 text (byte {exc.start}): not a FIRMS CSV file", path=path
             ) from exc
+    text = head.decode("utf-8", errors="replace")
     text = text.lstrip("\ufeff")
     nl = text.find("\n")
     if nl < 0 and size > len(head):
@@ -263,11 +263,12 @@ def header_notes(header: CsvHeader) -> list[str]:
 # ----------------------------------------------------------------------------- arrow read
 @dataclass
 class InvalidRows:
-    """Lines pyarrow skipped for having the wrong number of fields."""
+    """Lines pyarrow skipped: wrong number of fields, or (``not_utf8``) not UTF-8 text."""
 
     lines: list[int] = field(default_factory=list)
     texts: dict[int, str] = field(default_factory=dict)
     unnumbered: int = 0
+    not_utf8: list[int] = field(default_factory=list)
 
 
 def read_csv_columns(path: Path, header: CsvHeader) -> tuple[Any, InvalidRows]:
@@ -292,11 +293,12 @@ def read_csv_columns(path: Path, header: CsvHeader) -> tuple[Any, InvalidRows]:
     return _arrow_csv(path, header, fast=False)
 
 
-def _arrow_csv(path: Path, header: CsvHeader, fast: bool) -> tuple[Any, InvalidRows]:
+def _arrow_csv(path: Path, header: CsvHeader, fast: bool, source: Any = None,
+               not_utf8: Sequence[int] = ()) -> tuple[Any, InvalidRows]:
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
-    invalid = InvalidRows()
+    invalid = InvalidRows(not_utf8=list(not_utf8))
 
     def on_invalid(row: Any) -> str:
         if row.number is None:  # multi-threaded parsing gives no line numbers
@@ -313,7 +315,7 @@ def _arrow_csv(path: Path, header: CsvHeader, fast: bool) -> tuple[Any, InvalidR
     types = {c: (number if c in ("latitude", "longitude", "frp") else dict_type) for c in used}
     try:
         table = pacsv.read_csv(
-            path,
+            path if source is None else source,
             read_options=pacsv.ReadOptions(
                 use_threads=fast,  # single-threaded parsing keeps physical line numbers
                 block_size=1 << 24,
@@ -337,6 +339,12 @@ def _arrow_csv(path: Path, header: CsvHeader, fast: bool) -> tuple[Any, InvalidR
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         if fast:
             raise
+        if source is None and "utf8" in str(exc).lower().replace("-", ""):
+            from firesmoke.io.utf8 import blank_bad_lines
+
+            cleaned, bad = blank_bad_lines(path)  # those lines become malformed rows
+            if bad:
+                return _arrow_csv(path, header, fast=False, source=cleaned, not_utf8=bad)
         raise CorruptFileError(f"cannot parse as CSV ({exc})", path=path) from exc
     except OSError as exc:
         raise InputError(f"cannot read file ({exc})", path=path) from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from firesmoke.campaign_spec import BurnedProduct, CampaignSpec, load_spec
+from firesmoke.errors import InputError
 from firesmoke.paths import safe_join
 from firesmoke.windows import Window, monthly_windows, nrt_window, range_windows
 
@@ -93,6 +95,13 @@ def _slots(product: BurnedProduct, spec: CampaignSpec) -> tuple[Slot, ...]:
                 ws = tuple(range_windows(p.start, p.end))
             found[f"{p.start}..{p.end}"] = (p.start, p.end, ws)
     ordered = sorted(found.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[0]))
+    for (a, (s, _, _)), (b, (t, _, _)) in itertools.pairwise(ordered):
+        if s == t:  # the store's `period` coordinate is the first day: it must be unique
+            raise InputError(
+                f"product {product.name!r}: periods {a} and {b} start on the same day; a "
+                "product's periods are indexed by their first day (ds.sel(period=...)), so "
+                "give them different starts or put them in separate campaigns",
+                field="periods")
     return tuple(Slot(i, lab, s, e, ws) for i, (lab, (s, e, ws)) in enumerate(ordered))
 
 

@@ -165,6 +165,23 @@ def test_load_spec_file_errors(tmp_path):
     assert str(bad) in str(info.value)
 
 
+def test_range_periods_with_the_same_first_day_are_refused(tmp_path):
+    spec = {"name": "p", "output": str(tmp_path), "block_size": 128,
+            "regions": [{"name": "A", "bbox": [0.0, 0.0, 1.0, 1.0], "pixel_size": 0.01}],
+            "periods": [{"start": "2020-08-01", "end": "2020-08-15"},
+                        {"start": "2020-08-01", "end": "2020-08-31"}],
+            "products": {"burned": [{"mode": "range"}, {"mode": "monthly"}]},
+            "inputs": {"viirs": ["v"]}}
+    with pytest.raises(InputError, match="start on the same day") as info:
+        plan_campaign(spec)
+    assert info.value.field == "periods" and "burned-range" in str(info.value)
+    spec["periods"][1]["start"] = "2020-08-02"  # distinct first days are fine
+    plan = plan_campaign(spec)
+    assert [s.label for s in plan.slots["burned-range"]] == ["2020-08-01..2020-08-15",
+                                                             "2020-08-02..2020-08-31"]
+    assert [s.label for s in plan.slots["burned-monthly"]] == ["2020-08"]  # merged, no clash
+
+
 def test_plan_blocks_cover_region_once_with_stable_ids(tmp_path):
     spec = {"name": "p", "output": str(tmp_path), "block_size": 128,
             "regions": [{"name": "A", "bbox": [0.0, 0.0, 3.0, 2.0], "pixel_size": 0.01},

@@ -442,7 +442,8 @@ def predict_blocks(
     the same shape: their blocks are copied straight into the device buffer, which saves
     the host copy that stacking them into one array costs (e.g. the bands of a cube).
     Spatial chunks smaller than a tile are merged with a neighbour (the channels are
-    rechunked alike); leading dims are made whole. Each tile of ``plan`` is run once (by the block holding its origin).
+    rechunked alike); leading dims are made whole. Each tile of ``plan`` is run once (by
+    the block holding its origin).
     ``plan_order=True`` instead runs, for each block, every tile touching it and adds
     them in plan order (as one pass over the whole array would: what float16 blending
     needs to be reproducible), at the price of running tiles near block edges twice.

@@ -16,20 +16,25 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 # allocate, touch and free a 64 MiB torch tensor several times (as the activations of a
 # forward pass); count the page faults once the heap has settled.
 # (numpy would not do: it asks for huge pages for large arrays itself)
-_PROBE = r"""
-import json, resource, sys
+_COUNT_FAULTS = r"""
+import resource
 import torch
+def count_faults():
+    for _ in range(10):  # the heap settles in the first rounds
+        a = torch.ones(64 << 18)
+        del a
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        a = torch.ones(64 << 18)
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+
+_PROBE = _COUNT_FAULTS + r"""
+import json, sys
 from firesmoke.runtime import tune_allocator
 tuned = tune_allocator() if sys.argv[1] == "tune" else False
-for _ in range(10):  # the heap settles in the first rounds
-    a = torch.ones(64 << 18)
-    del a
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
-    a = torch.ones(64 << 18)
-    del a
-faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"tuned": tuned, "faults": faults}))
+print(json.dumps({"tuned": tuned, "faults": count_faults()}))
 """
 
 
@@ -82,10 +87,8 @@ def test_local_cluster_workers_start_with_the_tuned_allocator(monkeypatch):
 
 # the same probe in a thread that allocated before the tuning (its own malloc arena), then
 # the warning firesmoke logs when it builds CPU models in such a thread
-_THREAD_PROBE = r"""
-import json, logging, resource, threading
-import io
-import torch
+_THREAD_PROBE = _COUNT_FAULTS + r"""
+import io, json, logging, threading
 from firesmoke.runtime import tune_allocator, warn_thread_arena
 stream = io.StringIO()
 logging.getLogger("firesmoke").addHandler(logging.StreamHandler(stream))
@@ -93,14 +96,7 @@ out = {"main_warned": None}
 def work():
     torch.ones(1000)  # this thread has an arena of its own before the tuning
     out["tuned"] = tune_allocator()
-    for _ in range(10):
-        a = torch.ones(64 << 18)
-        del a
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(5):
-        a = torch.ones(64 << 18)
-        del a
-    out["faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    out["faults"] = count_faults()
     out["warned"] = warn_thread_arena()
     out["warned_again"] = warn_thread_arena()
 out["main_warned"] = warn_thread_arena()

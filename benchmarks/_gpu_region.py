@@ -115,9 +115,9 @@ def _zero_banet():
 
 def section_region_month(rep: Report, device: str, quick: bool) -> None:
     """Region-month rows (see the module docstring)."""
+    from firesmoke.burned.periods import monthly_windows
     from firesmoke.models.precision import no_tf32
     from firesmoke.models.weights import save_weights
-    from firesmoke.windows import monthly_windows
 
     size, tile, step, chunk = (48, 32, 25, 32) if quick else (1024, 128, 100, 512)
     n_models = 2 if quick else N_MODELS
@@ -157,8 +157,8 @@ def section_region_month(rep: Report, device: str, quick: bool) -> None:
             return
         import dask
 
-        from firesmoke.burned import predict_burned, window_bands
-        from firesmoke.inference import TileModel
+        from firesmoke.burned.predict import predict_burned, window_bands
+        from firesmoke.inference.model import TileModel
         from firesmoke.models.banet_fast import prepare_for_inference
         from firesmoke.models.normalization import BANET
 

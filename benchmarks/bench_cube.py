@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from firesmoke.cube import build_cube, write_cube
+from firesmoke.cube.build import build_cube, write_cube
 from firesmoke.grid import Region
 from firesmoke.synthetic import generate_scenario
 

@@ -6,8 +6,8 @@ and the burned-area reduction. Beside it, the same work as a plain numpy loop ov
 same tiles (zero-padded region, one tile at a time: normalise, "forward", accumulate,
 then divide and reduce), the way a script without an engine does it.
 
-* ``time_engine``: :func:`firesmoke.inference.predict_array` over a dask array in 256 px
-  chunks (threads scheduler) with the :class:`~firesmoke.products.BurnedWindow` reduction
+* ``time_engine``: :func:`firesmoke.inference.model.predict_array` over a dask array in 256 px
+  chunks (threads scheduler) with the :class:`~firesmoke.burned.rules.BurnedWindow` reduction
   on the device (``cpu`` here);
 * ``time_numpy_loop``: the plain loop;
 * ``track_ratio``: engine / loop seconds, measured once in ``setup_cache`` (target: about
@@ -57,9 +57,9 @@ def engine_pass(x: np.ndarray | list[np.ndarray], scheduler: str = "threads",
     import dask
     import dask.array as da
 
-    from firesmoke.inference import TileModel, predict_array
+    from firesmoke.burned.rules import BurnedWindow
+    from firesmoke.inference.model import TileModel, predict_array
     from firesmoke.models.normalization import BANET
-    from firesmoke.products import BurnedWindow
 
     model = TileModel(builders=(_zero_net,), key="bench-zeros", normalization=BANET,
                       activation=None)
@@ -78,7 +78,7 @@ def engine_pass(x: np.ndarray | list[np.ndarray], scheduler: str = "threads",
 
 def numpy_loop(x: np.ndarray) -> np.ndarray:
     """The same work, one tile at a time over the zero-padded region (numpy)."""
-    from firesmoke.tiling import TilePlan
+    from firesmoke.inference.tiling import TilePlan
 
     plan = TilePlan(SIZE, SIZE, tile=TILE, step=STEP)
     ph, pw = plan.padded_shape
@@ -100,7 +100,7 @@ def numpy_loop(x: np.ndarray) -> np.ndarray:
 
 
 def figures() -> dict:
-    from firesmoke.tiling import TilePlan
+    from firesmoke.inference.tiling import TilePlan
 
     x = _input()
     engine_pass(x)  # warm up (model build, allocator)
@@ -159,8 +159,8 @@ class TilesPerPlan:
         import dask
         import dask.array as da
 
-        from firesmoke.inference import predict_array
-        from firesmoke.tiling import TilePlan
+        from firesmoke.inference.model import predict_array
+        from firesmoke.inference.tiling import TilePlan
 
         n = [0]
         lock = threading.Lock()

@@ -7,7 +7,7 @@
     works): tiles of 128 px every 100 px taken one at a time (batch 1), fp32, the plain ``BANet``
     module, the three models one after another with their weights loaded for the call,
     full 64 days per month;
-  - **firesmoke**: :func:`firesmoke.burned.predict_burned` with
+  - **firesmoke**: :func:`firesmoke.burned.predict.predict_burned` with
     ``TileModel.from_weights(..., prepare=prepare_for_inference)`` (folded batch norms,
     channels-last, fused ReLUs), 4 tiles per forward pass, the ensemble in one pass
     over each batch, in reference-compatible tiling (128 / 100 / mean blending).
@@ -16,7 +16,7 @@
   CI machine, too long for asv's repeats), the confidence maps are checked to agree
   within 1e-4 (an ``AssertionError`` otherwise), and the ``track_*`` methods report the
   seconds, the speed-up and the agreement.
-* :class:`CampaignScaling`: a one-month campaign (:func:`firesmoke.campaign.run_campaign`,
+* :class:`CampaignScaling`: a one-month campaign (:func:`firesmoke.campaign.run.run_campaign`,
   blocks of 256 px) over a 768 px and a 2048 px region. Peak resident memory of the
   worker process (``ru_maxrss``) should not grow with the region (it is bounded by the
   block, the tiles touching it and the 64-day window), and the 2048 px region is timed on
@@ -64,16 +64,16 @@ def region_month_figures(size: int = 200, work: str | None = None) -> dict:
     import dask
     import xarray as xr
 
-    from firesmoke.burned import predict_burned
-    from firesmoke.cube import build_cube, write_cube
+    from firesmoke.burned.periods import monthly_windows
+    from firesmoke.burned.predict import predict_burned
+    from firesmoke.cube.build import build_cube, write_cube
     from firesmoke.grid import Region
-    from firesmoke.inference import TileModel, clear_model_cache
+    from firesmoke.inference.model import TileModel, clear_model_cache
+    from firesmoke.inference.runtime import tune_allocator
+    from firesmoke.inference.tiling import TilePlan
     from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.weights import save_weights
-    from firesmoke.runtime import tune_allocator
     from firesmoke.synthetic import generate_scenario
-    from firesmoke.tiling import TilePlan
-    from firesmoke.windows import monthly_windows
 
     own = work is None
     work = Path(work or tempfile.mkdtemp(prefix="bench_inference_"))
@@ -99,7 +99,7 @@ def region_month_figures(size: int = 200, work: str | None = None) -> dict:
 
         def firesmoke_pass(tuned: bool) -> tuple[float, xr.Dataset]:
             # defaults everywhere (batch size, kept days only); the allocator tuning of
-            # firesmoke.runtime on (its default) or off, for the record
+            # firesmoke.inference.runtime on (its default) or off, for the record
             os.environ["FIRESMOKE_MALLOC_TUNING"] = "1" if tuned else "0"
             tune_allocator(False)
             clear_model_cache()
@@ -179,8 +179,8 @@ def main():
     import torch
     from distributed import Client, LocalCluster
 
-    from firesmoke.campaign import run_campaign
-    from firesmoke.inference import TileModel
+    from firesmoke.campaign.run import run_campaign
+    from firesmoke.inference.model import TileModel
 
     spec, n_workers = json.loads(sys.argv[1]), int(sys.argv[2])
     # a cheap stand-in with BA-Net's input/output shapes (memory and scheduling are measured)
@@ -205,7 +205,7 @@ def _bench_cube(path: Path, size: int) -> Path:
     import dask
     import pandas as pd
 
-    from firesmoke.cube import write_cube
+    from firesmoke.cube.build import write_cube
     from firesmoke.grid import Region
 
     rng = np.random.default_rng(size)
@@ -224,7 +224,7 @@ def _bench_cube(path: Path, size: int) -> Path:
 def campaign_figures(sizes: tuple[int, ...] = (768, 2048), block: int = 256,
                      work: str | None = None) -> dict:
     """Peak worker memory per region size (1 worker) and 1 vs 2 workers on the largest."""
-    from firesmoke.cube import open_cube
+    from firesmoke.cube.build import open_cube
     from firesmoke.grid import Region
 
     own = work is None

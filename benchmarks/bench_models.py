@@ -86,12 +86,12 @@ class BANetTile:
 
 class BANetTileTunedAllocator(BANetTile):
     """As :class:`BANetTile`, in a process with firesmoke's allocator tuning
-    (:func:`firesmoke.runtime.tune_allocator`, what CPU inference runs with), plus the
+    (:func:`firesmoke.inference.runtime.tune_allocator`, what CPU inference runs with), plus the
     fast path asked only for the days of a monthly product (``days=(16, 47)``: August in
     its 64-day window), which skips that share of the decoder."""
 
     def setup(self) -> None:
-        from firesmoke.runtime import tune_allocator
+        from firesmoke.inference.runtime import tune_allocator
 
         tune_allocator()
         super().setup()

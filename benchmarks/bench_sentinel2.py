@@ -18,8 +18,8 @@ import tempfile
 import numpy as np
 import rasterio
 
-from firesmoke.io.sentinel2 import BANDS, SMOKE_BANDS, open_chip, read_chips
-from firesmoke.io.stac import open_scene
+from firesmoke.io.sentinel2.chips import BANDS, SMOKE_BANDS, open_chip, read_chips
+from firesmoke.io.sentinel2.scenes import open_scene
 from firesmoke.synthetic.s2_scenes import generate_scenes
 from firesmoke.synthetic.sentinel2 import generate_chips
 

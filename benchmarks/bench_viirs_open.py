@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from firesmoke.io.viirs import open_l1b_swath, open_vmaes_granule
-from firesmoke.io.viirs_swath import close_cached_files
+from firesmoke.io.viirs.swath import close_cached_files
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = (

@@ -31,7 +31,7 @@ MONTHS = ("2020-08", "2020-09")
 
 
 def _cube(work: Path):
-    from firesmoke.cube import build_cube, open_cube, write_cube
+    from firesmoke.cube.build import build_cube, open_cube, write_cube
     from firesmoke.grid import Region
     from firesmoke.synthetic import generate_scenario
 
@@ -45,17 +45,22 @@ def _cube(work: Path):
 
 
 def _variant(cube, model, window, quant: bool, plan: str, fp16: bool, zero):
-    from firesmoke.burned import window_input
-    from firesmoke.compat import compat_model, quantise, reference_day_of_year_lut
-    from firesmoke.inference import keep_days, predict_array
-    from firesmoke.products import BurnedWindow, day_of_year_lut
+    from firesmoke.burned.predict import window_input
+    from firesmoke.burned.rules import (
+        BANET_0_6_7,
+        BurnedWindow,
+        day_of_year_lut,
+        quantise,
+        reference_day_of_year,
+    )
+    from firesmoke.inference.model import keep_days, predict_array
 
     x = window_input(cube, window)
     if quant:
         x = x.map_blocks(quantise, zero_days=zero, dtype=np.float32)
-    m = compat_model(model) if fp16 else model
+    m = BANET_0_6_7.model(model) if fp16 else model
     red = BurnedWindow(day_of_year_lut(window), 0.5, "float16" if fp16 else "float32",
-                       reference_day_of_year_lut(window))
+                       reference_day_of_year(window))
     out = predict_array(x, keep_days(m, window.keep_slice), reduce=red, plan_rule=plan,
                         acc_dtype="float16" if fp16 else "float64", plan_order=fp16,
                         device="cpu")
@@ -75,10 +80,10 @@ def figures(work: Path) -> dict:
     import dask
     import pandas as pd
 
-    from firesmoke.burned import predict_burned
-    from firesmoke.compat import viirs_days
-    from firesmoke.inference import TileModel
-    from firesmoke.windows import monthly_windows
+    from firesmoke.burned.periods import monthly_windows
+    from firesmoke.burned.predict import predict_burned
+    from firesmoke.burned.rules import viirs_days
+    from firesmoke.inference.model import TileModel
 
     cube = _cube(work)
     model = TileModel.from_weights("banet_synthetic")

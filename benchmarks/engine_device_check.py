@@ -52,10 +52,10 @@ def agreement(device: str) -> dict:
     import dask.array as da
     import torch
 
-    from firesmoke.inference import TileModel, predict_array
+    from firesmoke.burned.rules import BurnedWindow
+    from firesmoke.inference.model import TileModel, predict_array
+    from firesmoke.inference.tiling import TilePlan, accumulate_tiles
     from firesmoke.models.normalization import BANET
-    from firesmoke.products import BurnedWindow
-    from firesmoke.tiling import TilePlan, accumulate_tiles
 
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -100,8 +100,8 @@ def compat_agreement(device: str) -> dict:
     import pandas as pd
     import xarray as xr
 
-    from firesmoke.burned import predict_burned
-    from firesmoke.inference import TileModel
+    from firesmoke.burned.predict import predict_burned
+    from firesmoke.inference.model import TileModel
     from firesmoke.models.normalization import BANET
 
     rng = np.random.default_rng(3)
@@ -138,12 +138,12 @@ def region_month(device: str, size: int) -> dict:
     import torch
     import xarray as xr
 
-    from firesmoke.burned import predict_burned
-    from firesmoke.inference import TileModel
+    from firesmoke.burned.periods import monthly_windows
+    from firesmoke.burned.predict import predict_burned
+    from firesmoke.inference.model import TileModel
+    from firesmoke.inference.tiling import TilePlan
     from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.normalization import BANET
-    from firesmoke.tiling import TilePlan
-    from firesmoke.windows import monthly_windows
 
     days = pd.date_range("2020-07-15", "2020-09-20")
     rng = np.random.default_rng(1)

@@ -22,7 +22,7 @@ each section and at the end, so an interrupted run keeps what it measured):
   batch-norm statistics, tile 128 / step 100 / mean blending, for (1) the
   reference-style loop (one tile at a time, batch 1, fp32 with TF32 off, the plain
   module, the models in turn with their weights loaded for the call) on the cube in
-  memory; (2) :func:`firesmoke.burned.predict_burned` on dask's default (threads)
+  memory; (2) :func:`firesmoke.burned.predict.predict_burned` on dask's default (threads)
   scheduler over the same in-memory arrays: in bf16 (the default on CUDA) at the default
   batch and at batch 16, in fp32 (``autocast=None``), in the BA-Net 0.6.7 compatible
   mode (``compat="banet-0.6.7"``, fp32), with a model that costs nothing (the engine
@@ -34,7 +34,7 @@ each section and at the end, so an interrupted run keeps what it measured):
   the peak GPU memory of this process and the maximum absolute difference of the
   confidence map against the reference loop;
 * **U-Net scenes/s**: a synthetic 12-band 2048 x 2048 px scene through the engine's
-  :func:`firesmoke.inference.predict_array` (what :func:`firesmoke.smoke.segment_scene`
+  :func:`firesmoke.inference.model.predict_array` (what :func:`firesmoke.smoke.scenes.segment_scene`
   runs; the scene reader needs rasterio, which this benchmark does not) with the
   segment_scene tiling (256 / 224, centre window), bf16.
 
@@ -244,7 +244,7 @@ def section_tile(rep: Report, device: str, quick: bool, peak: float | None) -> N
 def section_unet(rep: Report, device: str, quick: bool) -> None:
     import torch
 
-    from firesmoke.inference import TileModel, predict_array, predict_numpy
+    from firesmoke.inference.model import TileModel, predict_array, predict_numpy
     from firesmoke.models.unet import SmokeUNet
 
     size = 256 if quick else 2048

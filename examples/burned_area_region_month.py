@@ -52,7 +52,7 @@ def load_model(weights: str, out: Path):
     import torch
 
     from firesmoke.errors import WeightsError
-    from firesmoke.inference import TileModel
+    from firesmoke.inference.model import TileModel
     from firesmoke.models.banet import BANet
     from firesmoke.models.banet_fast import prepare_for_inference
     from firesmoke.models.weights import save_weights
@@ -72,12 +72,12 @@ def load_model(weights: str, out: Path):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from firesmoke.burned import predict_burned
-    from firesmoke.cube import build_cube, open_cube, write_cube
-    from firesmoke.events import find_events, write_events_geojson
+    from firesmoke.burned.events import find_events, write_events_geojson
+    from firesmoke.burned.periods import monthly_windows
+    from firesmoke.burned.predict import predict_burned
+    from firesmoke.cube.build import build_cube, open_cube, write_cube
     from firesmoke.store import export_geotiff, quicklook_png, write_product
     from firesmoke.synthetic import demo_region, generate_scenario
-    from firesmoke.windows import monthly_windows
 
     t0 = time.perf_counter()
     out = args.out

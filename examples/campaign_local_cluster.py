@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from distributed import Client, LocalCluster
 
-    from firesmoke.campaign import plan_campaign, resume_campaign, run_campaign
-    from firesmoke.runtime import inference_worker_env
+    from firesmoke.campaign.run import plan_campaign, resume_campaign, run_campaign
+    from firesmoke.inference.runtime import inference_worker_env
     from firesmoke.synthetic import demo_region, generate_scenario
 
     t0 = time.perf_counter()
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     print(plan_campaign(spec).summary())
 
     # A LocalCluster here; Client("tcp://scheduler-host:8786") would use an existing one
-    # (start its workers with firesmoke.runtime.worker_environment() in their environment
+    # (start its workers with firesmoke.inference.runtime.worker_environment() in their environment
     # for the faster CPU inference). inference_worker_env() does that for this cluster.
     with inference_worker_env():
         cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,

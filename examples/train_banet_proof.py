@@ -6,7 +6,7 @@ run resumes):
 1. generate small synthetic scenarios (VIIRS 750 m granules, FIRMS CSVs, MCD64A1 tiles)
    with :func:`firesmoke.synthetic.generate_scenario`: ``--train`` scenarios for
    training and ``--test`` held-out scenarios (other seeds, other places);
-2. build their datacubes (:func:`firesmoke.cube.build_cube` -> ``write_cube``) and daily
+2. build their datacubes (:func:`firesmoke.cube.build.build_cube` -> ``write_cube``) and daily
    burned-fraction targets from the MCD64A1 files (``burned_fraction_cube`` ->
    :func:`firesmoke.train.sampler.write_targets`);
 3. train BA-Net (:func:`firesmoke.train.banet.train_banet`) on the training cubes; the
@@ -14,7 +14,7 @@ run resumes):
    steps, or fixed with ``--steps N --minutes 0`` (exactly reproducible on CPU). Windows
    of the last held-out scenario are scored every 100 steps for monitoring only (no
    model selection: the last step is kept);
-4. save the weights as float16 and run the monthly burned-area product (:func:`firesmoke.burned.predict_burned`,
+4. save the weights as float16 and run the monthly burned-area product (:func:`firesmoke.burned.predict.predict_burned`,
    ``mode="monthly"``, 128 px tiles, 64-day windows) on every held-out scenario and score
    it against the scenario's truth (burned map and day of year) with
    :func:`firesmoke.metrics.burned_area_scores`; results in ``<workdir>/proof.json``;
@@ -84,7 +84,7 @@ def region_of(spec: Spec):
 
 def prepare(spec: Spec, workdir: Path, chunk: int) -> dict:
     """Scenario files, cube and targets of one spec (reused when already complete)."""
-    from firesmoke.cube import build_cube, burned_fraction_cube, open_cube, write_cube
+    from firesmoke.cube.build import build_cube, burned_fraction_cube, open_cube, write_cube
     from firesmoke.synthetic import generate_scenario, simulate_truth
     from firesmoke.train.sampler import write_targets
 
@@ -119,9 +119,9 @@ def prepare(spec: Spec, workdir: Path, chunk: int) -> dict:
 
 def evaluate(item: dict, weights: Path, tile: int = 128) -> dict:
     """Monthly product of a held-out scenario vs its truth."""
-    from firesmoke.burned import predict_burned
-    from firesmoke.cube import open_cube
-    from firesmoke.inference import TileModel, clear_model_cache
+    from firesmoke.burned.predict import predict_burned
+    from firesmoke.cube.build import open_cube
+    from firesmoke.inference.model import TileModel, clear_model_cache
     from firesmoke.metrics import burned_area_scores
     from firesmoke.models import prepare_for_inference
 
@@ -361,7 +361,7 @@ def ship(model, meta: dict, dest: Path, summary: dict) -> None:
         "training": summary["training"],
         "training_data": new_meta["training_data"],
         "evaluation": {
-            "protocol": "monthly product (firesmoke.burned.predict_burned, mode='monthly', "
+            "protocol": "monthly product (firesmoke.burned.predict.predict_burned, mode='monthly', "
                         "128 px tiles, 64-day windows) of these float16 weights on held-out "
                         "synthetic scenarios (seeds and places never used for training), "
                         "burned = confidence >= 0.5 in any month, date = day of year of the "

@@ -12,14 +12,22 @@ import os
 from dataclasses import dataclass, field
 
 __all__ = [
+    "AuthError",
+    "BadRowError",
+    "ChecksumError",
     "CorruptFileError",
+    "FetchError",
     "FiresmokeError",
     "GridMismatchError",
+    "IncompleteStoreError",
+    "IncompleteStoreWarning",
     "InputError",
     "InvalidRegionError",
     "MissingColumnError",
     "MissingLayerError",
     "SkippedInput",
+    "StoreLockedError",
+    "UnsafePathError",
     "WeightsError",
     "WrongProductError",
 ]
@@ -86,6 +94,42 @@ class GridMismatchError(InputError):
 
 class WeightsError(InputError):
     """A weights file is missing, fails its checksum or is not loadable safely."""
+
+
+class UnsafePathError(InputError):
+    """An output path leaves its output root or goes through a symbolic link."""
+
+
+class FetchError(FiresmokeError):
+    """A search or download failed (after retries); the message names the URL (secrets masked)."""
+
+
+class AuthError(FetchError):
+    """The server refused the credentials (HTTP 401/403) or none were given."""
+
+
+class ChecksumError(FetchError):
+    """A downloaded file does not have the size or checksum the server announced."""
+
+
+class StoreLockedError(FiresmokeError):
+    """Another writer holds the store's lock."""
+
+
+class IncompleteStoreError(InputError):
+    """A store's ledger does not cover all of it (a writer was interrupted)."""
+
+
+class IncompleteStoreWarning(UserWarning):
+    """An incomplete store was opened with ``partial=True``."""
+
+
+class BadRowError(InputError):
+    """A bad row in strict mode; ``line`` is its 1-based line number in the file."""
+
+    def __init__(self, message: str, path: str | os.PathLike[str], line: int, field: str | None = None) -> None:
+        self.line = int(line)
+        super().__init__(f"line {line}: {message}", path=path, field=field)
 
 
 @dataclass(frozen=True)

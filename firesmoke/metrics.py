@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from firesmoke.errors import InputError
+
 __all__ = [
     "burned_area_scores",
     "classification_scores",
@@ -62,7 +64,7 @@ def burned_area_scores(
     p = np.asarray(pred_burned, bool)
     r = np.asarray(ref_burned, bool)
     if p.shape != r.shape:
-        raise ValueError(f"shapes differ: {p.shape} vs {r.shape}")
+        raise InputError(f"shapes differ: {p.shape} vs {r.shape}")
     v = np.ones_like(p) if valid is None else np.asarray(valid, bool)
     tp = int(np.count_nonzero(p & r & v))
     fp = int(np.count_nonzero(p & ~r & v))
@@ -100,7 +102,7 @@ def sequence_scores(prob: np.ndarray, target: np.ndarray, threshold: float = 0.5
     prob = np.asarray(prob, np.float32)
     target = np.asarray(target, np.float32)
     if prob.shape != target.shape:
-        raise ValueError(f"shapes differ: {prob.shape} vs {target.shape}")
+        raise InputError(f"shapes differ: {prob.shape} vs {target.shape}")
     acc = float(((prob > threshold) == (target > threshold)).mean())
     tax = prob.ndim - 3
     pb = prob.sum(axis=tax) > threshold
@@ -203,7 +205,7 @@ def smoke_segmentation_scores(
     p = np.asarray(pred).astype(bool)
     t = np.asarray(masks).astype(bool)
     if p.shape != t.shape:
-        raise ValueError(f"shapes differ: {p.shape} vs {t.shape}")
+        raise InputError(f"shapes differ: {p.shape} vs {t.shape}")
     inter, union, npred, ntrue = _per_image(p, t)
     some = union > 0
     det = classification_scores((npred > 0).astype(float), ntrue > 0, threshold=0.5)

@@ -4,7 +4,10 @@ Every file firesmoke writes, renames or deletes on a local disk goes through the
 helpers:
 
 - :func:`safe_join` joins user-influenced names under an output root (no ``..``, no
-  separators, no absolute paths);
+  separators, no absolute paths): a bad name is refused;
+- :func:`server_path` joins names a *server* chose (sub-folders allowed): unsafe
+  characters are replaced, traversal refused, so a download never lands outside its
+  folder; :func:`filename_from_url` cleans the last part of a URL the same way;
 - :func:`check_inside` refuses a path that leaves its root or crosses a symbolic link
   below it (a planted link must never redirect a write or a delete out of the output);
 - :func:`open_exclusive` creates a new file with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a
@@ -22,10 +25,11 @@ import re
 import stat
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
-from firesmoke.errors import InputError
+from firesmoke.errors import InputError, UnsafePathError
 
 __all__ = [
     "UnsafePathError",
@@ -33,19 +37,18 @@ __all__ = [
     "atomic_write_text",
     "check_inside",
     "check_no_symlinks",
+    "clean_name",
+    "filename_from_url",
     "is_url",
     "makedirs_inside",
     "open_exclusive",
     "remove_tree",
     "safe_join",
+    "server_path",
 ]
 
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-
-
-class UnsafePathError(InputError):
-    """An output path leaves its output root or goes through a symbolic link."""
 
 
 def is_url(path: str | os.PathLike[str]) -> bool:
@@ -201,3 +204,46 @@ def remove_tree(folder: str | os.PathLike[str], root: str | os.PathLike[str] | N
 
     # shutil.rmtree never follows links inside the tree (it unlinks them)
     shutil.rmtree(p)
+
+
+_BAD = re.compile(r"[^A-Za-z0-9._+\-=@,]")
+
+
+def clean_name(part: str, what: str = "path") -> str:
+    """A server-chosen name made safe: unsafe characters replaced, no hidden file."""
+    if part in ("", ".", "..") or "\x00" in part:
+        raise InputError(f"unsafe path component {part!r}", field=what)
+    cleaned = _BAD.sub("_", part)
+    if cleaned.startswith("."):  # no hidden files (also rules out '..' after cleaning)
+        cleaned = "_" + cleaned[1:]
+    return cleaned[:200]
+
+
+def server_path(root: str | os.PathLike[str], *parts: str) -> Path:
+    """``root / parts...`` for names a server chose, guaranteed to stay inside ``root``.
+
+    Each part may hold ``/``-separated sub-folders (e.g. ``"VNP64A1/2020"``); absolute
+    paths, ``..``, empty components, backslashes and characters outside
+    ``[A-Za-z0-9._+-=@,]`` are refused or replaced, so a name chosen by a server can never
+    write outside ``root`` (a final check compares resolved paths).
+    """
+    base = Path(root)
+    rel: list[str] = []
+    for part in parts:
+        text = str(part).replace("\\", "/")
+        if text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+            raise InputError(f"absolute path {part!r} not allowed inside {base}", field="path")
+        rel.extend(clean_name(p, "path") for p in PurePosixPath(text).parts)
+    if not rel:
+        raise InputError("empty file name", field="path")
+    out = base.joinpath(*rel)
+    root_res = base.resolve()
+    if os.path.commonpath([root_res, out.resolve()]) != str(root_res):
+        raise InputError(f"{out} resolves outside {base}", field="path")
+    return out
+
+
+def filename_from_url(url: str) -> str:
+    """The last path component of ``url`` (percent-decoded), cleaned for use as a file name."""
+    name = PurePosixPath(unquote(urlsplit(url).path)).name
+    return clean_name(name or "download", "url")

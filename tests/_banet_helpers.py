@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from firesmoke.cube import open_cube, write_cube
+from firesmoke.cube.build import open_cube, write_cube
 from firesmoke.grid import Region
 from firesmoke.train.sampler import write_targets
 

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from firesmoke.grid import Region
-from firesmoke.inference import TileModel
+from firesmoke.inference.model import TileModel
 from firesmoke.models.normalization import BANET
 
 START, END = "2020-07-15", "2020-09-16"   # the 64-day window of the month 2020-08
@@ -62,7 +62,7 @@ def make_cube(path: Path, shape=(200, 300), start="2020-07-01", end="2020-09-30"
     """A small random but structured cube written with write_cube (no scenario needed)."""
     import pandas as pd
 
-    from firesmoke.cube import write_cube
+    from firesmoke.cube.build import write_cube
 
     rng = np.random.default_rng(seed)
     days = pd.date_range(start, end)
@@ -123,7 +123,7 @@ def kill_campaign_after_first_unit(spec: str | os.PathLike[str], store: str,
     from firesmoke.store import Ledger
 
     code = ("import sys; from _campaign_helpers import standin_model; "
-            "from firesmoke.campaign import run_campaign; "
+            "from firesmoke.campaign.run import run_campaign; "
             "run_campaign(sys.argv[1], model=standin_model(), progress=False)")
     tests = str(Path(__file__).resolve().parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}

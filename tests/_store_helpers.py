@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from firesmoke.cube import CUBE_VARIABLES
+from firesmoke.cube.build import CUBE_VARIABLES
 from firesmoke.grid import Region
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def run_killed_writer(store: str, kill_after: int, storage_options: dict | None 
         import os, signal, sys
         sys.path.insert(0, {str(ROOT)!r}); sys.path.insert(0, {str(ROOT / 'tests')!r})
         from _store_helpers import small_cube
-        from firesmoke.cube import write_cube
+        from firesmoke.cube.build import write_cube
         def progress(done, total, what):
             if done >= {kill_after}:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the shared helpers (tests/_*.py) import by name from every test package
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 REAL_DATA = Path(os.environ.get("FIRESMOKE_REAL_DATA", ROOT.parent / "shared" / "data" / "real"))
 
 

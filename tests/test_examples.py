@@ -13,8 +13,8 @@ import rasterio
 import rioxarray  # noqa: F401  (.rio accessor)
 import xarray as xr
 
-from firesmoke.campaign_plan import plan_campaign
-from firesmoke.campaign_spec import load_spec
+from firesmoke.campaign.plan import plan_campaign
+from firesmoke.campaign.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from firesmoke.burned import predict_burned
-from firesmoke.cube import build_cube
+from firesmoke.burned.predict import predict_burned
+from firesmoke.cube.build import build_cube
+from firesmoke.cube.frp import STAT_ATTRS
 from firesmoke.grid import Region
-from firesmoke.hotspots import STAT_ATTRS
 
 UDUNITS_OK = {"1", "m", "MW", "degree", "degrees_north", "degrees_east", "days",
               "W m-2 sr-1 um-1", "days since 1970-01-01"}

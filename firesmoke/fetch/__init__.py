@@ -13,7 +13,7 @@ module                                      what
 :mod:`~firesmoke.fetch.download`            one resumable, verified, atomic download
 :mod:`~firesmoke.fetch.remote`              many downloads into a folder + manifest
 :mod:`~firesmoke.fetch.manifest`            the JSON-lines manifest
-:mod:`~firesmoke.fetch.paths`               safe output paths
+:mod:`~firesmoke.paths`                     safe output paths (server-chosen names cleaned)
 :mod:`~firesmoke.fetch.cmr`                 CMR search (UMM-JSON/JSON, CMR-Search-After)
 :mod:`~firesmoke.fetch.firms`               FIRMS area API and archive files
 :mod:`~firesmoke.fetch.stac`                Sentinel-2 via STAC (Earth Search, Planetary Computer)

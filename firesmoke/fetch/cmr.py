@@ -36,12 +36,13 @@ from typing import Any
 
 import requests
 
+from firesmoke.errors import InputError
 from firesmoke.fetch.config import EarthdataCredentials, earthdata_credentials, redact, service_url
 from firesmoke.fetch.download import Checksum, ProgressCallback
 from firesmoke.fetch.http import FetchError, RetryPolicy, new_session, request
 from firesmoke.fetch.manifest import Manifest
-from firesmoke.fetch.paths import filename_from_url
 from firesmoke.fetch.remote import FetchResult, RemoteFile, download_all
+from firesmoke.paths import filename_from_url
 
 __all__ = [
     "EARTHDATA_PRODUCTS",
@@ -225,7 +226,7 @@ def search_granules(
     base URL is ``cmr_url``, else ``FIRESMOKE_CMR_URL``, else the public CMR.
     """
     if fmt not in ("umm_json", "json"):
-        raise ValueError("fmt must be 'umm_json' or 'json'")
+        raise InputError("fmt must be 'umm_json' or 'json'")
     url = f"{service_url('cmr', cmr_url)}/search/granules.{fmt}"
     params: dict[str, Any] = {
         "short_name": short_name,
@@ -274,7 +275,7 @@ def fetch_earthdata(
     """Search CMR for ``products`` and download their granules into ``out``.
 
     L1B swaths go to ``out/viirs_l1b/`` (observation and geolocation files together, as
-    :func:`firesmoke.io.discovery.find_granules` pairs them), MCD64A1 and VNP64A1 tiles to
+    :func:`firesmoke.io.viirs.discovery.find_granules` pairs them), MCD64A1 and VNP64A1 tiles to
     ``out/burned_area/``.
 
     L1B observation products bring their geolocation pair (and vice versa); unpaired

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import requests
 
+from firesmoke.errors import InputError
 from firesmoke.fetch.config import redact
 from firesmoke.fetch.http import AuthError, ChecksumError, FetchError, RetryPolicy, request
 from firesmoke.fetch.manifest import ManifestEntry
@@ -57,7 +58,7 @@ class Checksum:
     def hashlib_name(self) -> str:
         name = _ALGOS.get(self.algorithm.upper())
         if name is None:
-            raise ValueError(f"unsupported checksum algorithm {self.algorithm!r}")
+            raise InputError(f"unsupported checksum algorithm {self.algorithm!r}")
         return name
 
     def __str__(self) -> str:
@@ -169,7 +170,7 @@ def download_file(
         File URL.
     dest
         Final path (its folder is created). Callers build it with
-        :func:`firesmoke.fetch.paths.safe_join`.
+        :func:`firesmoke.paths.server_path`.
     size, checksum
         Expected size in bytes and checksum, when known (CMR metadata).
     policy

@@ -41,8 +41,8 @@ from firesmoke.fetch.config import firms_map_key, redact, service_url
 from firesmoke.fetch.download import ProgressCallback
 from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy, new_session, request
 from firesmoke.fetch.manifest import Manifest, ManifestEntry
-from firesmoke.fetch.paths import filename_from_url, safe_join, write_atomic
 from firesmoke.fetch.remote import FetchResult, RemoteFile, download_all
+from firesmoke.paths import atomic_write_bytes, filename_from_url, server_path
 
 __all__ = [
     "FIRMS_SOURCES",
@@ -80,7 +80,7 @@ def day_spans(start: Any, end: Any, max_days: int = MAX_DAY_RANGE) -> list[tuple
 
 def _bbox_texts(bbox: Sequence[float]) -> list[str]:
     """``west,south,east,north`` strings for the API; a box across the antimeridian gives two."""
-    from firesmoke.io.sinusoidal import _lon_intervals
+    from firesmoke.io.burned_area.sinusoidal import _lon_intervals
 
     left, bottom, right, top = (float(v) for v in bbox)
     bottom, top = max(bottom, -90.0), min(top, 90.0)
@@ -142,7 +142,7 @@ def fetch_firms_area(
     for source, k, box, first, n in jobs:
         last = first + dt.timedelta(days=n - 1)
         part = f"_part{k + 1}" if len(boxes) > 1 else ""
-        dest = safe_join(root, FOLDER, f"{source}_{first:%Y%m%d}_{last:%Y%m%d}{part}.csv")
+        dest = server_path(root, FOLDER, f"{source}_{first:%Y%m%d}_{last:%Y%m%d}{part}.csv")
         rel = os.path.relpath(dest, root)
         url = f"{base}/api/area/csv/{key}/{source}/{box}/{n}/{first.isoformat()}"
         shown = redact(url)
@@ -164,7 +164,7 @@ def fetch_firms_area(
                                                           error=str(exc))))
                 continue
             dest.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(dest, body)
+            atomic_write_bytes(dest, body, root=root)
             rows = max(0, body.count(b"\n") - 1 + (0 if body.endswith(b"\n") else 1))
             log.info("FIRMS %s %s..%s: %d detection(s)", source, first, last, rows)
             entries.append(manifest.add(ManifestEntry(
@@ -186,11 +186,12 @@ def _extract_csvs(zpath: Path, root: Path, manifest: Manifest, url: str) -> list
             if info.is_dir() or not info.filename.lower().endswith(".csv"):
                 continue
             name = Path(info.filename.replace("\\", "/")).name  # flatten: no folders from the archive
-            dest = safe_join(root, FOLDER, name)
+            dest = server_path(root, FOLDER, name)
             with zf.open(info) as src:
                 data = src.read()
             _check_csv(data, f"{url}#{info.filename}")
-            write_atomic(dest, data)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(dest, data, root=root)
             entries.append(manifest.add(ManifestEntry(
                 redact(url) + "#" + info.filename, os.path.relpath(dest, root), len(data),
                 f"SHA-256:{hashlib.sha256(data).hexdigest()}", "written", "firms-archive")))

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import requests
 
 from firesmoke._version import __version__
-from firesmoke.errors import FiresmokeError
+from firesmoke.errors import AuthError, ChecksumError, FetchError, FiresmokeError  # noqa: F401 (re-exported)
 from firesmoke.fetch.config import EarthdataCredentials, redact
 
 __all__ = [
@@ -42,18 +42,6 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = f"firesmoke/{__version__} (+https://github.com/firesmoke)"
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-class FetchError(FiresmokeError):
-    """A search or download failed (after retries); the message names the URL (secrets masked)."""
-
-
-class AuthError(FetchError):
-    """The server refused the credentials (HTTP 401/403) or none were given."""
-
-
-class ChecksumError(FetchError):
-    """A downloaded file does not have the size or checksum the server announced."""
 
 
 @dataclass(frozen=True)

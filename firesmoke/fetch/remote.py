@@ -18,7 +18,7 @@ from firesmoke.fetch.config import redact
 from firesmoke.fetch.download import Checksum, ProgressCallback, download_file
 from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy
 from firesmoke.fetch.manifest import Manifest, ManifestEntry
-from firesmoke.fetch.paths import safe_join
+from firesmoke.paths import server_path
 
 __all__ = ["FetchResult", "RemoteFile", "download_all"]
 
@@ -86,7 +86,7 @@ def download_all(
 
     def one(f: RemoteFile) -> ManifestEntry:
         try:
-            dest = safe_join(root, f.relpath)
+            dest = server_path(root, f.relpath)
         except InputError as exc:  # a server-given name that would leave the folder
             log.error("%s: %s; not downloaded", redact(f.url), exc)
             return manifest.add(ManifestEntry(redact(f.url), f.relpath, f.size, None, "failed", f.source,

@@ -6,7 +6,7 @@ the ``next`` links of the item search, GET or POST) for ``sentinel-2-l2a`` or
 with a cloud filter on ``eo:cloud_cover``. :func:`fetch_sentinel2` writes what it found:
 
 - ``out/sentinel2/<site>/items.json``: a STAC ItemCollection for stackstac /
-  :func:`firesmoke.io.stac.open_scene` (remote hrefs; ``assets=None``);
+  :func:`firesmoke.io.sentinel2.scenes.open_scene` (remote hrefs; ``assets=None``);
 - with ``assets`` (band names such as ``B04`` or asset keys), the files too:
   ``out/sentinel2/<collection>/<item id>/<asset key>.<ext>`` through the resumable
   downloader (checked against ``file:size`` and ``file:checksum`` when the item has
@@ -43,8 +43,8 @@ from firesmoke.fetch.config import redact, register_secret, service_url
 from firesmoke.fetch.download import Checksum, ProgressCallback
 from firesmoke.fetch.http import FetchError, RetryPolicy, new_session, request
 from firesmoke.fetch.manifest import Manifest, ManifestEntry
-from firesmoke.fetch.paths import safe_join, write_atomic
 from firesmoke.fetch.remote import FetchResult, RemoteFile, download_all
+from firesmoke.paths import atomic_write_bytes, server_path
 
 __all__ = [
     "PlanetaryComputerSigner",
@@ -203,8 +203,8 @@ def _checksum(asset: dict[str, Any]) -> Checksum | None:
 
 
 def _asset_keys(assets: dict[str, Any], wanted: Sequence[str]) -> list[str]:
-    from firesmoke.io.sentinel2 import BANDS
-    from firesmoke.io.stac import _asset_key
+    from firesmoke.io.sentinel2.chips import BANDS
+    from firesmoke.io.sentinel2.scenes import _asset_key
 
     keys = []
     for w in wanted:
@@ -274,7 +274,7 @@ def fetch_sentinel2(
             res = download_all(session, files, root, manifest=manifest, policy=policy,
                                progress=progress, workers=workers)
             entries.extend(res.entries)
-        coll_path = safe_join(root, FOLDER, name, "items.json")
+        coll_path = server_path(root, FOLDER, name, "items.json")
         coll_path.parent.mkdir(parents=True, exist_ok=True)
         for item in items:
             for asset in item["assets"].values():
@@ -284,7 +284,8 @@ def fetch_sentinel2(
             if assets:  # local hrefs are resolved against items.json, not a remote self link
                 item["links"] = [lk for lk in item.get("links", []) if lk.get("rel") not in ("self", "root", "parent")]
         body = json.dumps({"type": "FeatureCollection", "features": items}, indent=1).encode()
-        write_atomic(coll_path, body)
+        coll_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(coll_path, body, root=root)
         entries.append(manifest.add(ManifestEntry(
             redact(_catalog_url(catalog)[0]) + "/search", os.path.relpath(coll_path, root), len(body), None,
             "written", f"stac:{collection}", extra={"items": len(items), "target": name})))

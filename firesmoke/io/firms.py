@@ -61,7 +61,7 @@ a file with a malformed row is parsed again single-threaded to get physical line
 10 million VIIRS rows take 10-16 s on a (busy) 2-core machine, about 7x faster than
 ``pandas.read_csv`` + ``to_datetime`` (``benchmarks/bench_firms.py``). Compressed
 (``.gz``/``.zip``) CSVs are not read; decompress them first. Header detection, the
-pyarrow parse and per-column decoding live in :mod:`firesmoke.io.firms_layouts`; this
+pyarrow parse and per-column decoding live in :mod:`firesmoke.io.firms_csv`; this
 module filters, reports and assembles the table.
 """
 
@@ -80,8 +80,11 @@ import numpy as np
 import pandas as pd
 
 from firesmoke.dates import utc_day_number
-from firesmoke.errors import InputError
-from firesmoke.io.firms_layouts import (
+from firesmoke.errors import (
+    BadRowError,
+    InputError,
+)
+from firesmoke.io.firms_csv import (
     CONFIDENCE_CATEGORIES,
     DAYNIGHT_CATEGORIES,
     INSTRUMENT_CATEGORIES,
@@ -151,7 +154,7 @@ _NS_PER_DAY = 86_400_000_000_000
 _NS_PER_MINUTE = 60_000_000_000
 
 # Reasons for dropping a line that pyarrow could not split (the decoded-row reasons are
-# :data:`firesmoke.io.firms_layouts.ROW_REASONS`).
+# :data:`firesmoke.io.firms_csv.ROW_REASONS`).
 _R_FIELDS = "wrong number of fields"
 _R_PARTIAL = "partial last line (no newline at end of file: truncated?)"
 _R_UTF8 = "not UTF-8 text"
@@ -222,15 +225,6 @@ class FirmsReport:
 
     def __str__(self) -> str:
         return "\n".join(str(f) for f in self.files)
-
-
-class BadRowError(InputError):
-    """A bad row in strict mode; ``line`` is its 1-based line number in the file."""
-
-    def __init__(self, message: str, path: str | os.PathLike[str], line: int, field: str | None = None) -> None:
-        self.line = int(line)
-        super().__init__(f"line {line}: {message}", path=path, field=field)
-
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -7,7 +7,7 @@
 
 Every kernel is compiled with ``numba.njit(cache=True)`` (nopython) and, where it pays,
 ``parallel=True``; results never depend on the number of threads. Dask-aware wrappers are in
-:mod:`firesmoke.ops`.
+:mod:`firesmoke.cube.ops`.
 """
 
 from firesmoke.kernels.composite import (

@@ -26,6 +26,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from firesmoke.errors import InputError
+
 __all__ = [
     "composite_by_order",
     "composite_min_zenith",
@@ -78,7 +80,7 @@ def zenith_sums(zenith: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     z = np.asarray(zenith)
     if z.ndim != 3:
-        raise ValueError(f"zenith must be (n_overpasses, H, W), got shape {z.shape}")
+        raise InputError(f"zenith must be (n_overpasses, H, W), got shape {z.shape}")
     if not np.issubdtype(z.dtype, np.floating):
         z = z.astype(np.float64)
     return _zenith_sums(z)
@@ -137,11 +139,11 @@ def _check(stack: np.ndarray, zenith: np.ndarray) -> tuple[np.ndarray, np.ndarra
     s = np.asarray(stack)
     z = np.asarray(zenith)
     if s.ndim != 4:
-        raise ValueError(f"stack must be (n_overpasses, bands, H, W), got shape {s.shape}")
+        raise InputError(f"stack must be (n_overpasses, bands, H, W), got shape {s.shape}")
     if z.ndim != 3:
-        raise ValueError(f"zenith must be (n_overpasses, H, W), got shape {z.shape}")
+        raise InputError(f"zenith must be (n_overpasses, H, W), got shape {z.shape}")
     if s.shape[0] != z.shape[0] or s.shape[2:] != z.shape[1:]:
-        raise ValueError(f"stack {s.shape} and zenith {z.shape} do not match")
+        raise InputError(f"stack {s.shape} and zenith {z.shape} do not match")
     if not np.issubdtype(s.dtype, np.floating):
         s = s.astype(np.float32)
     if not np.issubdtype(z.dtype, np.floating):
@@ -240,7 +242,7 @@ def _composite(s: np.ndarray, z: np.ndarray, order: np.ndarray | None) -> np.nda
 def _check_order(order: np.ndarray, n: int) -> np.ndarray:
     o = np.ascontiguousarray(order, dtype=np.int64)
     if o.ndim != 1 or (o.size and (o.min() < 0 or o.max() >= n)):
-        raise ValueError(f"order must list granule indices in [0, {n}), got {order!r}")
+        raise InputError(f"order must list granule indices in [0, {n}), got {order!r}")
     return o
 
 

@@ -37,6 +37,8 @@ from collections.abc import Mapping, Sequence
 import numba
 import numpy as np
 
+from firesmoke.errors import InputError
+
 __all__ = [
     "STATS",
     "PointGrids",
@@ -69,7 +71,7 @@ def gdal_inverse_geotransform(transform: Sequence[float]) -> np.ndarray:
     """
     vals = [float(v) for v in tuple(transform)[:6]]
     if len(vals) != 6:
-        raise ValueError(f"transform needs 6 coefficients (a, b, c, d, e, f), got {transform!r}")
+        raise InputError(f"transform needs 6 coefficients (a, b, c, d, e, f), got {transform!r}")
     a, b, c, d, e, f = vals
     # GDAL geotransform order: gt = (c, a, b, f, d, e)
     if b == 0.0 and d == 0.0 and a != 0.0 and e != 0.0:
@@ -77,7 +79,7 @@ def gdal_inverse_geotransform(transform: Sequence[float]) -> np.ndarray:
     det = a * e - b * d
     magnitude = max(abs(a), abs(b), abs(d), abs(e))
     if abs(det) <= 1e-10 * magnitude * magnitude:
-        raise ValueError(f"transform {vals} is not invertible")
+        raise InputError(f"transform {vals} is not invertible")
     inv_det = 1.0 / det
     return np.array(
         [
@@ -228,7 +230,7 @@ def _window_cells(
     """Cells of the whole grid -> cells of ``window`` (-1, day -1 for points outside it)."""
     r0, c0, h, w = (int(v) for v in window)
     if r0 < 0 or c0 < 0 or h < 0 or w < 0 or r0 + h > height or c0 + w > width:
-        raise ValueError(f"window {tuple(window)} is not inside the grid {(height, width)}")
+        raise InputError(f"window {tuple(window)} is not inside the grid {(height, width)}")
     row = cells // max(width, 1)
     col = cells % max(width, 1)
     inside = (cells >= 0) & (row >= r0) & (row < r0 + h) & (col >= c0) & (col < c0 + w)
@@ -261,7 +263,7 @@ def point_cells(
     lat64 = np.ascontiguousarray(lat, dtype=np.float64).ravel()
     lon64 = np.ascontiguousarray(lon, dtype=np.float64).ravel()
     if lat64.shape != lon64.shape:
-        raise ValueError(f"lat and lon differ in size: {lat64.size} vs {lon64.size}")
+        raise InputError(f"lat and lon differ in size: {lat64.size} vs {lon64.size}")
     height, width = int(shape[0]), int(shape[1])
     igt = gdal_inverse_geotransform(transform)
     cells = np.empty(lat64.size, dtype=np.int64)
@@ -333,21 +335,21 @@ def rasterize_points(
         stats = (stats,)
     unknown = [s for s in stats if s not in STATS]
     if unknown:
-        raise ValueError(f"unknown stat(s) {unknown}; choose from {STATS}")
+        raise InputError(f"unknown stat(s) {unknown}; choose from {STATS}")
     lat64 = np.ascontiguousarray(lat, dtype=np.float64).ravel()
     lon64 = np.ascontiguousarray(lon, dtype=np.float64).ravel()
     day64 = np.ascontiguousarray(day, dtype=np.int64).ravel()
     val64 = np.ascontiguousarray(value, dtype=np.float64).ravel()
     n = lat64.size
     if not (lon64.size == day64.size == val64.size == n):
-        raise ValueError(
+        raise InputError(
             f"lat, lon, day and value must have one size, got "
             f"{n}, {lon64.size}, {day64.size}, {val64.size}"
         )
     height, width = int(shape[0]), int(shape[1])
     n_days = int(n_days)
     if height < 0 or width < 0 or n_days < 0:
-        raise ValueError(f"negative shape {shape} or n_days {n_days}")
+        raise InputError(f"negative shape {shape} or n_days {n_days}")
     igt = gdal_inverse_geotransform(transform)
     n_cells = height * width
 
@@ -370,7 +372,7 @@ def rasterize_points(
             if (not isinstance(buf, np.ndarray) or buf.dtype != np.float32
                     or buf.shape != (n_days, height, width) or not buf.flags.c_contiguous
                     or not buf.flags.writeable):
-                raise ValueError(
+                raise InputError(
                     f"out[{s!r}] must be a writeable C-contiguous float32 array of shape "
                     f"{(n_days, height, width)}")
             outs[s] = buf.reshape(n_days, n_cells)

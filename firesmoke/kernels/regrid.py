@@ -59,6 +59,8 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
+from firesmoke.errors import InputError
+
 __all__ = ["METHODS", "regrid_swath"]
 
 #: Regridding methods offered by :func:`regrid_swath`.
@@ -441,7 +443,7 @@ def regrid_swath(
         where no data.
     """
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+        raise InputError(f"unknown method {method!r}; choose from {METHODS}")
     la = np.ascontiguousarray(lat, dtype=np.float64)
     lo = np.ascontiguousarray(lon, dtype=np.float64)
     vals = np.asarray(values)
@@ -449,7 +451,7 @@ def regrid_swath(
     if squeeze:
         vals = vals[None]
     if la.ndim != 2 or la.shape != lo.shape or vals.ndim != 3 or vals.shape[1:] != la.shape:
-        raise ValueError(
+        raise InputError(
             f"expected lat, lon (lines, pixels) and values ([bands,] lines, pixels); got "
             f"{np.shape(lat)}, {np.shape(lon)}, {np.shape(values)}"
         )
@@ -458,14 +460,14 @@ def regrid_swath(
     coeffs = [float(x) for x in tuple(transform)[:6]]
     a, b, c, d, e, f = coeffs
     if b != 0.0 or d != 0.0 or a == 0.0 or e == 0.0:
-        raise ValueError(f"only north-up grids (b == d == 0) are supported, got {coeffs}")
+        raise InputError(f"only north-up grids (b == d == 0) are supported, got {coeffs}")
     height, width = int(shape[0]), int(shape[1])
     r0, c0, h, w = (0, 0, height, width) if window is None else (int(x) for x in window)
     if h < 0 or w < 0:
-        raise ValueError(f"negative window {window}")
+        raise InputError(f"negative window {window}")
     rps = int(rows_per_scan)
     if rps < 1:
-        raise ValueError(f"rows_per_scan must be >= 1, got {rows_per_scan}")
+        raise InputError(f"rows_per_scan must be >= 1, got {rows_per_scan}")
     centre = c + a * width / 2.0
     out = np.full((vals.shape[0], h, w), np.nan, dtype=np.float32)
     if h == 0 or w == 0 or la.size == 0 or vals.shape[0] == 0:
@@ -478,7 +480,7 @@ def regrid_swath(
     elif method == "nearest":
         rad = float(radius)
         if not rad > 0:
-            raise ValueError(f"radius must be > 0, got {radius}")
+            raise InputError(f"radius must be > 0, got {radius}")
         lo_s, hi_s = _segment_row_ranges(la, rps, 0, f, e, rad)
         _nearest(la, lo, vals, rps, a, c, e, f, centre, r0, c0, h, w, rad,
                  lo_s, hi_s, n_band_rows, out)

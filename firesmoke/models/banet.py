@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from firesmoke.errors import InputError
+
 __all__ = [
     "DROPOUT",
     "BANet",
@@ -215,7 +217,7 @@ class BANet(nn.Module):
     def __init__(self, in_ch: int = 4, n_classes: int = 1, sequence_len: int = 64) -> None:
         super().__init__()
         if sequence_len % 16:
-            raise ValueError(f"sequence_len must be a multiple of 16, got {sequence_len}")
+            raise InputError(f"sequence_len must be a multiple of 16, got {sequence_len}")
         self.in_ch = in_ch
         self.n_classes = n_classes
         self.sequence_len = sequence_len
@@ -244,12 +246,12 @@ class BANet(nn.Module):
     def check_input(x: torch.Tensor, in_ch: int) -> None:
         """Raise ``ValueError`` unless ``x`` is ``(B, in_ch, T, H, W)`` with valid sizes."""
         if x.ndim != 5 or x.shape[1] != in_ch:
-            raise ValueError(
+            raise InputError(
                 f"BA-Net expects (batch, {in_ch}, time, height, width), got {tuple(x.shape)}"
             )
         t, h, w = x.shape[2:]
         if t % 16 or h % 32 or w % 32:
-            raise ValueError(
+            raise InputError(
                 "BA-Net needs time % 16 == 0 and height, width % 32 == 0, "
                 f"got time={t}, height={h}, width={w}"
             )
@@ -282,5 +284,5 @@ def _check_days(days: tuple[int, int] | None, n_days: int) -> tuple[int, int]:
         return 0, n_days
     d0, d1 = (int(v) for v in days)
     if not 0 <= d0 < d1 <= n_days:
-        raise ValueError(f"days must be (d0, d1) with 0 <= d0 < d1 <= {n_days}, got {days}")
+        raise InputError(f"days must be (d0, d1) with 0 <= d0 < d1 <= {n_days}, got {days}")
     return d0, d1

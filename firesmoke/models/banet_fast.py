@@ -32,6 +32,7 @@ import logging
 import torch
 from torch import nn
 
+from firesmoke.errors import InputError
 from firesmoke.models.banet import BANet, _check_days
 from firesmoke.models.banet_ops import FoldedConv, FoldedUpConv, Kernels
 from firesmoke.models.lstm_triton import lstm_forward, triton_available
@@ -358,7 +359,7 @@ def prepare_for_inference(
     fast = FastBANet(model, channels_last=channels_last)
     if compile:
         if not channels_last:
-            raise ValueError("compile=True needs channels_last=True")
+            raise InputError("compile=True needs channels_last=True")
         fast.use_fusion = False  # let the compiler see plain aten ops
         fast._compiled = tuple(torch.compile(f, dynamic=False) for f in (fast._pre, fast._post))
     return fast

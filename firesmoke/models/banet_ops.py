@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from firesmoke.errors import InputError
+
 __all__ = ["FoldedConv", "FoldedUpConv", "Kernels", "fold", "mkldnn_fusion_available"]
 
 _MKLDNN_FUSION: bool | None = None
@@ -112,7 +114,7 @@ class Kernels:
         if first == "auto":
             first = "unfold" if device.type == "cuda" else "direct"
         if first not in ("direct", "unfold"):
-            raise ValueError(f"first_conv must be 'auto', 'direct' or 'unfold', got {first!r}")
+            raise InputError(f"first_conv must be 'auto', 'direct' or 'unfold', got {first!r}")
         if fusion and device.type == "cpu" and dtype == torch.float32 and mkldnn_fusion_available():
             return cls("mkldnn", first)
         if fusion and device.type == "cuda":
@@ -212,7 +214,7 @@ class FoldedConv(_Cached):
         elif k[1:] == (1, 1) and self.stride[1:] == (1, 1) and self.padding[1:] == (0, 0):
             self.kind = "time"
         else:  # pragma: no cover - BA-Net has no such convolution
-            raise ValueError(f"unsupported kernel {k} / stride {self.stride}")
+            raise InputError(f"unsupported kernel {k} / stride {self.stride}")
 
     @classmethod
     def from_block(cls, conv: nn.Conv3d, norm: nn.Module, relu: bool = True) -> FoldedConv:
@@ -299,7 +301,7 @@ class FoldedUpConv(_Cached):
     def __init__(self, conv: nn.ConvTranspose3d, norm: nn.Module) -> None:
         super().__init__()
         if tuple(conv.kernel_size) != tuple(conv.stride) or any(conv.padding):
-            raise ValueError("only non-overlapping transposed convolutions are supported")
+            raise InputError("only non-overlapping transposed convolutions are supported")
         w, b = fold(conv.weight, norm, out_dim=1)  # (Ci, Co, kt, kh, kw)
         self.factor = tuple(conv.kernel_size)
         self.out_ch = w.shape[1]

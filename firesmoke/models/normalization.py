@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from firesmoke.errors import InputError
+
 __all__ = [
     "BANET",
     "NORMALIZATIONS",
@@ -50,12 +52,12 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if not (len(self.bands) == len(self.mean) == len(self.std)):
-            raise ValueError(
+            raise InputError(
                 f"normalisation {self.name!r}: {len(self.bands)} bands, "
                 f"{len(self.mean)} means, {len(self.std)} stds"
             )
         if any(s <= 0 for s in self.std):
-            raise ValueError(f"normalisation {self.name!r}: std must be > 0")
+            raise InputError(f"normalisation {self.name!r}: std must be > 0")
 
     @property
     def n_channels(self) -> int:
@@ -85,11 +87,11 @@ class Normalization:
         """Return ``(nan_to_fill(x) - mean) / std`` along ``channel_dim``.
 
         A new tensor unless ``inplace`` (then ``x``, a floating tensor, is overwritten).
-        The inference engine (:class:`firesmoke.inference.TileModel`) and the smoke chip
+        The inference engine (:class:`firesmoke.inference.model.TileModel`) and the smoke chip
         classifier call it.
         """
         if x.shape[channel_dim] != self.n_channels:
-            raise ValueError(
+            raise InputError(
                 f"normalisation {self.name!r} expects {self.n_channels} channels "
                 f"({', '.join(self.bands)}) on dim {channel_dim}, got {x.shape[channel_dim]}"
             )

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from firesmoke.errors import InputError
+
 __all__ = ["Bottleneck", "SmokeResNet", "smoke_resnet50"]
 
 
@@ -124,7 +126,7 @@ class SmokeResNet(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled feature vector ``(B, C)`` before the linear head."""
         if x.ndim != 4 or x.shape[1] != self.in_ch:
-            raise ValueError(f"expected (batch, {self.in_ch}, height, width), got {tuple(x.shape)}")
+            raise InputError(f"expected (batch, {self.in_ch}, height, width), got {tuple(x.shape)}")
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(self.n_stages):
             x = getattr(self, f"layer{i + 1}")(x)

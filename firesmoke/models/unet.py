@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from firesmoke.errors import InputError
+
 __all__ = ["DoubleConv", "Down", "OutConv", "SmokeUNet", "Up"]
 
 
@@ -136,9 +138,9 @@ class SmokeUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1] != self.in_ch:
-            raise ValueError(f"expected (batch, {self.in_ch}, height, width), got {tuple(x.shape)}")
+            raise InputError(f"expected (batch, {self.in_ch}, height, width), got {tuple(x.shape)}")
         if min(x.shape[-2:]) < 16:
-            raise ValueError(f"height and width must be >= 16, got {tuple(x.shape[-2:])}")
+            raise InputError(f"height and width must be >= 16, got {tuple(x.shape[-2:])}")
         x1 = self.inc(x)
         x2 = self.down1(x1)
         x3 = self.down2(x2)

@@ -6,16 +6,16 @@
 - :mod:`firesmoke.store.zarr_store`: template / aligned block writes / whole products;
 - :mod:`firesmoke.store.cubes`: resumable cube writes and completeness-checked opens.
 
-GeoTIFF exports are in :mod:`firesmoke.exports`, quicklooks in :mod:`firesmoke.quicklook`,
+GeoTIFF exports are in :mod:`firesmoke.store.geotiff`, quicklooks in :mod:`firesmoke.store.quicklook`,
 safe local paths in :mod:`firesmoke.paths`.
 """
 
-from firesmoke.exports import export_geotiff
 from firesmoke.paths import safe_join
-from firesmoke.quicklook import quicklook_png
 from firesmoke.store.cubes import IncompleteStoreError, IncompleteStoreWarning, missing_days
+from firesmoke.store.geotiff import export_geotiff
 from firesmoke.store.ledger import Ledger, StoreLock, StoreLockedError
 from firesmoke.store.location import Location
+from firesmoke.store.quicklook import quicklook_png
 from firesmoke.store.zarr_store import (
     create_template,
     finalize_store,

@@ -6,7 +6,7 @@ the store's ledger (``time-YYYYMMDD-YYYYMMDD``). :func:`open_cube` checks the le
 covers every day of the store and refuses an incomplete store (a writer killed
 mid-run) unless ``partial=True``.
 
-The cube's variable names and default chunks are given by :mod:`firesmoke.cube`
+The cube's variable names and default chunks are given by :mod:`firesmoke.cube.build`
 (which wraps these functions), so this module knows storage, not cube contents.
 """
 
@@ -24,7 +24,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from firesmoke.errors import GridMismatchError, InputError
+from firesmoke.errors import (
+    GridMismatchError,
+    IncompleteStoreError,
+    IncompleteStoreWarning,
+    InputError,
+)
 from firesmoke.grid import Region
 from firesmoke.store.ledger import Ledger, StoreLock
 from firesmoke.store.location import Location, StoreOptions
@@ -36,14 +41,6 @@ __all__ = ["IncompleteStoreError", "IncompleteStoreWarning", "missing_days", "op
 log = logging.getLogger(__name__)
 
 _TIME_BLOCK = re.compile(r"^time-(\d{8})-(\d{8})$")
-
-
-class IncompleteStoreError(InputError):
-    """A store's ledger does not cover all of it (a writer was interrupted)."""
-
-
-class IncompleteStoreWarning(UserWarning):
-    """An incomplete store was opened with ``partial=True``."""
 
 
 def _time_blocks(n: int, size: int, offset: int = 0) -> list[tuple[int, int]]:
@@ -106,7 +103,7 @@ def write_cube_store(
     storage_options: StoreOptions = None,
     zarr_format: int = 3,
 ) -> Any:
-    """Write a cube to a Zarr store; see :func:`firesmoke.cube.write_cube`."""
+    """Write a cube to a Zarr store; see :func:`firesmoke.cube.build.write_cube`."""
     loc = Location.of(store, storage_options)
     if mode not in ("auto", "w"):
         raise InputError(f"unknown mode {mode!r}; use 'auto' or 'w'", field="mode")
@@ -177,7 +174,7 @@ def open_cube_store(
     partial: bool = False,
     storage_options: StoreOptions = None,
 ) -> xr.Dataset:
-    """Open a cube store; see :func:`firesmoke.cube.open_cube`."""
+    """Open a cube store; see :func:`firesmoke.cube.build.open_cube`."""
     import rioxarray  # noqa: F401
 
     loc = Location.of(store, storage_options)

@@ -25,7 +25,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from firesmoke.errors import FiresmokeError, InputError
+from firesmoke.errors import (
+    InputError,
+    StoreLockedError,
+)
 from firesmoke.paths import UnsafePathError
 from firesmoke.store.location import META, Location, StoreOptions
 
@@ -38,10 +41,6 @@ LEDGER_MARKER = "FIRESMOKE_LEDGER"
 TEMPLATE_MARKER = f"{META}/template.json"
 LOCK = f"{META}/lock"
 _BLOCK = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-
-
-class StoreLockedError(FiresmokeError):
-    """Another writer holds the store's lock."""
 
 
 class Ledger:

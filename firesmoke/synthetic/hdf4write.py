@@ -9,7 +9,7 @@
 * pyhdf fills character attributes one byte at a time in Python; filled buffers are
   cached (LRU) because the same long strings (``StructMetadata.0``: 32000 characters)
   recur in every file.
-* All HDF4 calls hold :data:`firesmoke.io.hdf4.HDF4_LOCK` (the library is not thread-safe).
+* All HDF4 calls hold :data:`firesmoke.io._core.hdf4.HDF4_LOCK` (the library is not thread-safe).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from firesmoke.io.hdf4 import HDF4_LOCK
+from firesmoke.io._core.hdf4 import HDF4_LOCK
 
 __all__ = ["write_hdf4"]
 

@@ -14,7 +14,7 @@ Simple, but with the right signs, so that detectors face the real difficulties:
 * **distractors**: natural clouds (bright in all bands incl. SWIR, raised B10), bright
   roofs; **sensor noise** (Gaussian, per band) then quantisation to reflectance x 1e4.
 
-All arrays are ``(13, h, w)`` in the band order :data:`firesmoke.io.sentinel2.BANDS`
+All arrays are ``(13, h, w)`` in the band order :data:`firesmoke.io.sentinel2.chips.BANDS`
 (or ``(h, w)`` for opacities); every function draws from the generator it is given, so
 the writers in :mod:`firesmoke.synthetic.sentinel2` stay deterministic for a seed.
 """
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from firesmoke.io.sentinel2 import BAND_INFO, BANDS
+from firesmoke.io.sentinel2.chips import BAND_INFO, BANDS
 
 __all__ = [
     "NOISE_SIGMA",

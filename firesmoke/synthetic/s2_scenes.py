@@ -22,7 +22,7 @@ import rasterio
 from affine import Affine
 
 from firesmoke.errors import InputError
-from firesmoke.io.sentinel2 import BAND_INFO, BANDS
+from firesmoke.io.sentinel2.chips import BAND_INFO, BANDS
 from firesmoke.synthetic.s2_physics import (
     PIXEL,
     cloud_opacity,

@@ -10,7 +10,7 @@ Chips follow the published dataset layout (reference/smoke.md): ``positive/`` an
 ``negative/`` 13-band uint16 GeoTIFFs named ``<siteid>_<YYYY-mm-ddTHH-MM-SS>_<n>.tif`` in
 a UTM CRS at 10 m, and ``labels/<image-stem>_features.json`` legacy Label Studio files.
 The truth mask of a positive chip is *exactly* its label polygons rasterised all-touched
-(:func:`firesmoke.io.labels.polygons_to_mask`), so it equals what the reader returns;
+(:func:`firesmoke.io.sentinel2.labels.polygons_to_mask`), so it equals what the reader returns;
 the physical plume opacity (:meth:`ChipSet.render`) is what the polygons approximate.
 
 Everything is deterministic for a seed: the same call writes identical bytes.
@@ -32,8 +32,8 @@ import rasterio
 from affine import Affine
 
 from firesmoke.errors import InputError
-from firesmoke.io.labels import label_file_name, polygons_to_mask
-from firesmoke.io.sentinel2 import BANDS, format_chip_name
+from firesmoke.io.sentinel2.chips import BANDS, format_chip_name
+from firesmoke.io.sentinel2.labels import label_file_name, polygons_to_mask
 from firesmoke.synthetic.s2_physics import (
     PIXEL,
     VISIBLE_OPACITY,

@@ -2,7 +2,7 @@
 
 No real L1B granule ships with the project, so this module writes files with the layout
 of the NASA product (groups, variables, dtypes, scaling and fill conventions, global
-attributes; see :mod:`firesmoke.io.viirs_swath` for the format facts) from arrays, so
+attributes; see :mod:`firesmoke.io.viirs.swath` for the format facts) from arrays, so
 that the swath reader and the regridding kernels are exercised end to end:
 
 - :func:`swath_geometry`: latitude, longitude and sensor zenith of a VIIRS-like swath;
@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from firesmoke.errors import InputError
-from firesmoke.io.viirs_common import BANDS, normalize_platform
-from firesmoke.io.viirs_swath import GEOLOCATION_GROUP, OBSERVATION_GROUP, close_cached_files
+from firesmoke.io.viirs.bands import BANDS, normalize_platform
+from firesmoke.io.viirs.swath import GEOLOCATION_GROUP, OBSERVATION_GROUP, close_cached_files
 from firesmoke.synthetic.swath_geometry import (
     ROWS_PER_SCAN,
     SCAN_SECONDS,

@@ -16,7 +16,7 @@ File ``VNP64A1.AYYYYDDD.hHHvVV.002.<YYYYDDDHHMMSS>.h5`` (``DDD`` = first day of 
         First Day, Last Day    int16
 
 Datasets are chunked and deflated like the products NASA distributes. The values follow
-MCD64A1's coding (see :mod:`firesmoke.io.mcd64`); :func:`write_vnp64_month` reuses the
+MCD64A1's coding (see :mod:`firesmoke.io.burned_area.mcd64`); :func:`write_vnp64_month` reuses the
 MCD64A1 simulation (:func:`firesmoke.synthetic.mcd64.month_arrays`) so one burn truth gives
 both products. :func:`write_vnp64a1` writes given arrays on any tile-aligned grid (tests use
 small grids: the geometry is read from ``StructMetadata.0``).
@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from firesmoke.io.sinusoidal import EARTH_RADIUS, tile_bounds
+from firesmoke.errors import InputError
+from firesmoke.io.burned_area.sinusoidal import EARTH_RADIUS, tile_bounds
 
 __all__ = ["GRID_NAME", "struct_metadata", "vnp64_file_name", "write_vnp64_month", "write_vnp64a1"]
 
@@ -100,7 +101,7 @@ def write_vnp64a1(
     import h5py
 
     if "Burn Date" not in layers:
-        raise ValueError("layers must hold 'Burn Date'")
+        raise InputError("layers must hold 'Burn Date'")
     p = Path(path)
     h, v = tile
     left, bottom, right, top = tile_bounds(h, v)
@@ -128,7 +129,7 @@ def write_vnp64a1(
         for name in names:
             arr = np.asarray(layers[name], dtype=_TYPES[name][1])
             if arr.shape != shape:
-                raise ValueError(f"layer {name!r} has shape {arr.shape}, 'Burn Date' {shape}")
+                raise InputError(f"layer {name!r} has shape {arr.shape}, 'Burn Date' {shape}")
             ds = fields.create_dataset(name, data=arr, chunks=chunks, compression="gzip", compression_opts=4)
             for k, val in _ATTRS[name].items():
                 ds.attrs[k] = np.bytes_(val) if isinstance(val, str) else val

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from firesmoke.errors import InputError
+
 __all__ = [
     "CropFlipRotate",
     "apply_flip_rot",
@@ -39,7 +41,7 @@ def draw_crop(
     """
     h, w = shape
     if size > h or size > w:
-        raise ValueError(f"crop size {size} is larger than the image {shape}")
+        raise InputError(f"crop size {size} is larger than the image {shape}")
     hi_r = h - size if max_offset is None else min(max_offset, h - size)
     hi_c = w - size if max_offset is None else min(max_offset, w - size)
     if max_offset is None:  # reference: offsets 0 .. (h - size - 1)
@@ -83,7 +85,7 @@ def random_crop(
     """The same random crop of every array (all must share their last two axes)."""
     shape = arrays[0].shape[-2:]
     if any(a.shape[-2:] != shape for a in arrays):
-        raise ValueError(f"arrays differ in size: {[a.shape for a in arrays]}")
+        raise InputError(f"arrays differ in size: {[a.shape for a in arrays]}")
     r, c = draw_crop(rng, shape, size, max_offset)
     return tuple(crop(a, r, c, size) for a in arrays)
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from firesmoke.errors import InputError
 from firesmoke.train.augment import random_flip_rot
 
 __all__ = [
@@ -69,7 +70,7 @@ def random_square(
     h, w = shape
     lo, hi = size_range
     if lo < 1 or hi < lo:
-        raise ValueError(f"bad square size range {size_range}")
+        raise InputError(f"bad square size range {size_range}")
     side = min(int(rng.integers(lo, hi + 1)), h, w)
     r = int(rng.integers(0, h - side + 1))
     c = int(rng.integers(0, w - side + 1))

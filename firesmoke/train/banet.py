@@ -380,7 +380,7 @@ def _prepare_targets(cube: Any, targets: Any, out: Path, i: int,
         return targets
     if not isinstance(targets, str | os.PathLike | list | tuple):
         return targets
-    from firesmoke.cube import burned_fraction_cube, open_cube
+    from firesmoke.cube.build import burned_fraction_cube, open_cube
     from firesmoke.grid import Region
 
     ds = open_cube(cube) if isinstance(cube, str | os.PathLike) else cube
@@ -428,7 +428,7 @@ def train_banet_stores(
         ``"YYYY-MM-DD..YYYY-MM-DD"`` or a pair (split by time); not with ``val_cube``.
     targets_denominator
         Denominator of targets built from MCD64A1 files: ``"observed"`` (default) or
-        ``"all"`` (the reference's; see :func:`firesmoke.io.mcd64.daily_burned_fraction`).
+        ``"all"`` (the reference's; see :func:`firesmoke.io.burned_area.mcd64.daily_burned_fraction`).
     **train_kwargs
         Keyword arguments of :func:`train_banet` (``steps``, ``recipe``, ...).
     """

@@ -1,7 +1,7 @@
 """Training windows for BA-Net read straight from Zarr datacubes and target cubes.
 
 No tile files are written: a window ``(T days, P x P px)`` is cut from the cube
-(:func:`firesmoke.cube.open_cube`) and from the daily burned-fraction targets
+(:func:`firesmoke.cube.build.open_cube`) and from the daily burned-fraction targets
 (``bafrac``, :func:`write_targets` / :func:`open_targets`) when it is drawn, so only the
 Zarr chunks it overlaps are read.
 

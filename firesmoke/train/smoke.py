@@ -1,7 +1,7 @@
 """Training of the smoke plume models on a chip dataset: ResNet classifier and U-Net segmenter.
 
 Data (reference/smoke.md): a chip dataset opened with
-:func:`~firesmoke.io.smoke_dataset.open_smoke_dataset` is split *by site* into train,
+:func:`~firesmoke.io.sentinel2.dataset.open_smoke_dataset` is split *by site* into train,
 validation and test sets (all images of one site in one split). Training samples are
 random 90 x 90 crops (offsets 0-29) of the 120 x 120 chips with random flips and a random
 multiple-of-90-degree rotation, the same for image and mask
@@ -61,8 +61,8 @@ from torch import nn
 
 from firesmoke._version import __version__
 from firesmoke.errors import InputError
-from firesmoke.io.sentinel2 import CHIP_SIZE, SMOKE_BANDS
-from firesmoke.io.smoke_dataset import SmokeDataset
+from firesmoke.io.sentinel2.chips import CHIP_SIZE, SMOKE_BANDS
+from firesmoke.io.sentinel2.dataset import SmokeDataset
 from firesmoke.models.normalization import SMOKE_S2
 from firesmoke.models.resnet import Bottleneck, smoke_resnet50
 from firesmoke.models.unet import SmokeUNet
@@ -229,7 +229,7 @@ def _train(
     on_epoch: Callable[[dict[str, Any]], None] | None,
     init: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
-    from firesmoke.inference import resolve_device
+    from firesmoke.inference.model import resolve_device
 
     t_start = time.perf_counter()
     dev = resolve_device(device)
@@ -406,7 +406,7 @@ _DOC_PARAMS = """
     ----------
     root_or_dataset
         Dataset folder (``positive/``, ``negative/``, ``labels/``) or a
-        :class:`~firesmoke.io.smoke_dataset.SmokeDataset`.
+        :class:`~firesmoke.io.sentinel2.dataset.SmokeDataset`.
     out
         Output folder: ``metrics.csv``, ``metrics.json``, ``checkpoint.pt``, weights.
     epochs, batch_size, lr

@@ -1,6 +1,6 @@
 """Cubes paired with their burned-fraction targets, and per-cell target sums.
 
-:class:`CubeSource` pairs a Zarr datacube (:func:`firesmoke.cube.open_cube`) with its
+:class:`CubeSource` pairs a Zarr datacube (:func:`firesmoke.cube.build.open_cube`) with its
 daily ``bafrac`` targets (:func:`write_targets` / :func:`open_targets`), checked to share
 grid and days (:func:`open_source`). :func:`cell_sums` reads a target array chunk by chunk
 into per-cell sums from which :mod:`firesmoke.train.sampler` gets the burned-fraction sum
@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from firesmoke.cube import CUBE_VARIABLES, DEFAULT_CHUNKS, open_cube
+from firesmoke.cube.build import CUBE_VARIABLES, DEFAULT_CHUNKS, open_cube
 from firesmoke.errors import GridMismatchError, InputError
 
 __all__ = [
@@ -79,7 +79,7 @@ def write_targets(
     ----------
     bafrac
         ``(time, y, x)`` burned fraction, e.g. from
-        :func:`firesmoke.cube.burned_fraction_cube` (lazy is fine: it is written chunk by
+        :func:`firesmoke.cube.build.burned_fraction_cube` (lazy is fine: it is written chunk by
         chunk by xarray/dask).
     store
         Output path (overwritten).
@@ -88,7 +88,7 @@ def write_targets(
         then reads the same chunk grid in both stores).
     chunks
         Explicit ``{"time", "y", "x"}`` chunks (default: ``like``'s, else
-        :data:`firesmoke.cube.DEFAULT_CHUNKS`).
+        :data:`firesmoke.cube.build.DEFAULT_CHUNKS`).
 
     Returns
     -------
@@ -150,7 +150,7 @@ def open_source(cube: Any, targets: Any, name: str | None = None) -> CubeSource:
     Parameters
     ----------
     cube
-        Path of a Zarr cube (:func:`firesmoke.cube.write_cube`) or a cube Dataset.
+        Path of a Zarr cube (:func:`firesmoke.cube.build.write_cube`) or a cube Dataset.
     targets
         Path of a target store (:func:`write_targets`), a ``bafrac`` DataArray or a
         Dataset holding one. Targets covering more days than the cube are cut to the

@@ -1,0 +1,265 @@
+"""Burned-area products from a datacube: BA-Net over Dask, monthly / range / NRT windows.
+
+For each window (:mod:`firesmoke.burned.periods`) the 64 days of ``red, nir, mir, frp`` are taken
+from the cube (missing days are NaN, i.e. zeros after NaN -> 0 as the reference), the
+model runs over the region with the tiling engine (:func:`firesmoke.inference.model.predict_array`)
+and the per-day probabilities of the kept days are reduced to:
+
+* ``confidence`` = min(sum over kept days of p, 1) (float32, 0..1);
+* ``burn_date`` = day of year of the kept day with the highest p (int16; 0 where
+  ``confidence < threshold``). Unlike the reference software, the day of year is that of
+  the kept day itself (the reference used the index within the whole window, ~16 days
+  early).
+
+Provenance (weights ids and sha256, package version, window rule, inputs) is written in
+the attributes of both variables and of the Dataset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from firesmoke._version import __version__
+from firesmoke.burned.periods import Window, period_coords
+from firesmoke.burned.rules import (
+    BANET_BANDS,
+    MODES,
+    BurnedRules,
+    check_mode,
+    rules_for,
+)
+from firesmoke.errors import InputError
+from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
+
+__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_bands",
+           "window_input"]
+
+log = logging.getLogger(__name__)
+
+
+def window_bands(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> list[Any]:
+    """The bands of a window: float32 dask arrays ``(64, H, W)`` (days missing from the
+    cube are NaN), chunked like the cube in space. The engine stacks them on the device
+    (see :func:`firesmoke.inference.model.predict_array`)."""
+    import dask.array as da
+
+    missing = [b for b in bands if b not in cube]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    sub = cube[list(bands)].reindex(time=window.days, fill_value=np.nan)
+    ych = cube.chunks.get("y", (cube.sizes["y"],)) if cube.chunks else (cube.sizes["y"],)
+    xch = cube.chunks.get("x", (cube.sizes["x"],)) if cube.chunks else (cube.sizes["x"],)
+    return [da.asarray(sub[b].data).astype(np.float32).rechunk((window.length, ych, xch))
+            for b in bands]
+
+
+def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
+    """``(4, 64, H, W)`` float32 dask array of a window; days missing from the cube are NaN."""
+    import dask.array as da
+
+    return da.stack(window_bands(cube, window, bands), axis=0)
+
+
+def _window_product(
+    cube: xr.Dataset,
+    model: TileModel | Callable[[np.ndarray], np.ndarray],
+    window: Window,
+    reduce: Any,
+    tile: int,
+    step: int,
+    blend: str,
+    batch_size: int | None,
+    device: str,
+    rules: BurnedRules,
+    zero_days: np.ndarray | None = None,
+) -> Any:
+    """The reduced product of one window (lazy ``(R, H, W)``), computed by the engine with
+    the inputs, tile plan and blending precision of ``rules``."""
+    keep = window.keep_slice
+    x = window_bands(cube, window)
+    if rules.quantised:
+        x = [b.map_blocks(rules.prepare, zero_days=zero_days, dtype=np.float32) for b in x]
+    # the model computes (and the engine blends) only the kept days
+    return predict_array(x, keep_days(model, keep), tile=tile, step=step,
+                         batch_size=batch_size, window=blend, device=device, reduce=reduce,
+                         **rules.engine_options())
+
+
+def _coverage(cube: xr.Dataset, windows: Sequence[Window], allow_partial: bool) -> list[int]:
+    """Days of each window present in the cube; InputError when one lacks days, unless
+    ``allow_partial``."""
+    have = pd.DatetimeIndex(cube["time"].values) if "time" in cube.coords else pd.DatetimeIndex([])
+    counts = [int(w.days.isin(have).sum()) for w in windows]
+    short = [(w, n) for w, n in zip(windows, counts, strict=True) if n < w.length]
+    if short and not allow_partial:
+        w, n = short[0]
+        span = f"{have.min().date()}..{have.max().date()}" if len(have) else "no days"
+        raise InputError(
+            f"the cube ({span}) holds {n} of the {w.length} days of window {w.label} "
+            f"({w.start}..{w.end}); extend the cube, or pass allow_partial=True for a product "
+            "flagged with the number of observed days per period", field="cube")
+    return counts
+
+
+def predict_window(
+    cube: xr.Dataset,
+    model: TileModel | Callable[[np.ndarray], np.ndarray],
+    window: Window,
+    threshold: float = 0.5,
+    tile: int = 128,
+    step: int = 100,
+    blend: str = "mean",
+    batch_size: int | None = None,
+    device: str | None = None,
+) -> tuple[Any, Any]:
+    """Lazy ``confidence`` and ``burn_date`` (day of year) maps of one window."""
+    rules = rules_for(None)
+    red = rules.reducer("monthly", window, rules.threshold("monthly", threshold))
+    out = _window_product(cube, model, window, red, tile, step, blend, batch_size,
+                          resolve_device(device), rules)
+    return out[0], out[1].astype(np.int16)
+
+
+def predict_burned(
+    cube: xr.Dataset,
+    model: TileModel | Callable[[np.ndarray], np.ndarray],
+    start: Any,
+    end: Any | None = None,
+    mode: str = "monthly",
+    threshold: float | None = None,
+    tile: int = 128,
+    step: int = 100,
+    blend: str = "mean",
+    batch_size: int | None = None,
+    device: str | None = None,
+    compat: str | BurnedRules | None = None,
+    allow_partial: bool = False,
+) -> xr.Dataset:
+    """Burned-area product of a cube.
+
+    Parameters
+    ----------
+    cube
+        Datacube with ``red, nir, mir, frp`` (:func:`firesmoke.cube.build.build_cube` /
+        :func:`~firesmoke.cube.build.open_cube`).
+    model
+        A :class:`~firesmoke.inference.model.TileModel` (e.g. ``TileModel.from_weights([...])``
+        for an ensemble) or a callable on ``(n, 4, 64, t, t)`` batches returning
+        probabilities ``(n, 1, 64, t, t)``.
+    start, end
+        ``monthly``: months overlapping ``[start, end]``; ``range``: the days of
+        ``[start, end]`` (one map); ``nrt``: ``start`` is the run date (``end`` unused).
+    mode
+        ``"monthly"``, ``"range"`` or ``"nrt"``.
+    threshold
+        Minimum confidence for a burn date; default 0.5 (monthly, NRT) or 0.05 (range,
+        as the reference); in compat mode the reference's (0.5, 0.05, NRT 0.1).
+    tile, step, blend
+        Tiling (reference-compatible: 128, 100, ``"mean"``).
+    batch_size, device
+        Tiles per forward pass (default: 1 on CPU, 4 on a GPU); ``"cuda"``/``"cpu"``/
+        ``None`` (auto). A bad device is an :class:`~firesmoke.errors.InputError`.
+    compat
+        The rules (:class:`~firesmoke.burned.rules.BurnedRules`): None for firesmoke's,
+        ``"banet-0.6.7"`` to reproduce the reference software's numbers on this cube
+        (:data:`~firesmoke.burned.rules.BANET_0_6_7`: quantised inputs, reference tile
+        plan, float16 blending and ensemble, the reference's time-range and NRT rules); adds
+        ``burn_date_reference`` (the reference's dates) beside ``burn_date`` (true day
+        of year). Reads the cube once more to find the days without VIIRS data.
+    allow_partial
+        A window with days missing from the cube raises an
+        :class:`~firesmoke.errors.InputError` unless this is true; then the product is
+        computed with those days as missing data and ``observed_days`` (per period) says
+        how many of the window days the cube held.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``confidence`` (float32) and ``burn_date`` (int16 day of year, 0 = not burned) with
+        dims ``(period, y, x)``, coordinates ``period`` (first day, datetime64),
+        ``period_label`` (e.g. ``"2020-08"``), ``period_end`` (last day) and
+        ``observed_days`` (:func:`~firesmoke.burned.periods.period_coords`), the cube's CRS,
+        and provenance attrs. Lazy.
+    """
+    import dask.array as da
+
+    check_mode(mode)
+    rules = rules_for(compat)
+    missing = [b for b in BANET_BANDS if b not in cube]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    rules.check_tiling(tile, step, blend)
+    windows = rules.windows(mode, start, end)
+    thr = rules.threshold(mode, threshold)
+    model = rules.model(model)
+    counts = _coverage(cube, windows, allow_partial)
+    dev = resolve_device(device)
+    kw: dict[str, Any] = dict(tile=tile, step=step, blend=blend, batch_size=batch_size,
+                              device=dev, rules=rules)
+    zero = rules.zero_days(cube, windows)
+    n_out = len(rules.outputs)
+
+    def combined(stats: list[Any]) -> Any:
+        return da.map_blocks(partial(rules.combine, mode, windows, thr), *stats, dtype=np.float32,
+                             drop_axis=[1] if stats[0].ndim == 4 else [],
+                             meta=np.array((), np.float32),
+                             chunks=((n_out,), *stats[0].chunks[-2:]))
+
+    if mode == "range":  # one map from every window's reduced outputs
+        stats = [_window_product(cube, model, w, rules.reducer(mode, w, thr),
+                                 zero_days=zero[w.label], **kw) for w in windows]
+        products = [combined(stats)]
+        end = start if end is None else end
+        labels = [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
+        p_start = [pd.Timestamp(start)]
+        p_end = [pd.Timestamp(end)]
+        every = pd.DatetimeIndex(sorted({d for w in windows for d in w.days}))
+        counts = [int(every.isin(pd.DatetimeIndex(cube["time"].values)).sum())]
+    else:
+        products = [_window_product(cube, model, w, rules.reducer(mode, w, thr),
+                                    zero_days=zero[w.label], **kw) for w in windows]
+        labels = [w.label for w in windows]
+        p_start = [pd.Timestamp(w.keep_start) for w in windows]
+        p_end = [pd.Timestamp(w.keep_end) for w in windows]
+
+    attrs = rules.variable_attrs(thr)
+    variables = {}
+    for i, name in enumerate(rules.outputs):
+        layers = [o[i] if i == 0 else o[i].astype(np.int16) for o in products]
+        variables[name] = (("period", "y", "x"), da.stack(layers), attrs[name])
+    ds = xr.Dataset(
+        variables,
+        coords={
+            **period_coords(labels, p_start, p_end),
+            "observed_days": ("period", np.array(counts, np.int16), {
+                "long_name": "days of the model windows present in the cube",
+                "description": "fewer than the windows' days only with allow_partial=True"}),
+            "y": cube["y"], "x": cube["x"],
+        },
+    )
+    if "spatial_ref" in cube.coords:
+        ds = ds.assign_coords(spatial_ref=cube["spatial_ref"])
+        for v in ds.data_vars.values():
+            v.attrs["grid_mapping"] = "spatial_ref"
+    meta = getattr(model, "metadata", {}) or {}
+    prov = {
+        "firesmoke_version": __version__,
+        **rules.provenance(mode, tile, step, blend),
+        "weights": json.dumps(meta.get("weights", meta.get("name", getattr(model, "key", "callable")))),
+        "weights_sha256": str(meta.get("sha256", "")),
+        "inputs": cube.attrs.get("title", ""),
+        "region": cube.attrs.get("region", ""),
+        "region_json": cube.attrs.get("region_json", ""),
+        "created": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}",
+    }
+    ds.attrs.update(prov)
+    return ds

@@ -1,0 +1,1 @@
+"""The ``firesmoke`` command line (:func:`firesmoke.cli.main.main`)."""

@@ -1,0 +1,1 @@
+"""Format helpers shared by the readers: HDF4, checksums, handle cache, GeoTIFF checks, text."""

@@ -1,0 +1,1 @@
+"""Sentinel-2 readers: band tables and chips, whole scenes (STAC/GeoTIFF), the smoke dataset."""

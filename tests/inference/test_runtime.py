@@ -1,0 +1,127 @@
+"""Allocator tuning for CPU inference (firesmoke.inference.runtime), checked in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from firesmoke.inference.runtime import inference_worker_env, worker_environment
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc only")
+
+# allocate, touch and free a 64 MiB torch tensor several times (as the activations of a
+# forward pass); count the page faults once the heap has settled.
+# (numpy would not do: it asks for huge pages for large arrays itself)
+_COUNT_FAULTS = r"""
+import resource
+import torch
+def count_faults():
+    for _ in range(10):  # the heap settles in the first rounds
+        a = torch.ones(64 << 18)
+        del a
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(5):
+        a = torch.ones(64 << 18)
+        del a
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+"""
+
+_PROBE = _COUNT_FAULTS + r"""
+import json, sys
+from firesmoke.inference.runtime import tune_allocator
+tuned = tune_allocator() if sys.argv[1] == "tune" else False
+print(json.dumps({"tuned": tuned, "faults": count_faults()}))
+"""
+
+
+def _probe(mode: str, **env: str) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True,
+                          env={**os.environ, **env}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_tuned_process_reuses_freed_memory():
+    plain = _probe("plain")
+    tuned = _probe("tune")
+    pages = 5 * (64 << 20) // 4096
+    assert plain["faults"] > pages // 2  # glibc default: every block mmap'ed afresh
+    assert tuned["tuned"] is True
+    assert tuned["faults"] < pages // 20  # the freed block is reused
+
+
+def test_tuning_can_be_switched_off():
+    res = _probe("tune", FIRESMOKE_MALLOC_TUNING="0")
+    assert res["tuned"] is False
+    assert res["faults"] > 5 * (64 << 20) // 4096 // 2
+
+
+def test_worker_environment(monkeypatch):
+    env = worker_environment()
+    assert env["MALLOC_MMAP_MAX_"] == "0" and env["MALLOC_ARENA_MAX"] == "1"
+    monkeypatch.setenv("FIRESMOKE_MALLOC_TUNING", "off")
+    assert worker_environment() == {}
+
+
+def test_local_cluster_workers_start_with_the_tuned_allocator(monkeypatch):
+    from distributed import Client, LocalCluster
+
+    # what any earlier nanny leaves in the parent's environment: Dask's own setting
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_MMAP_MAX_", raising=False)
+    with inference_worker_env():
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        got = client.run(lambda: {k: os.environ.get(k) for k in
+                                  ("MALLOC_MMAP_MAX_", "MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_")})
+    (env,) = got.values()
+    assert env == worker_environment()
+    # the parent's environment is given back as it was
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"
+    assert "MALLOC_MMAP_MAX_" not in os.environ
+
+
+# the same probe in a thread that allocated before the tuning (its own malloc arena), then
+# the warning firesmoke logs when it builds CPU models in such a thread
+_THREAD_PROBE = _COUNT_FAULTS + r"""
+import io, json, logging, threading
+from firesmoke.inference.runtime import tune_allocator, warn_thread_arena
+stream = io.StringIO()
+logging.getLogger("firesmoke").addHandler(logging.StreamHandler(stream))
+out = {"main_warned": None}
+def work():
+    torch.ones(1000)  # this thread has an arena of its own before the tuning
+    out["tuned"] = tune_allocator()
+    out["faults"] = count_faults()
+    out["warned"] = warn_thread_arena()
+    out["warned_again"] = warn_thread_arena()
+out["main_warned"] = warn_thread_arena()
+t = threading.Thread(target=work)
+t.start()
+t.join()
+out["log"] = stream.getvalue()
+print(json.dumps(out))
+"""
+
+
+def _thread_probe(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    proc = subprocess.run([sys.executable, "-c", _THREAD_PROBE], capture_output=True, text=True,
+                          env={**clean, **env}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_thread_with_its_own_arena_is_not_helped_and_is_told():
+    pages = 5 * (64 << 20) // 4096
+    own = _thread_probe()
+    assert own["tuned"] is True and own["main_warned"] is False
+    assert own["faults"] > pages // 2  # every block faulted afresh: the slow path
+    assert own["warned"] is True and own["warned_again"] is False  # once per process
+    assert "MALLOC_ARENA_MAX=1" in own["log"]
+    shared = _thread_probe(MALLOC_ARENA_MAX="1")  # the documented remedy
+    assert shared["faults"] < pages // 20
+    assert shared["warned"] is False

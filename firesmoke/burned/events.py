@@ -289,6 +289,19 @@ def find_events(
     -------
     labels, table
         The label image and one row per event (:data:`EVENT_COLUMNS`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from firesmoke import Region, find_events
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)
+    >>> burned = np.zeros((16, 16), bool)
+    >>> burned[1:7, 1:7] = burned[9:15, 9:15] = True     # two fires of 36 pixels
+    >>> dates = np.where(burned, 200.0, np.nan)           # day of year
+    >>> dates[9:15, 9:15] = 210.0
+    >>> labels, table = find_events(burned, dates, region.transform, min_pixels=10)
+    >>> table[["event_id", "n_pixels"]].values.tolist()
+    [[1, 36], [2, 36]]
     """
     mask = np.asarray(burned)
     if np.issubdtype(mask.dtype, np.floating):

@@ -122,8 +122,17 @@ def export_burned(
 
     Examples
     --------
-    >>> from firesmoke.burned.outputs import export_burned
-    >>> files = export_burned(product, "exports", "burned_PT")  # doctest: +SKIP
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> from firesmoke import Region, export_burned
+    >>> from firesmoke.burned.periods import period_coords
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)
+    >>> product = region.coords_dataset().expand_dims(period=1).assign_coords(
+    ...     period_coords(["2020-08"], ["2020-08-01"], ["2020-08-31"]))
+    >>> product["confidence"] = (("period", "y", "x"), np.full((1, 16, 16), 0.9, np.float32))
+    >>> product["burn_date"] = (("period", "y", "x"), np.full((1, 16, 16), 227, np.int16))
+    >>> files = export_burned(product, "exports", "tiny")
+    >>> [f.name for f in files]
+    ['tiny_2020-08_confidence.tif', 'tiny_2020-08_burn_date.tif', 'tiny_2020-08_quicklook.png']
     """
     out: list[Path] = []
     for i in range(product.sizes["period"]):

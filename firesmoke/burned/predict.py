@@ -189,6 +189,30 @@ def predict_burned(
         ``period_label`` (e.g. ``"2020-08"``), ``period_end`` (last day) and
         ``observed_days`` (:func:`~firesmoke.burned.periods.period_coords`), the cube's CRS,
         and provenance attrs. Lazy.
+
+    Examples
+    --------
+    A model is a :class:`~firesmoke.inference.model.TileModel` (e.g.
+    ``TileModel.from_weights(["banet_synthetic"])``) or any callable on tile batches; here a
+    stand-in that puts a 0.9 probability on day 30 of every 64-day window (August's window
+    starts on July 15, so day 30 is August 14, day of year 227):
+
+    >>> import numpy as np, pandas as pd
+    >>> from firesmoke import Region, predict_burned
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)
+    >>> days = pd.date_range("2020-07-15", "2020-09-16")
+    >>> cube = region.coords_dataset(days)
+    >>> for band in ("red", "nir", "mir", "frp"):
+    ...     cube[band] = (("time", "y", "x"), np.zeros((len(days), 16, 16), np.float32))
+    >>> def model(batch):  # (n, 4, 64, t, t) -> (n, 1, 64, t, t)
+    ...     p = np.zeros((batch.shape[0], 1, *batch.shape[2:]), np.float32)
+    ...     p[:, :, 30] = 0.9
+    ...     return p
+    >>> product = predict_burned(cube, model, "2020-08-01", "2020-08-31").compute()
+    >>> str(product["period_label"].values[0]), sorted(product.data_vars)
+    ('2020-08', ['burn_date', 'confidence'])
+    >>> int(product["burn_date"].max()), float(product["confidence"].max())
+    (227, 0.8999999761581421)
     """
     import dask.array as da
 

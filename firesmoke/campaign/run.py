@@ -378,6 +378,26 @@ def run_campaign(
     Report
         Also written as ``<output>/<name>_report.json``. Failed units do not raise: see
         ``report.failed`` (rerun to retry them).
+
+    Examples
+    --------
+    A spec (a TOML file such as ``examples/campaign.toml``, or a mapping) names the
+    regions, periods, inputs and products; its plan is known before any data is read
+    (``firesmoke campaign run spec.toml --dry-run`` prints it):
+
+    >>> from firesmoke import load_spec, run_campaign
+    >>> from firesmoke.campaign.plan import plan_campaign
+    >>> spec = load_spec({
+    ...     "name": "tiny", "output": "campaign-out", "regions": [{"name": "PT"}],
+    ...     "periods": [{"start": "2020-08-01", "end": "2020-08-31"}],
+    ...     "inputs": {"viirs": ["scenario/viirs750"], "firms": ["scenario/firms"]},
+    ...     "products": {"burned": {"mode": "monthly"}}})
+    >>> plan = plan_campaign(spec)
+    >>> len(plan), [str(d) for d in plan.days["PT"]]  # work units; the cube's days
+    (2, ['2020-07-15', '2020-09-16'])
+    >>> report = run_campaign(spec)  # doctest: +SKIP
+    >>> report.failed                # doctest: +SKIP
+    []
     """
     t_start = time.perf_counter()
     spec = load_spec(spec)

@@ -299,6 +299,18 @@ def build_cube(
         FIRMS read report (``firms_report``: one line per file, complete; counts in
         ``firms_summary``) and the package version. :func:`write_cube` moves the FIRMS
         report to a sidecar JSON file.
+
+    Examples
+    --------
+    >>> from firesmoke import Region, build_cube, generate_scenario
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)
+    >>> _ = generate_scenario(region, "2020-07-01", "2020-07-02", "scenario", seed=1)
+    >>> cube = build_cube(region, "2020-07-01", "2020-07-02", viirs="scenario/viirs750",
+    ...                   firms="scenario/firms")
+    >>> dict(cube.sizes), sorted(cube.data_vars)
+    ({'time': 2, 'y': 16, 'x': 16}, ['frp', 'mir', 'nir', 'red'])
+    >>> cube.rio.crs.to_epsg()
+    4326
     """
     reg = Region.resolve(region)
     s = as_date(start, "start")
@@ -478,6 +490,17 @@ def write_cube(
     -------
     pathlib.Path or str
         The store path (local) or URL.
+
+    Examples
+    --------
+    >>> from firesmoke import Region, build_cube, generate_scenario, open_cube, write_cube
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)
+    >>> _ = generate_scenario(region, "2020-07-01", "2020-07-02", "scenario", seed=1)
+    >>> cube = build_cube(region, "2020-07-01", "2020-07-02", viirs="scenario/viirs750",
+    ...                   firms="scenario/firms")
+    >>> store = write_cube(cube, "cube.zarr")
+    >>> open_cube("cube.zarr").sizes["time"]
+    2
     """
     opts = dict(storage_options or {}) or None
     sidecar = report_location(store, opts)
@@ -497,6 +520,18 @@ def open_cube(store: Any, chunks: Any = None, partial: bool = False,
     A store whose ledger does not cover every day (a write was interrupted) raises
     :class:`~firesmoke.store.IncompleteStoreError`, or with ``partial=True`` warns and
     lists the missing days in ``attrs["incomplete_days"]`` (they read as NaN).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from firesmoke import Region, build_cube, generate_scenario, open_cube, write_cube
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)
+    >>> _ = generate_scenario(region, "2020-07-01", "2020-07-02", "scenario", seed=1)
+    >>> _ = write_cube(build_cube(region, "2020-07-01", "2020-07-02",
+    ...                           viirs="scenario/viirs750"), "cube.zarr")
+    >>> cube = open_cube("cube.zarr")
+    >>> str(cube["red"].dtype), bool(np.isfinite(cube["red"]).any())
+    ('float32', True)
     """
     return open_cube_store(store, CUBE_VARIABLES, chunks=chunks, partial=partial,
                            storage_options=dict(storage_options or {}) or None)

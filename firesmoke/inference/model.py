@@ -146,6 +146,19 @@ class TileModel:
         (:class:`~firesmoke.models.banet_fast.FastBANet`) get ``days=(d0, d1)`` and skip the
         work of the other days; others are sliced after the forward pass. See
         :meth:`keep_days`.
+
+    Examples
+    --------
+    A model of any ``nn.Module`` builder (picklable, built once per worker process); the
+    shipped BA-Net weights give ``TileModel.from_weights(["banet_synthetic"])``:
+
+    >>> import numpy as np, torch
+    >>> from firesmoke import TileModel, predict_array
+    >>> model = TileModel((torch.nn.Identity,), key="identity", activation=None)
+    >>> x = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)  # (channels, y, x)
+    >>> out = predict_array(x, model, out_channels=2, tile=4, step=4, device="cpu")
+    >>> out.shape, bool(np.allclose(out.compute(scheduler="synchronous"), x))
+    ((2, 8, 8), True)
     """
 
     builders: tuple[Callable[[], Any], ...]

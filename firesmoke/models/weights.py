@@ -448,6 +448,13 @@ def load_weights(
         Missing file or name, file refused by ``weights_only`` loading, truncated or
         corrupt file, checksum mismatch (stored, sidecar or ``expected_sha256``),
         unknown architecture or state dict not matching it.
+
+    Examples
+    --------
+    >>> from firesmoke import load_weights
+    >>> model, meta = load_weights("banet_synthetic")   # shipped: trained on synthetic data only
+    >>> type(model).__name__, meta["architecture"]
+    ('BANet', 'banet')
     """
     path = find_weights(path_or_name)
     side = _sidecar(path)

@@ -132,6 +132,15 @@ def classify_chips(
         boolean, NA without a classifier),
         ``mask_pixels`` and ``mask_area_m2`` (segmenter mask pixels inside the original
         chip x pixel area, 100 m2 at 10 m). ``attrs`` records the weights used.
+
+    Examples
+    --------
+    >>> from firesmoke import classify_chips
+    >>> from firesmoke.synthetic.sentinel2 import generate_chips
+    >>> _ = generate_chips("chips", 1, 1, seed=4)       # one chip with smoke, one without
+    >>> table = classify_chips("chips", device="cpu")    # shipped synthetic-data weights
+    >>> len(table), "probability" in table
+    (2, True)
     """
     from scipy.special import expit
 

@@ -183,6 +183,18 @@ def segment_scene(
         ``smoke_mask`` uint8 ``(time, y, x)`` (1 = smoke, 0 = none or no data), dask
         backed, with the scene's coordinates, CRS and transform (rioxarray) and
         provenance attrs (weights and sha256, package version, tiling, threshold).
+
+    Examples
+    --------
+    >>> from firesmoke import plume_timeseries, segment_scene
+    >>> from firesmoke.synthetic.s2_scenes import generate_scenes
+    >>> scenes = generate_scenes("scenes", n_scenes=1, size=256, n_sites=1, seed=3)
+    >>> mask = segment_scene(scenes.item_paths, device="cpu")  # shipped U-Net, lazy
+    >>> mask.dims, str(mask.dtype)
+    (('time', 'y', 'x'), 'uint8')
+    >>> plumes = plume_timeseries(mask, scenes.sites)
+    >>> len(plumes)
+    1
     """
     prob = scene_probability(items_or_paths, segmenter, bands, bbox, tile, step, window,
                              batch_size, device, chunksize, **open_kwargs)

@@ -484,6 +484,16 @@ def generate_scenario(
     ------
     InputError
         Bad region, dates, seed, products, or an output folder that cannot be written.
+
+    Examples
+    --------
+    >>> from firesmoke import Region, generate_scenario
+    >>> region = Region.from_shape("tiny", -8.0, 41.0, 0.01, 16, 16)  # 16 x 16 px
+    >>> scn = generate_scenario(region, "2020-07-01", "2020-07-02", "scenario", seed=1)
+    >>> sorted(scn.files)
+    ['firms', 'mcd64', 'viirs']
+    >>> scn.truth.sizes["y"], scn.truth.sizes["x"]
+    (16, 16)
     """
     reg = _check_region(region)
     s, e = _check_period(start, end)

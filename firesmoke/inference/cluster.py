@@ -13,7 +13,7 @@ or on a new local cluster:
 
 With an existing scheduler, start the workers yourself, e.g. ``dask cuda worker
 tcp://host:8786`` (dask_cuda) or ``CUDA_VISIBLE_DEVICES=0 dask worker tcp://host:8786
---nworkers 1 --nthreads 2 --resources GPU=1`` once per GPU (see the README).
+--nworkers 1 --nthreads 2 --resources GPU=1`` once per GPU (see docs/guide/gpus-and-clusters.md).
 """
 
 from __future__ import annotations

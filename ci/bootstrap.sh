@@ -33,6 +33,19 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 echo "[bootstrap] installing firesmoke${EXTRAS:+[$EXTRAS]} into $VENV (torch pinned by constraints.txt)"
 start=$SECONDS
-"$VENV/bin/python" -m pip install --quiet --progress-bar off -c constraints.txt -e "$TARGET"
+if [[ -z "$EXTRAS" ]]; then
+    # make demo: skip pip's byte-compilation of every installed file (about 45 s of CPU
+    # for torch, scipy, pandas...); Python writes the .pyc of what the demo imports on
+    # first use
+    "$VENV/bin/python" -m pip install --quiet --progress-bar off --no-compile \
+        -c constraints.txt -e "$TARGET"
+else
+    "$VENV/bin/python" -m pip install --quiet --progress-bar off -c constraints.txt -e "$TARGET"
+    # the suite starts many processes: compile what a runtime-only install left as source
+    # (on every core; a no-op when everything is compiled), so that no process pays it,
+    # also under PYTHONDONTWRITEBYTECODE
+    site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    "$VENV/bin/python" -m compileall -q -j 0 "$site" >/dev/null 2>&1 || true
+fi
 touch "$STAMP"
 echo "[bootstrap] done in $((SECONDS - start)) s"

@@ -14,8 +14,11 @@ No xarray object is built inside a task. The task graph has, per day and spatial
 1. a small per-day task ranks the day's granules by mean sensor zenith over the grid
    (the reference compositing order; only needed for ``composite="reference"``);
 2. per (day, block) task: read the block's window of every granule of the day (gridded
-   granules window by window; swath granules are decoded once per process and regridded
-   onto the block only), composite the overpasses, compute MIR;
+   granules window by window: a granule grid aligned with the region -- the same grid, a
+   larger one, or one covering part of the region -- reads only the window the block
+   covers, NaN elsewhere; a grid of another pixel size or alignment is resampled onto
+   the block with ``regrid``, as swaths are; swath granules are decoded once per process
+   and regridded onto the block only), composite the overpasses, compute MIR;
 3. FRP per (time chunk, block) from the hotspot table, each task given only the
    detections that fall in its chunk (:func:`firesmoke.cube.frp.rasterize_hotspots`
    with ``chunks``).
@@ -84,11 +87,33 @@ _ATTRS = {
 
 
 # --------------------------------------------------------------------------- day tasks
+def _gridded_block(reader: Any, region: Region, window: tuple[int, int, int, int],
+                   regrid: str, bands: Sequence[str] = CUBE_BANDS) -> np.ndarray:
+    """``(len(bands), h, w)`` float32 of a gridded granule on one block of the region grid.
+
+    An aligned grid reads the granule window the block covers (NaN elsewhere); another
+    pixel size or alignment reads the granule window around the block and regrids its
+    pixel centres onto the block with the swath kernels (``regrid``; one "scan" = the
+    whole window, so there are no scan seams).
+    """
+    p = reader.placement
+    if p is None or p.kind == "aligned":
+        return reader.read_region(window, bands) if p is not None else reader.read(window, bands)
+    _, _, h, w = window
+    src = p.source_window(window)
+    if src is None:
+        return np.full((len(bands), h, w), np.nan, np.float32)
+    lat, lon = p.centres(src)
+    values = reader.read(src, bands)
+    return ops.regrid_swath(lat, lon, values, tuple(region.transform)[:6], region.shape,
+                            method=regrid, rows_per_scan=src[2], window=window)
+
+
 def _reader_block(reader: Any, region: Region, window: tuple[int, int, int, int],
                   regrid: str) -> np.ndarray:
     """``(6, h, w)`` float32 of one granule on one block of the region grid."""
     if reader.kind == "vmaes":
-        return reader.read(window, CUBE_BANDS)
+        return _gridded_block(reader, region, window, regrid)
     sw = reader.read_swath(CUBE_BANDS)
     return ops.regrid_swath(sw.lat, sw.lon, sw.values, tuple(region.transform)[:6], region.shape,
                             method=regrid, rows_per_scan=sw.rows_per_scan, window=window)
@@ -98,7 +123,8 @@ def _reader_mean_zenith(reader: Any, region: Region) -> float:
     """Mean sensor zenith of a granule over the region grid (NaN ignored)."""
     try:
         if reader.kind == "vmaes":
-            z = reader.read(None, ("sensor_zenith",))[0]
+            z = _gridded_block(reader, region, (0, 0, *region.shape), "nearest",
+                               ("sensor_zenith",))[0]
         else:
             sw = reader.read_swath(CUBE_BANDS)
             left, bottom, right, top = region.bbox
@@ -285,7 +311,9 @@ def build_cube(
         Dask/Zarr chunks, default :data:`DEFAULT_CHUNKS`.
     regrid
         Swath regridding method: ``"bilinear"`` (as the reference data), ``"nearest"``,
-        ``"bucket"``.
+        ``"bucket"``; also used for gridded granules whose grid has another pixel size
+        or alignment than the region (aligned grids are read as they are; a granule
+        that does not overlap the region is skipped and listed).
     validate
         Open every granule's reader now (each file's metadata read and checked once) so
         that bad granules are skipped and listed in ``attrs["skipped_inputs"]`` before

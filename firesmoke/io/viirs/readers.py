@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from firesmoke.errors import CorruptFileError
+from firesmoke.errors import CorruptFileError, GridMismatchError
 from firesmoke.io._core import hdf4
 from firesmoke.io._core.handles import HandleCache
 from firesmoke.io.viirs.arrays import Decoder, NcDecoder, NcVariableArray, read_sds_window
@@ -162,6 +162,9 @@ class VmaesReader:
         placement = None
         if region is not None:
             reg = Region.resolve(region)
+            if reg.crs.to_epsg() != 4326:  # NPP_VMAES_L1 grids are geographic (GCTP_GEO)
+                raise GridMismatchError(f"region {reg.name} is in {reg.crs}, the granule grid in "
+                                        "EPSG:4326 lat/lon: reproject the region", path=v.ref.path)
             placement = grid_placement(v.grid.transform, v.grid.shape, reg.transform, reg.shape,
                                        path=v.ref.path, region_name=f"region {reg.name}")
             log.debug("%s: %s", v.granule_id, placement.describe())

@@ -14,7 +14,7 @@ from firesmoke.cube.build import burned_fraction_cube
 from firesmoke.errors import CorruptFileError, WrongProductError
 from firesmoke.grid import Region
 from firesmoke.io.burned_area.fraction import daily_burned_fraction, plan_burned_fraction
-from firesmoke.io.burned_area.mcd64 import open_mcd64, parse_mcd64_name
+from firesmoke.io.burned_area.mcd64 import open_burned_area_tile, open_mcd64, parse_mcd64_name
 from firesmoke.io.burned_area.sinusoidal import sinusoidal_crs, tile_bounds
 from firesmoke.io.burned_area.vnp64 import GRID_NAME, open_vnp64a1
 from firesmoke.synthetic.vnp64 import vnp64_file_name, write_vnp64a1
@@ -94,6 +94,8 @@ def test_open_vnp64a1_matches_open_mcd64a1(tmp_path):
     # the fill codes are there as in MCD64A1: -2 water, -1 unmapped, 0 unburned, 1-366 burned
     codes = set(np.unique(vii.burn_date.values).tolist())
     assert {-2, 0}.issubset(codes) and any(c > 0 for c in codes)
+    with pytest.raises(WrongProductError, match="a VNP64A1 tile, not MCD64A1"):
+        open_burned_area_tile(v8, product="MCD64A1")
     sub = open_vnp64a1(v8, chunks={"y": 50, "x": 50}).burn_date[10:70, 30:90].values
     np.testing.assert_array_equal(sub, mod.burn_date.values[10:70, 30:90])
 

@@ -8,7 +8,7 @@ Readers
 :class:`xarray.Dataset`: the two products share one layout (grid, SDS names and codes,
 global attributes), so one code path reads both, parametrised by the product (from the
 file name, else the ``ShortName`` attribute). :func:`open_mcd64a1` and
-:func:`firesmoke.io.burned_area.vnp64.open_vnp64a1` are that reader checking the product.
+:func:`firesmoke.io.burned_area.vnp64.open_vnp64a1` are that reader.
 :func:`open_mcd64_geotiff` opens the
 UMD monthly GeoTIFF windows (``MCD64monthly.AYYYYDDD.WinNN.CCC.burndate.tif``) with
 rioxarray into the same variable names. Both read nothing but metadata when opening.

@@ -94,7 +94,8 @@ def _gridded_block(reader: Any, region: Region, window: tuple[int, int, int, int
     An aligned grid reads the granule window the block covers (NaN elsewhere); another
     pixel size or alignment reads the granule window around the block and regrids its
     pixel centres onto the block with the swath kernels (``regrid``; one "scan" = the
-    whole window, so there are no scan seams).
+    whole window, so there are no scan seams; ``nearest`` searches 1.5 granule pixels;
+    ``bucket`` suits granules finer than the region only).
     """
     p = reader.placement
     if p is None or p.kind == "aligned":
@@ -105,8 +106,11 @@ def _gridded_block(reader: Any, region: Region, window: tuple[int, int, int, int
         return np.full((len(bands), h, w), np.nan, np.float32)
     lat, lon = p.centres(src)
     values = reader.read(src, bands)
+    # nearest: search far enough to reach a coarser granule's nearest pixel centre
+    ratio = max(abs(p.transform[0] / p.region_transform[0]), abs(p.transform[4] / p.region_transform[4]))
     return ops.regrid_swath(lat, lon, values, tuple(region.transform)[:6], region.shape,
-                            method=regrid, rows_per_scan=src[2], window=window)
+                            method=regrid, rows_per_scan=src[2], window=window,
+                            radius=max(1.5, 1.5 * ratio))
 
 
 def _reader_block(reader: Any, region: Region, window: tuple[int, int, int, int],
@@ -123,7 +127,7 @@ def _reader_mean_zenith(reader: Any, region: Region) -> float:
     """Mean sensor zenith of a granule over the region grid (NaN ignored)."""
     try:
         if reader.kind == "vmaes":
-            z = _gridded_block(reader, region, (0, 0, *region.shape), "nearest",
+            z = _gridded_block(reader, region, (0, 0, *region.shape), "bilinear",
                                ("sensor_zenith",))[0]
         else:
             sw = reader.read_swath(CUBE_BANDS)

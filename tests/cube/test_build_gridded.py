@@ -159,3 +159,23 @@ def test_placement_rules():
     assert grid_placement(t, GRANULE.shape, shifted.transform, shifted.shape).kind == "resample"
     with pytest.raises(GridMismatchError, match="north-up"):
         grid_placement((0.01, 0, -7, 0, 0.01, 41), (4, 4), t, GRANULE.shape)
+
+
+def test_finer_region_than_granule_has_no_holes(tmp_path):
+    """A granule of 0.05 deg pixels onto a 0.01 deg region: nearest reaches every region
+    pixel (the search radius follows the granule's pixel size); bilinear interpolates."""
+    coarse = Region.from_shape("COARSE_ORDER", -7.0, 41.0, 0.05, 8, 10)
+    f = {k: np.where(np.isnan(v), 0.3, v) for k, v in _fields(coarse).items()}  # no fill
+    ov = overpass_schedule(coarse, DAY)[0]
+    ms = int(np.datetime64(f"{DAY}T12:00", "ms").astype(np.int64))
+    write_viirs_granule(tmp_path, coarse, f, ov, ms, order="000500000008", seed=3)
+    fine = Region.from_shape("FINE", -7.0 + 0.05, 41.0 - 0.05, 0.01, 30, 40)
+    near = _cube(fine, tmp_path, regrid="nearest", chunks={"y": 16, "x": 16})
+    assert np.isfinite(near["sensor_zenith"].values).all()
+    g = _cube(coarse, tmp_path)["sensor_zenith"].values[0]
+    # each fine pixel takes the coarse pixel containing it (centres never on a coarse edge)
+    rows = 1 + np.arange(30) // 5
+    cols = 1 + np.arange(40) // 5
+    np.testing.assert_array_equal(near["sensor_zenith"].values[0], g[np.ix_(rows, cols)])
+    bil = _cube(fine, tmp_path, regrid="bilinear", chunks={"y": 16, "x": 16})
+    assert np.isfinite(bil["sensor_zenith"].values).all()

@@ -41,3 +41,10 @@ def _no_proxy_for_local_servers(monkeypatch):
     """Requests to the test servers never go through a proxy set in the environment."""
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
+
+
+@pytest.fixture(autouse=True)
+def _test_servers_may_receive_credentials(monkeypatch):
+    """The loopback test servers stand for Earthdata hosts: the test-only allow-list switches."""
+    monkeypatch.setenv("FIRESMOKE_EARTHDATA_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv("FIRESMOKE_ALLOW_HTTP_LOOPBACK", "1")

@@ -19,7 +19,7 @@ products:
                               (VJ102MOD+VJ103MOD), or the short names themselves
   burned area (CMR):          MCD64A1 (MODIS C6.1), VNP64A1 (VIIRS)
   FIRMS area API:             VIIRS_SNPP_NRT VIIRS_SNPP_SP VIIRS_NOAA20_NRT VIIRS_NOAA20_SP
-                              VIIRS_NOAA21_NRT MODIS_NRT MODIS_SP (max 10 days per request;
+                              VIIRS_NOAA21_NRT MODIS_NRT MODIS_SP (max 5 days per request;
                               longer periods are split)
   Sentinel-2 (STAC):          sentinel-2-l2a, sentinel-2-l1c (item JSONs; --assets downloads bands)
 

@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -326,6 +327,21 @@ def _download_locked(session: requests.Session, url: str, shown_url: str, dest: 
             return ManifestEntry(shown_url, rel, n, str(known) if known else None, "skipped", source)
         log.warning("%s: present but %s; downloading again", dest, problem)
     part = dest.with_name(dest.name + ".part")
+    try:
+        return _fetch_part(session, url, shown_url, dest, part, rel, size=size, checksum=checksum,
+                           policy=policy, progress=progress, source=source, sleep=sleep)
+    except BaseException:
+        with contextlib.suppress(OSError):  # an empty part file is no progress worth keeping
+            if os.stat(part, follow_symlinks=False).st_size == 0:
+                part.unlink()
+        raise
+
+
+def _fetch_part(session: requests.Session, url: str, shown_url: str, dest: Path, part: Path, rel: str, *,
+                size: int | None, checksum: Checksum | None, policy: RetryPolicy,
+                progress: ProgressCallback | None, source: str,
+                sleep: Callable[[float], None]) -> ManifestEntry:
+    label = dest.name
     resumed = part.exists()
     expected = size
     attempt = 0

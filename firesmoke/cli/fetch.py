@@ -102,7 +102,7 @@ def add_fetch(sub: argparse._SubParsersAction, commands: dict | None = None) -> 
     p.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD (inclusive)")
     p.add_argument("--products", nargs="+", required=True, metavar="PRODUCT", help="what to fetch (see below)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--out", required=True, help="output folder (created; a local path)")
     p.add_argument("--version", dest="versions", type=_version, action="append", default=[],
                    metavar="PRODUCT=VERSION", help="pin a CMR collection version, e.g. VNP64A1=002")
     p.add_argument("--site", dest="sites", type=_site, action="append", default=[], metavar="NAME,LON,LAT[,BUFFER_M]",
@@ -197,6 +197,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
                            max_cloud=args.max_cloud, catalog=args.catalog, cmr_url=args.cmr_url,
                            firms_url=args.firms_url, archive_urls=args.firms_archive, field_prefix="--")
         sites = list(args.sites) + (_read_sites(args.sites_csv) if args.sites_csv else [])
+        args.out = Path(args.out)
         return _run(args, sites)
     except InputError as exc:
         return _fail(exc, verbose, 2)

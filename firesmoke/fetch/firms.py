@@ -226,7 +226,7 @@ def fetch_firms_area(
             try:
                 resp = request(session, "GET", url, policy=pol, ok_status=(400,), stream=True)
                 with resp:  # FIRMS says "Invalid MAP_KEY." with 200 or 400: the head check tells
-                    n_bytes, sha, rows = _stream_csv(_response_chunks(resp, url, pol.deadline), dest,
+                    n_bytes, sha, rows = _stream_csv(_response_chunks(resp, url, pol.answer_seconds), dest,
                                                      root, url, MAX_CSV_BYTES)
             except AuthError:
                 raise

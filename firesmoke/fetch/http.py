@@ -11,7 +11,7 @@ Every answer is bounded: a per-read timeout (:attr:`RetryPolicy.timeout`), a tot
 deadline per request or download (:attr:`RetryPolicy.deadline`; a watchdog shuts the
 socket when it passes, so a server trickling one byte every few seconds is stopped), and a
 size cap for bodies read into memory (:attr:`RetryPolicy.max_body`; JSON pages, error
-texts). A URL is checked before it is used (:func:`check_url`: http(s) only, no control
+texts) read within :attr:`RetryPolicy.answer_deadline`. A URL is checked before it is used (:func:`check_url`: http(s) only, no control
 characters, no ``..`` segment), and every exception ``requests``/urllib3 raise (their
 messages hold the URL) becomes a :class:`FetchError` whose message went through
 :func:`~firesmoke.fetch.config.redact` and which does not chain the original.
@@ -82,7 +82,10 @@ class RetryPolicy:
         ``(connect, read)`` timeout of each request, seconds (the read timeout is per
         socket read: the longest silence tolerated).
     deadline
-        Longest time one request or one file download may take in all, seconds (each try).
+        Longest time one file download may take in all, seconds (each try).
+    answer_deadline
+        Longest time one answer read whole (a search page, a FIRMS CSV, an error text) may
+        take, seconds: a server trickling bytes is cut there.
     max_body
         Largest body read into memory (JSON pages, answers checked before saving), bytes.
     max_download
@@ -95,8 +98,14 @@ class RetryPolicy:
     max_wait: float = 60.0
     timeout: tuple[float, float] = (10.0, 60.0)
     deadline: float = 6 * 3600.0
+    answer_deadline: float = 600.0
     max_body: int = 64 << 20
     max_download: int = 64 << 30
+
+    @property
+    def answer_seconds(self) -> float:
+        """Deadline for an answer read whole: the shorter of the two deadlines."""
+        return min(self.deadline, self.answer_deadline)
 
     def wait(self, attempt: int, retry_after: str | None = None) -> float:
         """Seconds to wait before try ``attempt + 1`` (``attempt`` counts from 0).
@@ -326,7 +335,7 @@ def request(
         else:
             if resp.ok or resp.status_code in ok_status:
                 if not stream:
-                    body = read_bounded(resp, url, policy.max_body, policy.deadline)
+                    body = read_bounded(resp, url, policy.max_body, policy.answer_seconds)
                     resp._content = body
                     resp._content_consumed = True
                 return resp

@@ -155,7 +155,8 @@ class _BoundedSession(requests.Session):
         kwargs["timeout"] = self.policy.timeout
         resp = super().send(request, **kwargs)
         if not resp._content_consumed:
-            resp._content = read_bounded(resp, request.url or "", self.policy.max_body, self.policy.deadline)
+            resp._content = read_bounded(resp, request.url or "", self.policy.max_body,
+                                         self.policy.answer_seconds)
             resp._content_consumed = True
         return resp
 

@@ -226,3 +226,21 @@ def test_zip_members_streamed_capped_and_damaged_ones_listed(httpserver, tmp_pat
     assert st["firms/archive/broken.zip"] == "failed"  # downloaded, then refused as an archive
     assert sum(1 for e in res.failed if "file:" in e.url) == 1
     assert sorted(p.name for p in (tmp_path / "firms").glob("*.csv")) == ["small.csv"]
+
+
+def test_trickling_search_answer_is_cut_by_the_answer_deadline():
+    import time
+
+    from _fetch_helpers import raw_server
+
+    def trickle(sock, stop):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nContent-Type: application/json\r\n\r\n{")
+        while not stop.is_set():
+            sock.sendall(b" ")
+            time.sleep(0.2)
+
+    policy = type(FAST)(attempts=1, timeout=(5, 5), answer_deadline=1.0)
+    t0 = time.monotonic()
+    with raw_server(trickle) as base, pytest.raises(FetchError, match="within 1 s"):
+        search_granules("MCD64A1", "2020-01-01", "2020-01-31", cmr_url=base, policy=policy)
+    assert time.monotonic() - t0 < 4.0

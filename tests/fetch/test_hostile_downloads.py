@@ -222,3 +222,63 @@ def test_wrong_size_from_an_overlong_server_is_rejected(httpserver, tmp_path):
     with pytest.raises(ChecksumError, match="size"):
         download_file(new_session(), httpserver.url_for("/o.bin"), tmp_path / "o.bin", size=1000, policy=FAST)
     assert not (tmp_path / "o.bin").exists()
+
+
+_MEMBER_UNDER_RLIMIT = textwrap.dedent("""
+    import resource, sys, zipfile
+    from pathlib import Path
+    from firesmoke.fetch.firms import _extract_csvs
+    from firesmoke.fetch.manifest import Manifest
+    zpath, root = Path(sys.argv[1]), Path(sys.argv[2])
+    vm = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (vm + (24 << 20), vm + (24 << 20)))
+    try:  # the control: reading the member whole does not fit
+        with zipfile.ZipFile(zpath) as zf:
+            zf.open("big.csv").read()
+        print("control-fitted")
+    except MemoryError:
+        print("control-memoryerror")
+    entries = _extract_csvs(zpath, root, Manifest(root), "http://127.0.0.1/DL.zip")
+    print([e.status for e in entries], (root / "firms" / "big.csv").stat().st_size)
+""")
+
+
+def test_zip_member_is_streamed_under_a_memory_limit(tmp_path):
+    """A 48 MB member unpacks in a process allowed 24 MB more than it has: streamed, not read whole."""
+    header = ("latitude,longitude,bright_ti4,scan,track,acq_date,acq_time,satellite,instrument,confidence,"
+              "version,bright_ti5,frp,daynight\n")
+    row = "41.1,-8.1,330.5,0.39,0.36,2020-01-01,1342,N,VIIRS,h,2,290.1,55.0,D\n"
+    body = header + row * (48_000_000 // len(row))
+    zpath = tmp_path / "DL.zip"
+    import zipfile
+
+    with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.csv", body)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", _MEMBER_UNDER_RLIMIT, str(zpath), str(tmp_path / "out")],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == "control-memoryerror"
+    assert lines[1] == f"['written'] {len(body)}"
+
+
+def test_atomic_writer_leaves_nothing_on_failure_and_never_writes_through_a_link(tmp_path):
+    from firesmoke.paths import atomic_writer
+
+    dest = tmp_path / "a.csv"
+    with pytest.raises(RuntimeError), atomic_writer(dest, root=tmp_path) as f:
+        f.write(b"half")
+        raise RuntimeError("cut")
+    assert list(tmp_path.iterdir()) == []
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    os.symlink(victim, dest)
+    with pytest.raises(UnsafePathError):
+        with atomic_writer(dest, root=tmp_path) as f:
+            f.write(b"new")
+    assert victim.read_text() == "keep"
+    os.unlink(dest)
+    with atomic_writer(dest, root=tmp_path) as f:
+        f.write(b"whole")
+    assert dest.read_bytes() == b"whole" and sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "victim.txt"]

@@ -93,6 +93,9 @@ FOLDER = "firms"
 
 def day_spans(start: Any, end: Any, max_days: int = MAX_DAY_RANGE) -> list[tuple[dt.date, int]]:
     """``[(first day, day_range), ...]`` covering ``start..end`` (inclusive) in spans of <= ``max_days``."""
+    if isinstance(max_days, bool) or not isinstance(max_days, int) or not 1 <= max_days <= MAX_DAY_RANGE:
+        raise InputError(f"max_days must be 1..{MAX_DAY_RANGE} (the FIRMS area API's DAY_RANGE)",
+                         field="max_days")
     d0, d1 = as_date(start, "start"), as_date(end, "end")
     if d1 < d0:
         raise FetchError(f"end {d1} is before start {d0}")

@@ -41,6 +41,8 @@ def test_day_spans_split_at_five_days():
     spans = day_spans("2020-08-01", "2020-08-13")
     assert [(s.isoformat(), n) for s, n in spans] == [("2020-08-01", 5), ("2020-08-06", 5), ("2020-08-11", 3)]
     assert day_spans("2020-08-01", "2020-08-01") == [(dt.date(2020, 8, 1), 1)]
+    with pytest.raises(ValueError, match="DAY_RANGE"):
+        day_spans("2020-08-01", "2020-08-13", max_days=10)
 
 
 def test_area_api_spans_files_readable_and_key_masked(httpserver, tmp_path, monkeypatch, caplog):

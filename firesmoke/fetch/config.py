@@ -165,9 +165,11 @@ EARTHDATA_DOMAINS: tuple[str, ...] = (
     "earthdatacloud.nasa.gov",  # data.lpdaac.earthdatacloud.nasa.gov, data.laadsdaac...
     "eosdis.nasa.gov",          # ladsweb.modaps.eosdis.nasa.gov, nrt3.modaps..., firms...
     "cr.usgs.gov",              # e4ftl01.cr.usgs.gov (LP DAAC on-premises)
-    "ornldaac.earthdata.nasa.gov",
     "asf.alaska.edu",           # ASF DAAC
     "nsidc.org",                # NSIDC DAAC (n5eil01u.ecs.nsidc.org)
+    "daac.ornl.gov",            # ORNL DAAC (legacy host)
+    "asdc.larc.nasa.gov",       # ASDC (LaRC)
+    "ghrc.nsstc.nasa.gov",      # GHRC
 )
 EXTRA_HOSTS_ENV = "FIRESMOKE_EARTHDATA_HOSTS"
 HTTP_LOOPBACK_ENV = "FIRESMOKE_ALLOW_HTTP_LOOPBACK"

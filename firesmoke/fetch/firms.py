@@ -57,7 +57,7 @@ from firesmoke.fetch.http import (
     request,
     shown,
 )
-from firesmoke.fetch.manifest import Manifest, ManifestEntry
+from firesmoke.fetch.manifest import Manifest, ManifestEntry, read_manifest
 from firesmoke.fetch.remote import FetchResult, RemoteFile, download_all
 from firesmoke.paths import atomic_writer, filename_from_url, server_path
 
@@ -125,6 +125,33 @@ def _check_csv(body: bytes, url: str) -> None:
         if "invalid" in text.lower() and "key" in text.lower():
             raise AuthError(f"{shown(url)}: FIRMS refused the MAP_KEY ({text})")
         raise FetchError(f"{shown(url)}: FIRMS answer is not a detection CSV ({text or 'empty'})")
+
+
+def _span_ok(path: Path, rec: dict[str, Any] | None) -> str | bool:
+    """Is the span file ``path`` complete? Its recorded checksum (a truthy string), True, or False.
+
+    Checked against the size and SHA-256 the manifest recorded when it was written; a file
+    the manifest does not know must at least be a non-empty detection CSV.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return False
+    ck = rec.get("checksum") if isinstance(rec, dict) and rec.get("status") in ("downloaded", "skipped") else None
+    if isinstance(ck, str) and ck.startswith("SHA-256:"):
+        if rec.get("size") not in (None, size):  # type: ignore[union-attr]
+            return False
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return ck if h.hexdigest() == ck.split(":", 1)[1].lower() else False
+    with open(path, "rb") as f:
+        head = f.read(2000)
+    try:
+        _check_csv(head, str(path))
+    except FetchError:
+        return False
+    return True
 
 
 def _stream_csv(chunks: Any, dest: Path, root: Path, url: str, limit: int) -> tuple[int, str, int]:
@@ -209,6 +236,7 @@ def fetch_firms_area(
     today = today or dt.datetime.now(dt.UTC).date()
     boxes = _bbox_texts(bbox)
     spans = day_spans(start, end)
+    before = read_manifest(manifest.path) if not dry_run else {}
     entries: list[ManifestEntry] = []
     total = len(spans) * len(sources) * len(boxes)
     jobs = [(src.upper(), k, box, first, n) for src in sources for k, box in enumerate(boxes) for first, n in spans]
@@ -222,8 +250,9 @@ def fetch_firms_area(
         fresh = (today - last).days < NRT_REFRESH_DAYS
         if dry_run:
             entries.append(ManifestEntry(shown_url, rel, None, None, "planned", "firms"))
-        elif dest.exists() and not overwrite and not fresh:
-            entries.append(manifest.add(ManifestEntry(shown_url, rel, dest.stat().st_size, None, "skipped", "firms")))
+        elif dest.exists() and not overwrite and not fresh and (known := _span_ok(dest, before.get(rel))):
+            entries.append(manifest.add(ManifestEntry(shown_url, rel, dest.stat().st_size,
+                                                      known if known is not True else None, "skipped", "firms")))
         else:
             pol = policy or RetryPolicy()
             try:

@@ -244,3 +244,22 @@ def test_trickling_search_answer_is_cut_by_the_answer_deadline():
     with raw_server(trickle) as base, pytest.raises(FetchError, match="within 1 s"):
         search_granules("MCD64A1", "2020-01-01", "2020-01-31", cmr_url=base, policy=policy)
     assert time.monotonic() - t0 < 4.0
+
+
+def test_damaged_firms_span_is_fetched_again_not_skipped(httpserver, tmp_path):
+    hits = []
+    httpserver.expect_request("/api/area/csv/KEYKEYKEY/VIIRS_SNPP_SP/0,0,1,1/2/2020-01-01").respond_with_handler(
+        lambda r: hits.append(1) or Response(HEADER + ROW))
+
+    def run():
+        return fetch_firms_area(["VIIRS_SNPP_SP"], (0, 0, 1, 1), "2020-01-01", "2020-01-02", tmp_path,
+                                map_key="KEYKEYKEY", firms_url=httpserver.url_for(""), policy=FAST,
+                                today=dt.date(2026, 1, 1)).entries[0].status
+
+    span = tmp_path / "firms" / "VIIRS_SNPP_SP_20200101_20200102.csv"
+    assert run() == "downloaded" and run() == "skipped" and len(hits) == 1
+    span.write_text(HEADER + ROW.replace("55.0", "99.9"))  # same size, other bytes
+    assert run() == "downloaded" and span.read_text() == HEADER + ROW
+    span.write_bytes(b"")  # truncated
+    assert run() == "downloaded" and len(hits) == 3
+    assert run() == "skipped"

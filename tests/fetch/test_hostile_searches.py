@@ -119,8 +119,8 @@ def _landing(base):
     return {"type": "Catalog", "id": "t", "stac_version": "1.0.0", "description": "t",
             "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"],
             "links": [{"rel": "self", "href": base + "/"}, {"rel": "root", "href": base + "/"},
-                      {"rel": "search", "href": base + "/search", "method": "GET"},
-                      {"rel": "search", "href": base + "/search", "method": "POST"}]}
+                      {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "GET"},
+                      {"rel": "search", "href": base + "/search", "type": "application/geo+json", "method": "POST"}]}
 
 
 def _feature(iid, href, **extra):

@@ -33,7 +33,9 @@ credentials (never put them on the command line; they are never logged):
 
 mirrors / test servers (arguments override these):
   FIRESMOKE_CMR_URL, FIRESMOKE_EDL_HOST, FIRESMOKE_FIRMS_URL, FIRESMOKE_STAC_URL,
-  FIRESMOKE_PC_STAC_URL, FIRESMOKE_PC_SAS_URL
+  FIRESMOKE_PC_STAC_URL, FIRESMOKE_PC_SAS_URL, FIRESMOKE_S3_ENDPOINT_URL;
+  FIRESMOKE_EARTHDATA_HOSTS (extra hosts/domains that may receive Earthdata credentials),
+  FIRESMOKE_ALLOW_HTTP_LOOPBACK=1 (credentials over plain http to 127.0.0.1: test servers only)
 
 Downloads resume from OUT/**/*.part after an interruption, are checked against the size and
 checksum CMR/STAC publish (else the ones OUT/manifest.jsonl recorded), retried on 429/5xx, and

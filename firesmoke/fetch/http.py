@@ -39,6 +39,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from firesmoke._version import __version__
 from firesmoke.errors import AuthError, ChecksumError, FetchError, FiresmokeError  # noqa: F401 (re-exported)
@@ -209,6 +211,74 @@ class Watchdog:
         self._timer.cancel()
 
 
+# ----------------------------------------------------------------------------- header deadline
+#: thread id -> the connection that thread's request is using (set when it is checked out)
+_ACTIVE: dict[int, Any] = {}
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _ACTIVE[threading.get_ident()] = conn
+        return conn
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _ACTIVE[threading.get_ident()] = conn
+        return conn
+
+
+class TrackedAdapter(HTTPAdapter):
+    """An adapter whose connections can be shut from another thread (the header deadline)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _TrackedHTTPPool, "https": _TrackedHTTPSPool}
+
+
+def mount_tracked(session: requests.Session) -> requests.Session:
+    """Mount :class:`TrackedAdapter` for http and https on ``session``; return it."""
+    session.mount("http://", TrackedAdapter())
+    session.mount("https://", TrackedAdapter())
+    return session
+
+
+class HeadWatchdog:
+    """Shut the connection this thread is using when ``seconds`` pass before it returns.
+
+    Wraps ``session.request(..., stream=True)``: connecting, sending and reading the status
+    line and headers (a server sending its headers a byte at a time passes every per-read
+    timeout). Works for sessions with :func:`mount_tracked` adapters; :attr:`fired` tells
+    whether it cut the request.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._ident = threading.get_ident()
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = getattr(_ACTIVE.get(self._ident), "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def __enter__(self) -> HeadWatchdog:
+        _ACTIVE.pop(self._ident, None)
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _ACTIVE.pop(self._ident, None)
+
+
 def read_bounded(resp: requests.Response, url: str, limit: int, deadline: float) -> bytes:
     """The whole body of a streamed ``resp``: at most ``limit`` bytes within ``deadline`` seconds.
 
@@ -257,6 +327,7 @@ class EarthdataSession(requests.Session):
         self.credentials = credentials or EarthdataCredentials()
         self.headers["User-Agent"] = USER_AGENT
         self.max_redirects = MAX_REDIRECTS
+        mount_tracked(self)
 
     def _is_login_host(self, url: str) -> bool:
         try:
@@ -315,10 +386,15 @@ def request(
     last: str = ""
     for attempt in range(policy.attempts):
         retry_after = None
+        head = HeadWatchdog(policy.answer_seconds)
         try:
-            resp = session.request(method, url, params=params, headers=dict(headers or {}),
-                                   stream=True, timeout=policy.timeout, allow_redirects=allow_redirects)
+            with head:
+                resp = session.request(method, url, params=params, headers=dict(headers or {}),
+                                       stream=True, timeout=policy.timeout, allow_redirects=allow_redirects)
         except (requests.ConnectionError, requests.Timeout) as exc:
+            if head.fired:
+                raise FetchError(f"{shown(url)}: no answer (status and headers) within "
+                                 f"{policy.answer_seconds:g} s; stopped") from None
             last = f"{type(exc).__name__}"
         except requests.TooManyRedirects:
             raise FetchError(f"{shown(url)}: more than {MAX_REDIRECTS} redirects (a loop?)") from None
@@ -333,6 +409,10 @@ def request(
             raise FetchError(f"{shown(url)}: request failed ({type(exc).__name__}: "
                              f"{shown(str(exc), 200)})") from None
         else:
+            if head.fired:  # cut while the headers came: what arrived is not an answer
+                resp.close()
+                raise FetchError(f"{shown(url)}: no answer (status and headers) within "
+                                 f"{policy.answer_seconds:g} s; stopped")
             if resp.ok or resp.status_code in ok_status:
                 if not stream:
                     body = read_bounded(resp, url, policy.max_body, policy.answer_seconds)

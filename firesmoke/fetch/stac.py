@@ -58,8 +58,10 @@ from firesmoke.fetch.download import Checksum, ProgressCallback
 from firesmoke.fetch.http import (
     USER_AGENT,
     FetchError,
+    HeadWatchdog,
     RetryPolicy,
     check_url,
+    mount_tracked,
     new_session,
     read_bounded,
     request,
@@ -144,6 +146,7 @@ class _BoundedSession(requests.Session):
         self.sent = 0
         self.headers["User-Agent"] = USER_AGENT
         self.max_redirects = 10
+        mount_tracked(self)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         self.sent += 1
@@ -153,7 +156,19 @@ class _BoundedSession(requests.Session):
         check_url(request.url or "")
         kwargs["stream"] = True
         kwargs["timeout"] = self.policy.timeout
-        resp = super().send(request, **kwargs)
+        head = HeadWatchdog(self.policy.answer_seconds)
+        try:
+            with head:
+                resp = super().send(request, **kwargs)
+        except requests.RequestException:
+            if head.fired:
+                raise FetchError(f"{shown(request.url or '')}: no answer within "
+                                 f"{self.policy.answer_seconds:g} s; stopped") from None
+            raise
+        if head.fired:
+            resp.close()
+            raise FetchError(f"{shown(request.url or '')}: no answer within "
+                             f"{self.policy.answer_seconds:g} s; stopped")
         if not resp._content_consumed:
             resp._content = read_bounded(resp, request.url or "", self.policy.max_body,
                                          self.policy.answer_seconds)

@@ -282,3 +282,21 @@ def test_atomic_writer_leaves_nothing_on_failure_and_never_writes_through_a_link
     with atomic_writer(dest, root=tmp_path) as f:
         f.write(b"whole")
     assert dest.read_bytes() == b"whole" and sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "victim.txt"]
+
+
+def _trickle_headers(sock, stop):
+    sock.sendall(b"HTTP/1.1 200 OK\r\n")
+    while not stop.is_set():
+        sock.sendall(b"X")  # one endless header line, a byte at a time
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_headers_a_byte_at_a_time_are_stopped_by_the_answer_deadline(stream):
+    from firesmoke.fetch.http import request
+
+    policy = RetryPolicy(attempts=3, backoff=0.01, timeout=(5, 5), answer_deadline=1.0)
+    t0 = time.monotonic()
+    with raw_server(_trickle_headers) as base, pytest.raises(FetchError, match="within 1 s"):
+        request(new_session(), "GET", base + "/x", policy=policy, stream=stream)
+    assert time.monotonic() - t0 < 4.0  # one try: a deadline is not retried

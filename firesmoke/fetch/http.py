@@ -7,11 +7,12 @@ an exponential backoff otherwise, for at most :attr:`RetryPolicy.attempts` tries
 401/403 raise :class:`AuthError` at once (no retry: the credentials will not get better),
 other 4xx :class:`FetchError`.
 
-Every answer is bounded: a per-read timeout (:attr:`RetryPolicy.timeout`), a total
-deadline per request or download (:attr:`RetryPolicy.deadline`; a watchdog shuts the
-socket when it passes, so a server trickling one byte every few seconds is stopped), and a
-size cap for bodies read into memory (:attr:`RetryPolicy.max_body`; JSON pages, error
-texts) read within :attr:`RetryPolicy.answer_deadline`. A URL is checked before it is used (:func:`check_url`: http(s) only, no control
+Every answer is bounded: a per-read timeout (:attr:`RetryPolicy.timeout`); total
+deadlines, enforced by watchdogs that shut the socket (so a server trickling one byte every
+few seconds is stopped, and not retried): :attr:`RetryPolicy.answer_deadline` for
+connecting and receiving the headers (:class:`HeadWatchdog`) and for bodies read whole,
+:attr:`RetryPolicy.deadline` for a file download (:class:`Watchdog`); and a size cap for
+bodies read into memory (:attr:`RetryPolicy.max_body`; JSON pages, error texts). A URL is checked before it is used (:func:`check_url`: http(s) only, no control
 characters, no ``..`` segment), and every exception ``requests``/urllib3 raise (their
 messages hold the URL) becomes a :class:`FetchError` whose message went through
 :func:`~firesmoke.fetch.config.redact` and which does not chain the original.

@@ -117,21 +117,25 @@ def redact(text: object) -> str:
     return text
 
 
-def clean_secret(value: str | None, what: str) -> str | None:
+def clean_secret(value: str | None, what: str, password: bool = False) -> str | None:
     """A credential from the environment or a file, checked: None when empty.
 
     Whitespace at the ends (a ``\\r\\n`` left by an editor or ``echo``) is stripped; any
-    other control character or non-ASCII character is refused with an :class:`AuthError`
-    that names ``what`` but never quotes the value.
+    other control character (and, unless ``password``, a space or a non-ASCII character)
+    is refused with an :class:`AuthError` that names ``what`` but never quotes the value.
     """
     if value is None:
         return None
     value = value.strip()
     if not value:
         return None
-    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
-        raise AuthError(f"{what} holds spaces, control or non-ASCII characters; "
-                        "fix the value (it is not shown here)")
+    if password:
+        bad = any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value)
+    else:
+        bad = any(ord(c) < 0x21 or ord(c) > 0x7E for c in value)
+    if bad:
+        kinds = "control characters" if password else "spaces, control or non-ASCII characters"
+        raise AuthError(f"{what} holds {kinds}; fix the value (it is not shown here)")
     return value
 
 
@@ -269,7 +273,7 @@ def earthdata_credentials(token: str | None = None, host: str | None = None) -> 
             entry = None
         if entry and entry[0] and entry[2]:
             register_secret(entry[2])
-            password = clean_secret(entry[2], f"the password of {host} in {path}")
+            password = clean_secret(entry[2], f"the password of {host} in {path}", password=True)
             login = clean_secret(entry[0], f"the login of {host} in {path}")
             return EarthdataCredentials(login=login, password=password, host=host)
     return EarthdataCredentials(host=host)

@@ -26,7 +26,7 @@ from typing import Any
 
 from firesmoke.errors import InputError
 
-__all__ = ["dask_client", "default_torch_threads", "visible_gpus"]
+__all__ = ["current_client", "dask_client", "default_torch_threads", "task_target", "visible_gpus"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,49 @@ def visible_gpus() -> int:
 def default_torch_threads(n_workers: int, threads_per_worker: int) -> int:
     """Intra-op torch threads per worker thread: the cores shared among all worker threads."""
     return max(1, (os.cpu_count() or 1) // max(1, n_workers * threads_per_worker))
+
+
+def current_client() -> Any | None:
+    """The ``distributed.Client`` that ``compute()`` would use now, or None (none made)."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+TASKS_PER_THREAD = 2
+"""Inference tasks per worker thread that :func:`task_target` aims for: more than one so a
+worker that finishes early takes the next task instead of idling behind a long one."""
+
+
+def task_target(client: Any | None = None) -> int:
+    """How many inference tasks keep ``client``'s workers busy (default: the current client).
+
+    ``TASKS_PER_THREAD`` per worker thread (a GPU worker runs its block slots in its
+    threads); 1 without a client (the threads scheduler, whose CPU forwards already use
+    every core through torch's own threads) or with an asynchronous one.
+    ``FIRESMOKE_INFERENCE_TASKS`` overrides it.
+    """
+    env = os.environ.get("FIRESMOKE_INFERENCE_TASKS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError as exc:
+            raise InputError(f"FIRESMOKE_INFERENCE_TASKS must be an integer, got {env!r}",
+                             field="FIRESMOKE_INFERENCE_TASKS") from exc
+    client = client if client is not None else current_client()
+    if client is None or getattr(client, "asynchronous", False):
+        return 1
+    try:
+        threads = sum(client.nthreads().values())
+    except (OSError, TimeoutError) as exc:  # a scheduler that went away: no split
+        log.debug("cannot count the workers' threads (%s)", exc)
+        return 1
+    return max(1, TASKS_PER_THREAD * threads)
 
 
 def _gpu_ids(gpus: int) -> list[str]:

@@ -48,3 +48,40 @@ def test_cpu_cluster_and_bad_scheduler():
         with dask_client(address="tcp://127.0.0.1:1", timeout="1s"):
             pass
     assert default_torch_threads(1, 1) == max(1, os.cpu_count() or 1)
+
+
+
+class _SlowModel:
+    """A plain callable model that takes a while per tile (work the workers can share)."""
+
+    def __call__(self, batch):
+        import time
+
+        time.sleep(0.15 * len(batch))
+        return batch[:, :1] * 0.5 + batch[:, 1:2]
+
+
+def test_a_one_chunk_month_keeps_both_workers_busy():
+    """256 px in one chunk on 2 workers: the tiles are shared among tasks that run on both
+    workers, and the mosaic is the one of a single task."""
+    import dask.array as da
+    import numpy as np
+    from distributed import get_task_stream
+
+    from firesmoke.inference.cluster import task_target
+    from firesmoke.inference.model import predict_array
+
+    rng = np.random.default_rng(0)
+    x = da.from_array(rng.random((4, 2, 256, 256), dtype=np.float32), chunks=(4, 2, 256, 256))
+    model = _SlowModel()
+    with dask_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as client:
+        assert task_target() == 4  # 2 per worker thread
+        one = predict_array(x, model, out_channels=1, device="cpu", tasks=None)
+        split = predict_array(x, model, out_channels=1, device="cpu")  # tasks="auto"
+        assert len([k for k in split.__dask_graph__() if "engine-tiles" in str(k)]) == 4
+        ref = client.compute(one).result()
+        with get_task_stream(client) as stream:
+            got = client.compute(split).result()
+    workers = {t["worker"] for t in stream.data if "engine-tiles" in str(t["key"])}
+    assert len(workers) == 2
+    np.testing.assert_array_equal(got, ref)

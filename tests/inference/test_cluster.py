@@ -85,3 +85,23 @@ def test_a_one_chunk_month_keeps_both_workers_busy():
     workers = {t["worker"] for t in stream.data if "engine-tiles" in str(t["key"])}
     assert len(workers) == 2
     np.testing.assert_array_equal(got, ref)
+
+
+def _torch_forward() -> float:
+    import torch
+
+    with torch.inference_mode():
+        return float(torch.nn.Conv3d(4, 2, 3)(torch.ones(2, 4, 8, 16, 16)).sum())
+
+
+def test_client_closes_without_killing_workers(caplog):
+    """Workers that ran torch get the time to exit (no "still alive ... killing")."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="distributed")
+    with dask_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as client:
+        workers = list(client.scheduler_info()["workers"])
+        futures = [client.submit(_torch_forward, workers=[w], pure=False) for w in workers]
+        assert len(client.gather(futures)) == 2
+    assert not [r for r in caplog.records if "still alive" in r.getMessage()]
+    assert [r for r in caplog.records if "Nanny at" in r.getMessage() and "closed" in r.getMessage()]

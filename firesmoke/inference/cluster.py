@@ -46,15 +46,11 @@ def default_torch_threads(n_workers: int, threads_per_worker: int) -> int:
 
 
 def current_client() -> Any | None:
-    """The ``distributed.Client`` that ``compute()`` would use now, or None (none made)."""
-    try:
-        from distributed import default_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
-    try:
-        return default_client()
-    except ValueError:
-        return None
+    """The ``distributed.Client`` that ``compute()`` would use now, or None (none is made;
+    :func:`firesmoke.store.progress.current_client`)."""
+    from firesmoke.store.progress import current_client as _current
+
+    return _current()
 
 
 TASKS_PER_THREAD = 2

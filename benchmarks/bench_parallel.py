@@ -18,12 +18,16 @@ tasks.
   the floor);
 * ``track_tasks``: inference tasks of the month on two workers.
 
-Run ``python benchmarks/bench_parallel.py`` for a plain printout.
+``ThreadArenas`` times the shipped BA-Net on the same month with the local threads and
+synchronous schedulers, with and without ``MALLOC_ARENA_MAX=1`` (fresh processes).
+
+Run ``python benchmarks/bench_parallel.py [--arenas]`` for a plain printout.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
 import time
 
 import numpy as np
@@ -112,11 +116,88 @@ class TwoWorkers:
     track_tasks.unit = "tasks"
 
 
+# ------------------------------------------------------------------ threads vs synchronous
+_ARENA_CHILD = """
+import sys, time
+import dask
+sys.path.insert(0, {bench!r})
+from bench_parallel import banet_month
+lazy = banet_month()
+with dask.config.set(scheduler={scheduler!r}):
+    lazy.compute()  # warm: model built, allocator tuned
+    t0 = time.perf_counter()
+    lazy.compute()
+print(time.perf_counter() - t0)
+"""
+
+
+def banet_month() -> object:
+    """A 256 px month through the shipped BA-Net weights (CPU), lazy ``(2, 256, 256)``."""
+    import dask.array as da
+
+    from firesmoke.burned.rules import BurnedWindow
+    from firesmoke.inference.model import TileModel, keep_days, predict_array
+
+    x = da.random.default_rng(0).random((4, DAYS, SIZE, SIZE), dtype=np.float32,
+                                        chunks=(4, DAYS, CHUNK, CHUNK))
+    model = keep_days(TileModel.from_weights("banet_synthetic"), slice(16, 48))
+    red = BurnedWindow(tuple(range(1, 33)), 0.5)
+    return predict_array(x, model, tile=128, step=100, device="cpu", reduce=red, tasks=None)
+
+
+def arena_run(scheduler: str, arena_max: str | None) -> float:
+    """Warm wall time of :func:`banet_month` in a fresh process (``MALLOC_ARENA_MAX`` set
+    to ``arena_max`` before Python starts, or unset), on the local ``scheduler``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.pop("FIRESMOKE_REEXEC", None)
+    if arena_max is not None:
+        env["MALLOC_ARENA_MAX"] = arena_max
+    code = _ARENA_CHILD.format(bench=str(Path(__file__).parent), scheduler=scheduler)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, timeout=900)
+    return float(out.stdout.split()[-1])
+
+
+def arena_figures() -> dict:
+    return {f"{sched}_{'arena1' if a else 'default'}_s": arena_run(sched, a)
+            for sched in ("threads", "synchronous") for a in (None, "1")}
+
+
+class ThreadArenas:
+    """The CPU BA-Net month on the threads vs synchronous scheduler, with glibc's default
+    arenas or ``MALLOC_ARENA_MAX=1`` set before Python starts (the figure behind the
+    warning of :func:`firesmoke.inference.runtime.warn_thread_arena`)."""
+
+    timeout = 1800
+    number = 1
+    repeat = 1
+
+    def setup_cache(self) -> dict:
+        return arena_figures()
+
+    def track_threads_over_sync_default(self, fig: dict) -> float:
+        return fig["threads_default_s"] / fig["synchronous_default_s"]
+
+    def track_threads_over_sync_arena1(self, fig: dict) -> float:
+        return fig["threads_arena1_s"] / fig["synchronous_arena1_s"]
+
+    track_threads_over_sync_default.unit = "threads / synchronous"
+    track_threads_over_sync_arena1.unit = "threads / synchronous"
+
+
 def main() -> None:
     fig = figures()
     print(f"256 px month, small conv: 1 worker {fig['one_s']:.2f} s ({fig['tasks_one']} task), "
           f"2 workers {fig['two_s']:.2f} s ({fig['tasks_two']} tasks), "
           f"ratio {fig['ratio']:.2f}")
+    if "--arenas" in sys.argv:
+        for k, v in arena_figures().items():
+            print(f"BA-Net 256 px month, {k}: {v:.2f}")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "inference_worker_env",
+    "reexec_with_worker_environment",
     "tune_allocator",
     "tuning_enabled",
     "warn_thread_arena",
@@ -163,6 +164,39 @@ def worker_environment() -> dict[str, str]:
         "MALLOC_MMAP_MAX_": "0",
         "MALLOC_TRIM_THRESHOLD_": str(2**62),
     }
+
+
+REEXEC_GUARD = "FIRESMOKE_ALLOCATOR_REEXEC"
+"""Set in the environment of a process that :func:`reexec_with_worker_environment` started."""
+
+
+def reexec_with_worker_environment() -> bool:
+    """Run this program again, once, with :func:`worker_environment` in its environment.
+
+    glibc reads ``MALLOC_ARENA_MAX`` and the other ``MALLOC_*`` variables when the process
+    starts, so a program that will run CPU models in threads (the ``firesmoke`` command:
+    the threads scheduler of ``demo``/``predict``) gets them by re-executing itself
+    before any thread exists. Nothing happens (returns False) when
+    ``FIRESMOKE_MALLOC_TUNING=0``, off Linux, when ``MALLOC_ARENA_MAX`` is already set
+    (the user's choice is kept) or in the process started by a previous call
+    (:data:`REEXEC_GUARD`). Otherwise it does not return (``os.execve``); if the exec
+    fails, it logs why and returns False.
+    """
+    env = worker_environment()
+    if not env or os.environ.get(REEXEC_GUARD) or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    argv = list(getattr(sys, "orig_argv", []) or [])
+    if not argv or not sys.executable:
+        return False
+    new_env = {**env, **os.environ, REEXEC_GUARD: "1"}  # the user's own values win
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        os.execve(sys.executable, argv, new_env)
+    except OSError as exc:  # pragma: no cover - exec refused (e.g. a seccomp sandbox)
+        log.info("could not restart with the allocator settings (%s); continuing", exc)
+    return False
 
 
 @contextlib.contextmanager

@@ -165,3 +165,14 @@ def test_the_command_restarts_itself_only_as_a_program(monkeypatch):
     assert calls == [1]
     assert main([]) == 2  # called from Python (tests, notebooks): no restart
     assert calls == [1]
+
+
+def test_library_warnings_are_never_printed_bare():
+    """A process that configured no logging (e.g. a Dask worker) prints nothing of
+    firesmoke's logs: no bare line without a logger name (logging's last resort)."""
+    code = ("import logging, firesmoke.inference.runtime as r\n"
+            "r.log.warning('a firesmoke warning')\n"
+            "logging.getLogger('firesmoke.inference.model').error('an error')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stderr == ""

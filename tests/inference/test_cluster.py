@@ -105,3 +105,15 @@ def test_client_closes_without_killing_workers(caplog):
         assert len(client.gather(futures)) == 2
     assert not [r for r in caplog.records if "still alive" in r.getMessage()]
     assert [r for r in caplog.records if "Nanny at" in r.getMessage() and "closed" in r.getMessage()]
+
+
+def test_task_target_without_a_client_and_from_the_environment(monkeypatch):
+    from firesmoke.inference.cluster import task_target
+
+    monkeypatch.delenv("FIRESMOKE_INFERENCE_TASKS", raising=False)
+    assert task_target() == 1  # no client: one task per chunk
+    monkeypatch.setenv("FIRESMOKE_INFERENCE_TASKS", "12")
+    assert task_target() == 12
+    monkeypatch.setenv("FIRESMOKE_INFERENCE_TASKS", "many")
+    with pytest.raises(InputError, match="FIRESMOKE_INFERENCE_TASKS"):
+        task_target()

@@ -41,7 +41,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask
@@ -58,6 +58,7 @@ from firesmoke.errors import InputError, SkippedInput
 from firesmoke.grid import Region
 from firesmoke.io.viirs.readers import CUBE_BANDS, open_reader
 from firesmoke.store.cubes import open_cube_store, write_cube_store
+from firesmoke.store.progress import Progress, part_progress
 from firesmoke.store.zarr_store import report_location, write_report
 
 __all__ = [
@@ -469,7 +470,7 @@ def write_cube(
     ds: xr.Dataset,
     store: Any,
     mode: str = "auto",
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress = None,
     compute_kwargs: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     zarr_format: int = 3,
@@ -498,7 +499,9 @@ def write_cube(
         store's last day are appended; a day before it is an error). A template torn by
         an interrupted run is rebuilt.
     progress
-        Optional callback ``(done, total, label)``.
+        A callback ``(done, total, label)`` called as time chunks are written, ``True``
+        for a tqdm bar over the time chunks, ``False``/``None`` for nothing
+        (:mod:`firesmoke.store.progress`).
     compute_kwargs
         Passed to ``dask.config.set`` for each chunk (e.g. a scheduler).
     storage_options
@@ -515,7 +518,8 @@ def write_cube(
     sidecar = report_location(store, opts)
     ds, reports = _split_reports(ds, sidecar.name)
     out = write_cube_store(ds, store, CUBE_VARIABLES, DEFAULT_CHUNKS, mode=mode,
-                           progress=progress, compute_kwargs=compute_kwargs,
+                           progress=part_progress(progress, "cube chunks"),
+                           compute_kwargs=compute_kwargs,
                            storage_options=opts, zarr_format=zarr_format)
     if reports:
         write_report(store, reports, opts)

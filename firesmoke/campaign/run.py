@@ -54,7 +54,13 @@ from firesmoke._version import __version__
 from firesmoke.burned.periods import period_coords
 from firesmoke.campaign.plan import Plan, Slot, WorkUnit, plan_campaign
 from firesmoke.campaign.report import Report
-from firesmoke.campaign.spec import BurnedProduct, CampaignSpec, RegionEntry, load_spec
+from firesmoke.campaign.spec import (
+    BurnedProduct,
+    CampaignSpec,
+    RegionEntry,
+    load_spec,
+    with_scheduler,
+)
 from firesmoke.campaign.worker import UnitTask, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
@@ -72,6 +78,7 @@ __all__ = [
     "resume_campaign",
     "run_campaign",
     "run_unit",
+    "with_scheduler",
 ]
 
 log = logging.getLogger(__name__)

@@ -92,6 +92,7 @@ __all__ = [
     "Period",
     "RegionEntry",
     "load_spec",
+    "with_scheduler",
 ]
 
 #: Work-unit blocks are multiples of the 128 px BA-Net tile.
@@ -490,3 +491,13 @@ def load_spec(
         source=path.resolve() if path else None,
         fetch=fetch,
     )
+
+
+def with_scheduler(spec: CampaignSpec, address: str) -> CampaignSpec:
+    """The spec with its units run on the scheduler at ``address`` (``tcp://host:8786``)
+    instead of its ``[cluster]`` table's LocalCluster (``torch_threads`` is kept)."""
+    address = str(address).strip()
+    if not address:
+        raise InputError("empty scheduler address", path=spec.source, field="cluster.address")
+    return replace(spec, cluster=ClusterSpec(address=address,
+                                             torch_threads=spec.cluster.torch_threads))

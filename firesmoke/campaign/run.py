@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -61,7 +62,7 @@ from firesmoke.campaign.spec import (
     load_spec,
     with_scheduler,
 )
-from firesmoke.campaign.worker import UnitTask, run_unit
+from firesmoke.campaign.worker import CampaignContexts, UnitContext, run_planned_unit, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.paths import check_no_symlinks, safe_join
@@ -391,6 +392,7 @@ def run_campaign(
     plan = plan_campaign(spec)
     report = Report(spec.name, str(spec.output), n_units=len(plan.units),
                     started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    report.timed("plan", t_start)
     _check_inputs(spec)
     _check_devices(spec, local=client is None and not spec.cluster.address)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
@@ -404,10 +406,11 @@ def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, pro
                 model: Any, prov: list[dict[str, str]], overwrite: bool, t_start: float) -> Report:
     """The body of :func:`run_campaign`, under the output folder's writer lock."""
     by_region = {e.region.name: e for e in spec.regions}
-    products = {p.name: p for p in spec.products}
     region_failed: dict[str, str] = {}
-    tasks: list[UnitTask] = []
+    token = uuid.uuid4().hex[:12]
+    contexts: dict[str, UnitContext] = {}
     with _client(spec, client) as (cl, torch_threads):
+        t = time.perf_counter()
         for entry in spec.regions:
             r = entry.region
             try:
@@ -416,6 +419,7 @@ def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, pro
                 log.exception("region %s failed", r.name)
                 region_failed[r.name] = f"{type(exc).__name__}: {exc}"
                 continue
+            zero = _zero_days(spec, plan, cube_path)
             for p in spec.products:
                 store = plan.stores[(p.name, r.name)]
                 slots = plan.slots[p.name]
@@ -423,64 +427,137 @@ def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, pro
                 _prepare_store(store, _template(r, p, slots, spec.block_size, attrs),
                                attrs["campaign_fingerprint"], spec.block_size, overwrite)
                 report.stores.append(str(store))
-            zero = _zero_days(spec, plan, cube_path)
-            for u in plan.units:
-                if u.region != r.name:
-                    continue
-                store = plan.stores[(u.product, u.region)]
-                if Ledger(store).done(u.id):
-                    report.skipped.append(u.id)
-                    continue
-                p = products[u.product]
-                windows = plan.slots[p.name][u.period_index].windows
                 days = zero[p.name]
-                zd = None if days is None else tuple(days[w.label] for w in windows)
-                tasks.append(UnitTask(u, os.fspath(cube_path), os.fspath(store), r.shape,
-                                      windows, p, model, torch_threads, zd))
+                contexts[_context_key(p.name, r.name)] = UnitContext(
+                    os.fspath(cube_path), os.fspath(store), r.shape, p, model,
+                    tuple(s.windows for s in slots), torch_threads,
+                    None if days is None else tuple(tuple(days[w.label] for w in s.windows)
+                                                    for s in slots), token)
         for u in plan.units:
             if u.region in region_failed:
                 report.failed.append({"unit": u.id, "reason": region_failed[u.region]})
-        _run_tasks(cl, tasks, report, progress, spec.name)
+        t = report.timed("stores", t)
+        _run_units(cl, plan, contexts, report, progress, spec.name, token)
+        t = time.perf_counter()
     _finish(plan, report, by_region)
+    report.timed("finish", t)
     report.elapsed_s = round(time.perf_counter() - t_start, 3)
     report.write(safe_join(spec.output, f"{spec.name}_report.json"))
     log.info("%s", report.summary())
     return report
 
 
-def _run_tasks(cl: Any, tasks: list[UnitTask], report: Report, progress: Progress, name: str) -> None:
-    """Submit one task per unit and collect results as they complete."""
+def _context_key(product: str, region: str) -> str:
+    return f"{product}/{region}"
+
+
+def pending_units(plan: Plan, contexts: Mapping[str, UnitContext],
+                  report: Report) -> list[tuple[str, WorkUnit]]:
+    """The units still to run, with their context keys, in plan order.
+
+    Each store's ledger is listed once (one listing, not one request per unit: resuming
+    10^5 units on object storage is a few list pages); units it holds go to
+    ``report.skipped``.
+    """
+    finished: dict[str, set[str]] = {}
+    out = []
+    for u in plan.units:
+        key = _context_key(u.product, u.region)
+        ctx = contexts.get(key)
+        if ctx is None:  # its region failed
+            continue
+        if key not in finished:
+            finished[key] = Ledger(ctx.store).finished()
+        if Ledger._name(u.id) in finished[key]:
+            report.skipped.append(u.id)
+            continue
+        out.append((key, u))
+    return out
+
+
+def submit_window(client: Any) -> int:
+    """How many units a campaign keeps submitted at once: enough to keep every worker
+    thread busy (4 per thread, at least 64), few enough that the scheduler never holds
+    the whole campaign (``FIRESMOKE_CAMPAIGN_WINDOW`` overrides)."""
+    env = os.environ.get("FIRESMOKE_CAMPAIGN_WINDOW")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise InputError(f"expected a positive integer, got {env!r}",
+                             field="FIRESMOKE_CAMPAIGN_WINDOW") from None
+    try:
+        threads = sum(client.nthreads().values())
+    except Exception:  # a client that cannot tell: a fixed window
+        threads = 0
+    return max(64, 4 * threads)
+
+
+def _run_units(cl: Any, plan: Plan, contexts: dict[str, UnitContext], report: Report,
+               progress: Progress, name: str, token: str) -> None:
+    """Submit the pending units in a bounded window and collect results as they complete.
+
+    The contexts (model, windows, stores) go to the workers once, in a worker plugin;
+    a task carries one :class:`WorkUnit`. At most :func:`submit_window` tasks are in
+    flight: the scheduler's and the client's memory do not grow with the campaign.
+    """
     from distributed import as_completed
 
-    if not tasks:
+    if not contexts:
         return
-    token = uuid.uuid4().hex[:8]
-    futures = [cl.submit(run_unit, t, key=f"firesmoke-unit-{t.unit.id}-{token}", pure=False)
-               for t in tasks]
-    ids = {f.key: t.unit.id for f, t in zip(futures, tasks, strict=True)}
-    tick = _progress_bar(progress, len(futures), f"{name} units")
+    t = time.perf_counter()
+    pending = pending_units(plan, contexts, report)
+    t = report.timed("ledger", t)
+    if not pending:
+        return
+    plugin = CampaignContexts(f"firesmoke-campaign-{token}", contexts)
+    cl.register_plugin(plugin)
+    tick = _progress_bar(progress, len(pending), f"{name} units")
+    todo = iter(pending)
+    first = list(itertools.islice(todo, submit_window(cl)))
+
+    def submit(key: str, u: WorkUnit) -> Any:
+        return cl.submit(run_planned_unit, plugin.name, key, u,
+                         key=f"firesmoke-unit-{u.id}-{token}", pure=False)
+
+    running = as_completed([submit(k, u) for k, u in first])
+    ids = {f"firesmoke-unit-{u.id}-{token}": u.id for _, u in first}
+    t = report.timed("submit", t)
     n = 0
     try:
-        for fut in as_completed(futures):
-            uid = ids[fut.key]
-            if fut.status == "error":
-                exc = fut.exception()
-                report.failed.append({"unit": uid, "reason": f"{type(exc).__name__}: {exc}"})
-            elif fut.status == "cancelled":
-                report.failed.append({"unit": uid, "reason": "cancelled"})
-            else:
-                res = fut.result()
-                status = res["status"]
-                if status == "failed":
-                    report.failed.append({"unit": uid, "reason": res["reason"]})
-                else:
-                    {"done": report.done, "empty": report.empty, "skipped": report.skipped}[status].append(uid)
+        for fut in running:
+            _collect(fut, ids.pop(fut.key), report)
             fut.release()
+            nxt = next(todo, None)
+            if nxt is not None:
+                f = submit(*nxt)
+                ids[f.key] = nxt[1].id
+                running.add(f)
             n += 1
             tick(n)
+        report.timed("units", t)
     except BaseException:
-        cl.cancel(futures)
+        cl.cancel(list(running.futures))
         raise
+    finally:
+        with contextlib.suppress(Exception):
+            cl.unregister_worker_plugin(plugin.name)
+
+
+def _collect(fut: Any, uid: str, report: Report) -> None:
+    """Put the result of a unit's future in the report."""
+    if fut.status == "error":
+        exc = fut.exception()
+        report.failed.append({"unit": uid, "reason": f"{type(exc).__name__}: {exc}"})
+    elif fut.status == "cancelled":
+        report.failed.append({"unit": uid, "reason": "cancelled"})
+    else:
+        res = fut.result()
+        status = res["status"]
+        if status == "failed":
+            report.failed.append({"unit": uid, "reason": res["reason"]})
+        else:
+            {"done": report.done, "empty": report.empty, "skipped": report.skipped}[status].append(uid)
 
 
 def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> None:

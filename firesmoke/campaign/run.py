@@ -142,7 +142,7 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
     P, (H, W) = len(slots), region.shape
     ds = region.coords_dataset().assign_coords(period_coords(
         [s.label for s in slots], [s.start for s in slots], [s.end for s in slots]))
-    dims, chunks = ("period", "y", "x"), (1, block, block)
+    dims, chunks = ("period", "y", "x"), (P, H, W)  # metadata only: one lazy chunk
     rules = product.rules
     for name, var_attrs in rules.variable_attrs(product.effective_threshold).items():
         fill = da.full((P, H, W), np.nan, dtype=np.float32, chunks=chunks) if name == "confidence" \

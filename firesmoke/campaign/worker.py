@@ -182,22 +182,32 @@ def _any_chunk(loc: Any, band: str, encode: Callable[[tuple[int, ...]], str],
                ranges: list[range]) -> bool:
     """Depth-first over the chunk indices of ``ranges``, pruned by missing folders when
     the keys are nested (``c/t/y/x``, Zarr v3's default), else one check per chunk."""
+    if loc.local:  # read-only existence checks: no need for the write-side link checks
+        root = os.fspath(loc.path)
+
+        def exists(key: str) -> bool:
+            return os.path.lexists(os.path.join(root, key))
+    else:
+        exists = loc.exists
     nd = len(ranges)
     first = encode(tuple(r[0] for r in ranges))
-    nested = first.split("/")[-nd:] == [str(r[0]) for r in ranges]
+    parts = first.split("/")
+    nested = parts[-nd:] == [str(r[0]) for r in ranges]
+    if nested and len(parts) > nd and not exists("/".join([band, *parts[:-nd]])):
+        return False  # no chunk at all (Zarr v3: the "c" folder is missing)
 
     def walk(prefix: tuple[int, ...]) -> bool:
         d = len(prefix)
         for i in ranges[d]:
             idx = (*prefix, i)
             if d + 1 == nd:
-                if loc.exists(f"{band}/{encode(idx)}"):
+                if exists(f"{band}/{encode(idx)}"):
                     return True
                 continue
             if nested:  # the folder of this index must exist for any chunk below it
                 full = encode(idx + tuple(r[0] for r in ranges[d + 1:]))
                 folder = "/".join(full.split("/")[: -(nd - d - 1)])
-                if not loc.exists(f"{band}/{folder}"):
+                if not exists(f"{band}/{folder}"):
                     continue
             if walk(idx):
                 return True

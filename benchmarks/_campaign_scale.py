@@ -16,7 +16,8 @@ run the (free) model and write their block.
 - ``units``, ``plan_s`` (``plan_campaign``), ``stores_s`` (product store templates),
   ``submit_s`` (contexts to the workers + first window of tasks), ``plan_submit_s`` (the
   three: the time before the cluster computes), ``units_s``, ``run_s`` (whole run);
-- ``task_bytes`` (one task pickled: function, plugin name, context key, unit),
+- ``task_bytes`` (one task pickled: function, plugin name, context key, its units),
+  ``units_per_task``,
   ``context_bytes`` (what each worker receives once), ``window`` (tasks in flight);
 - ``client_peak_mib``: peak traced Python memory of the client process during the run
   (tracemalloc: the objects the campaign builds, scheduler included, as the LocalCluster's
@@ -104,7 +105,7 @@ def lazy_cube(path: Path, region: Region, start: str, end: str, data: tuple[int,
         ds[band] = (("time", "y", "x"), da.full(shape, np.nan, dtype=np.float32, chunks=shape),
                     {"grid_mapping": "spatial_ref"})
         enc[band] = {"chunks": (tchunk, chunk, chunk), "fill_value": np.nan}
-    ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=True, encoding=enc)
+    ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=enc)
     if data is not None:
         h, w = data
         rng = np.random.default_rng(0)
@@ -174,8 +175,8 @@ def measure(size: str, work: Path, n_workers: int = 2, trace: bool = True,
     import pandas as pd
 
     from firesmoke.campaign.plan import plan_campaign
-    from firesmoke.campaign.run import _context_key, run_campaign, submit_window
-    from firesmoke.campaign.worker import UnitContext, run_planned_unit
+    from firesmoke.campaign.run import _context_key, run_campaign, submit_window, units_per_task
+    from firesmoke.campaign.worker import UnitContext, run_planned_units
     from firesmoke.store import Ledger
 
     cfg = SIZES[size]
@@ -188,8 +189,10 @@ def measure(size: str, work: Path, n_workers: int = 2, trace: bool = True,
     d0, d1 = plan.days[region.name]
     lazy_cube(cube, region, str(d0), str(d1), cfg["data"])
     unit = plan.units[-1]
-    task_bytes = len(cloudpickle.dumps((run_planned_unit, "firesmoke-campaign-0123456789ab",
-                                        _context_key(unit.product, unit.region), unit)))
+    per_task = units_per_task(len(plan.units), n_workers)
+    task_bytes = len(cloudpickle.dumps((run_planned_units, "firesmoke-campaign-0123456789ab",
+                                        _context_key(unit.product, unit.region),
+                                        plan.units[-per_task:])))
     p, r = plan.spec.products[0], plan.spec.regions[0].region
     context = UnitContext(str(cube), str(plan.stores[(p.name, r.name)]), r.shape, p, free_model(),
                           tuple(s.windows for s in plan.slots[p.name]), 1, None, "0123456789ab")
@@ -249,7 +252,7 @@ def measure(size: str, work: Path, n_workers: int = 2, trace: bool = True,
         "units_s": tm.get("units", 0.0), "finish_s": tm.get("finish", 0.0),
         "run_s": rep.elapsed_s, "units_per_s": round(rep.n_units / max(tm.get("units", 1e-9), 1e-9), 1),
         "task_bytes": task_bytes, "context_bytes": context_bytes,
-        "window": window,
+        "window": window, "units_per_task": per_task,
         "client_peak_mib": round(peak / 2**20, 1),
         "client_rss_mib": round((rss.peak - rss.base) / 2**20, 1),
         "ledger_objects": ledger_objects, "ledger_bytes": ledger_bytes,

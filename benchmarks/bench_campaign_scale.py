@@ -13,13 +13,16 @@ below 2 GiB).
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 from benchmarks._campaign_scale import measure
 
-SIZES = ("continent", "planet")
+#: ``FIRESMOKE_SCALE_SIZES=tiny`` (comma-separated names of ``_campaign_scale.SIZES``) for a
+#: quick check of the harness
+SIZES = tuple(os.environ.get("FIRESMOKE_SCALE_SIZES", "continent,planet").split(","))
 
 
 class CampaignScale:

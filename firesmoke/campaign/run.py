@@ -62,7 +62,7 @@ from firesmoke.campaign.spec import (
     load_spec,
     with_scheduler,
 )
-from firesmoke.campaign.worker import CampaignContexts, UnitContext, run_planned_unit, run_unit
+from firesmoke.campaign.worker import CampaignContexts, UnitContext, run_planned_units, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.paths import check_no_symlinks, safe_join
@@ -486,11 +486,30 @@ def submit_window(client: Any) -> int:
         except ValueError:
             raise InputError(f"expected a positive integer, got {env!r}",
                              field="FIRESMOKE_CAMPAIGN_WINDOW") from None
+    return max(64, 4 * _threads(client))
+
+
+def units_per_task(n_units: int, threads: int, asked: int | None = None) -> int:
+    """Units per Dask task: ``asked``, else 1 while there are fewer than 64 units per
+    worker thread, growing to 16 for campaigns of 10^4..10^5 units per thread (each task
+    then lasts long enough that the scheduler's per-task cost stays small, and a lost
+    worker loses at most a few units per thread)."""
+    if asked:
+        return max(1, int(asked))
+    return int(min(16, max(1, n_units // (64 * max(1, threads)))))
+
+
+def _batched(items: Iterator[Any], k: int) -> Iterator[tuple[Any, ...]]:
+    """Tuples of ``k`` items (the last one shorter) (``itertools.batched`` of 3.12)."""
+    while batch := tuple(itertools.islice(items, k)):
+        yield batch
+
+
+def _threads(client: Any) -> int:
     try:
-        threads = sum(client.nthreads().values())
-    except Exception:  # a client that cannot tell: a fixed window
-        threads = 0
-    return max(64, 4 * threads)
+        return int(sum(client.nthreads().values()))
+    except Exception:  # a client that cannot tell
+        return 0
 
 
 def _run_units(cl: Any, plan: Plan, contexts: dict[str, UnitContext], report: Report,
@@ -498,8 +517,9 @@ def _run_units(cl: Any, plan: Plan, contexts: dict[str, UnitContext], report: Re
     """Submit the pending units in a bounded window and collect results as they complete.
 
     The contexts (model, windows, stores) go to the workers once, in a worker plugin;
-    a task carries one :class:`WorkUnit`. At most :func:`submit_window` tasks are in
-    flight: the scheduler's and the client's memory do not grow with the campaign.
+    a task carries a few :class:`WorkUnit` objects (:func:`units_per_task`). At most
+    :func:`submit_window` tasks are in flight: the scheduler's and the client's memory do
+    not grow with the campaign.
     """
     from distributed import as_completed
 
@@ -513,27 +533,32 @@ def _run_units(cl: Any, plan: Plan, contexts: dict[str, UnitContext], report: Re
     plugin = CampaignContexts(f"firesmoke-campaign-{token}", contexts)
     cl.register_plugin(plugin)
     tick = _progress_bar(progress, len(pending), f"{name} units")
-    todo = iter(pending)
-    first = list(itertools.islice(todo, submit_window(cl)))
+    k = units_per_task(len(pending), _threads(cl), plan.spec.cluster.units_per_task)
+    batches = (
+        (key, tuple(u for _, u in group))
+        for key, grp in itertools.groupby(pending, key=lambda ku: ku[0])
+        for group in _batched(grp, k)
+    )
+    ids: dict[str, tuple[str, ...]] = {}
 
-    def submit(key: str, u: WorkUnit) -> Any:
-        return cl.submit(run_planned_unit, plugin.name, key, u,
-                         key=f"firesmoke-unit-{u.id}-{token}", pure=False)
+    def submit(key: str, units: tuple[WorkUnit, ...]) -> Any:
+        fut = cl.submit(run_planned_units, plugin.name, key, units,
+                        key=f"firesmoke-unit-{units[0].id}-{len(units)}-{token}", pure=False)
+        ids[fut.key] = tuple(u.id for u in units)
+        return fut
 
-    running = as_completed([submit(k, u) for k, u in first])
-    ids = {f"firesmoke-unit-{u.id}-{token}": u.id for _, u in first}
+    running = as_completed([submit(*b) for b in itertools.islice(batches, submit_window(cl))])
     t = report.timed("submit", t)
     n = 0
     try:
         for fut in running:
-            _collect(fut, ids.pop(fut.key), report)
+            uids = ids.pop(fut.key)
+            _collect(fut, uids, report)
             fut.release()
-            nxt = next(todo, None)
+            nxt = next(batches, None)
             if nxt is not None:
-                f = submit(*nxt)
-                ids[f.key] = nxt[1].id
-                running.add(f)
-            n += 1
+                running.add(submit(*nxt))
+            n += len(uids)
             tick(n)
         report.timed("units", t)
     except BaseException:
@@ -544,15 +569,14 @@ def _run_units(cl: Any, plan: Plan, contexts: dict[str, UnitContext], report: Re
             cl.unregister_worker_plugin(plugin.name)
 
 
-def _collect(fut: Any, uid: str, report: Report) -> None:
-    """Put the result of a unit's future in the report."""
-    if fut.status == "error":
-        exc = fut.exception()
-        report.failed.append({"unit": uid, "reason": f"{type(exc).__name__}: {exc}"})
-    elif fut.status == "cancelled":
-        report.failed.append({"unit": uid, "reason": "cancelled"})
-    else:
-        res = fut.result()
+def _collect(fut: Any, uids: tuple[str, ...], report: Report) -> None:
+    """Put the results of a task's units in the report."""
+    if fut.status in ("error", "cancelled"):
+        exc = fut.exception() if fut.status == "error" else None
+        reason = "cancelled" if exc is None else f"{type(exc).__name__}: {exc}"
+        report.failed += [{"unit": uid, "reason": reason} for uid in uids]
+        return
+    for uid, res in zip(uids, fut.result(), strict=True):
         status = res["status"]
         if status == "failed":
             report.failed.append({"unit": uid, "reason": res["reason"]})

@@ -5,7 +5,8 @@ runs on a Dask worker. On a cluster, what the units of a product store share (cu
 store, model, windows: a :class:`UnitContext`) travels once per worker in a worker plugin
 (:class:`CampaignContexts`, re-sent by the scheduler to workers that join later, so a lost
 worker loses nothing), and each task carries only its :class:`WorkUnit` and a short key
-(:func:`run_planned_unit`, a few hundred bytes pickled). A unit first looks at which
+(:func:`run_planned_units`, a few hundred bytes pickled; several units per task
+when a campaign has many more units than the cluster has threads). A unit first looks at which
 chunks of the cube store exist: a block whose input chunks were never written (no data;
 a planet-size cube template holds none) is "empty" without reading a pixel. Otherwise it
 reads, for each window, exactly the pixels of the global tile
@@ -34,7 +35,7 @@ from firesmoke.campaign.spec import BurnedProduct
 from firesmoke.errors import InputError
 from firesmoke.store import Ledger
 
-__all__ = ["CampaignContexts", "UnitContext", "UnitTask", "run_planned_unit", "run_unit"]
+__all__ = ["CampaignContexts", "UnitContext", "UnitTask", "run_planned_units", "run_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,13 @@ class CampaignContexts(_WorkerPlugin):  # type: ignore[misc,valid-type]
         log.debug("campaign contexts %s on worker %s", self.name, getattr(worker, "name", "?"))
 
 
-def run_planned_unit(plugin: str, key: str, unit: WorkUnit) -> dict[str, Any]:
-    """:func:`run_unit` of ``unit`` with the context ``key`` of the worker plugin ``plugin``
-    (what a campaign submits: the unit and two short strings)."""
+def run_planned_units(plugin: str, key: str, units: Sequence[WorkUnit]) -> list[dict[str, Any]]:
+    """:func:`run_unit` of each unit with the context ``key`` of the worker plugin
+    ``plugin`` (what a campaign submits: a few units and two short strings)."""
     from distributed import get_worker
 
     ctx = get_worker().plugins[plugin].contexts[key]
-    return run_unit(ctx.task(unit))
+    return [run_unit(ctx.task(u)) for u in units]
 
 
 _CUBES: dict[tuple[str, str], tuple[Any, Any]] = {}

@@ -27,7 +27,7 @@ def client():
     from distributed import Client
 
     with Client(processes=False, n_workers=1, threads_per_worker=2,
-                dashboard_address=None) as c:
+                dashboard_address=":0") as c:
         yield c
 
 

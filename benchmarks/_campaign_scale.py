@@ -96,6 +96,8 @@ def lazy_cube(path: Path, region: Region, start: str, end: str, data: tuple[int,
     import pandas as pd
     import xarray as xr
 
+    from firesmoke.store.zarr_store import quiet_zarr
+
     days = pd.date_range(start, end)
     ds = region.coords_dataset(time=days.values)
     shape = (len(days), *region.shape)
@@ -105,7 +107,8 @@ def lazy_cube(path: Path, region: Region, start: str, end: str, data: tuple[int,
         ds[band] = (("time", "y", "x"), da.full(shape, np.nan, dtype=np.float32, chunks=shape),
                     {"grid_mapping": "spatial_ref"})
         enc[band] = {"chunks": (tchunk, chunk, chunk), "fill_value": np.nan}
-    ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=enc)
+    with quiet_zarr():  # consolidated: workers open the cube with one read
+        ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=True, encoding=enc)
     if data is not None:
         h, w = data
         rng = np.random.default_rng(0)

@@ -62,3 +62,56 @@ def test_planet_plan_is_fast_and_small():
     assert len({u.id for u in plan.units}) == len(plan)
     assert seconds < 20  # about 0.3 s on the 2-core VM; generous for a loaded machine
     assert peak < 256 * 2**20  # ~ 40 MiB: a few hundred bytes per unit
+
+
+def test_chunks_written_matches_the_data(tmp_path):
+    """The chunk-index check says "data" exactly where reading the window finds any."""
+    import numpy as np
+    import pandas as pd
+
+    from firesmoke.burned.periods import Window
+    from firesmoke.campaign.worker import _chunks_written, _open_cube
+
+    region = region_of("tiny")  # 512 x 768 px
+    days = pd.date_range("2020-01-01", periods=40)
+    from benchmarks._campaign_scale import lazy_cube
+
+    cube = lazy_cube(tmp_path / "c.zarr", region, str(days[0].date()), str(days[-1].date()),
+                     data=None, chunk=64, tchunk=8)
+    import xarray as xr
+
+    patch = np.full((3, 10, 10), 0.1, np.float32)  # days 20-22, rows 300-309, cols 130-139
+    xr.Dataset({"nir": (("time", "y", "x"), np.pad(patch, ((4, 5), (44, 10), (2, 52)),
+                                                   constant_values=np.nan))}).to_zarr(
+        cube, region={"time": slice(16, 28), "y": slice(256, 320), "x": slice(128, 192)},
+        zarr_format=3, consolidated=False)
+    ds, arrays = _open_cube(str(cube), None)
+    values = ds["nir"].values
+    rng = np.random.default_rng(1)
+    hits = 0
+    for _ in range(60):
+        t0 = int(rng.integers(0, 30))
+        r0, c0 = int(rng.integers(0, 480)), int(rng.integers(0, 700))
+        h, w = (int(v) for v in rng.integers(8, 200, 2))
+        win = Window("w", days[t0].date(), days[t0].date(), days[t0 + 9].date(), length=10)
+        rows, cols = slice(r0, min(512, r0 + h)), slice(c0, min(768, c0 + w))
+        lo, hi = t0, min(40, t0 + 10)
+        want = bool(np.isfinite(values[lo:hi, rows, cols]).any())
+        got = _chunks_written(str(cube), ds, arrays, win, rows, cols)
+        # chunks are coarser than data: data implies a chunk; a chunk may hold only NaN
+        assert got or not want
+        chunk_hit = (lo // 8 <= 2 <= (hi - 1) // 8 and rows.start // 64 <= 4 <= (rows.stop - 1) // 64
+                     and cols.start // 64 <= 2 <= (cols.stop - 1) // 64)
+        assert got == chunk_hit
+        hits += got
+    assert 0 < hits < 60
+
+
+def test_units_per_task_and_window():
+    from firesmoke.campaign.run import units_per_task
+
+    assert units_per_task(12, 2) == 1          # small campaigns: one unit per task
+    assert units_per_task(432, 2) == 3
+    assert units_per_task(30672, 2) == 16      # capped
+    assert units_per_task(30672, 1000) == 1    # a big cluster keeps tasks small
+    assert units_per_task(30672, 2, asked=4) == 4

@@ -10,8 +10,12 @@ steps:
 2. **cubes**: a region with a cube store uses it; otherwise its cube is built from the
    raw inputs (:func:`~firesmoke.cube.build.build_cube`; corrupt granules are skipped and listed)
    and written to ``<output>/cubes/<region>.zarr`` (resumable);
-3. **units**: the store's template (metadata only) is written once, then one task per
-   unit is submitted to the Dask client. A unit reads, for the 64 days of each window,
+3. **units**: the store's template (metadata only) is written once; what the units of a
+   store share (model, windows, paths) goes to every worker once (a worker plugin), and
+   tasks of one or a few units are submitted to the Dask client in a bounded window
+   (:func:`submit_window`, :func:`units_per_task`), so a planet-size campaign (10^5
+   units) never sits whole in the scheduler. A unit whose input chunks were never
+   written (no data) is empty without a read. Otherwise it reads, for the 64 days of each window,
    exactly the pixels of the tiles of the *global* tile plan that touch its block (the
    block plus a halo of less than one tile), runs the model over those tiles (so mosaics
    do not depend on the block size), reduces to
@@ -476,7 +480,7 @@ def pending_units(plan: Plan, contexts: Mapping[str, UnitContext],
 
 
 def submit_window(client: Any) -> int:
-    """How many units a campaign keeps submitted at once: enough to keep every worker
+    """How many tasks a campaign keeps submitted at once: enough to keep every worker
     thread busy (4 per thread, at least 64), few enough that the scheduler never holds
     the whole campaign (``FIRESMOKE_CAMPAIGN_WINDOW`` overrides)."""
     env = os.environ.get("FIRESMOKE_CAMPAIGN_WINDOW")

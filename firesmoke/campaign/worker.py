@@ -123,8 +123,8 @@ def _open(path: str) -> tuple[Any, Any]:
     from firesmoke.store import Location
     from firesmoke.store.zarr_store import quiet_zarr
 
-    ds = xr.open_zarr(path, consolidated=None, chunks=None)
     with quiet_zarr():
+        ds = xr.open_zarr(path, consolidated=None, chunks=None)
         try:
             group = zarr.open_group(**Location.of(path).zarr_args(), mode="r")
             arrays = {b: group[b] for b in ds.data_vars}

@@ -19,9 +19,9 @@ run the (free) model and write their block.
 - ``task_bytes`` (one task pickled: function, plugin name, context key, its units),
   ``units_per_task``,
   ``context_bytes`` (what each worker receives once), ``window`` (tasks in flight);
-- ``client_peak_mib``: peak traced Python memory of the client process during the run
-  (tracemalloc: the objects the campaign builds, scheduler included, as the LocalCluster's
-  scheduler runs in this process); ``client_rss_mib``: peak resident memory growth;
+- ``client_rss_mib``: peak resident memory growth of the client process during the run
+  (the LocalCluster's scheduler runs in it too); with ``trace=True`` also
+  ``client_peak_mib``, the peak of tracemalloc (slows the run down);
 - ``ledger_objects``, ``ledger_bytes``, ``ledger_list_s`` (one listing of the ledger),
   ``store_objects`` (files in the product store), ``chunk_objects`` (of those, data
   chunks);
@@ -171,7 +171,7 @@ class _PeakRSS:
         self.peak = max(self.peak, self.proc.memory_info().rss)
 
 
-def measure(size: str, work: Path, n_workers: int = 2, trace: bool = True,
+def measure(size: str, work: Path, n_workers: int = 2, trace: bool = False,
             client: Any = None) -> dict[str, Any]:
     """Run the campaign of ``size`` in ``work`` (fresh), rerun it, and return its figures."""
     import cloudpickle

@@ -9,6 +9,12 @@ a tenth of the ledger markers were deleted. Every figure comes from one run of e
 report them, so the growth from continent to planet reads off one asv run (71x the
 units: linear growth is 71x, and plan + submit must stay below 60 s, client memory
 below 2 GiB).
+
+From a git worktree, point asv at it (asv drops ``PYTHONPATH``)::
+
+    ASV_PYTHONPATH=$PWD asv --config benchmarks/asv.conf.json run --quick --python=same \
+        --bench bench_campaign_scale
+    FIRESMOKE_SCALE_SIZES=tiny ...   # a one-minute check of the harness
 """
 
 from __future__ import annotations
@@ -67,9 +73,6 @@ class CampaignScale:
 
     def track_tasks_in_flight(self, cache: dict, size: str) -> int:
         return cache[size]["window"]
-
-    def track_client_peak_traced_mib(self, cache: dict, size: str) -> float:
-        return cache[size]["client_peak_mib"]
 
     def track_client_rss_growth_mib(self, cache: dict, size: str) -> float:
         return cache[size]["client_rss_mib"]

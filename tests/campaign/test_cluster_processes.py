@@ -180,3 +180,20 @@ def test_cli_campaign_on_scheduler_and_workers_survives_a_killed_worker(processe
     for name in a.variables:
         assert np.array_equal(a[name].values, b[name].values, equal_nan=True), name
     assert np.isfinite(a["confidence"].values).any()
+
+
+def test_scheduler_option_replaces_the_local_cluster(tmp_path):
+    from firesmoke.campaign.spec import load_spec, with_scheduler
+    from firesmoke.errors import InputError
+
+    spec = load_spec({"name": "s", "output": str(tmp_path), "block_size": 128,
+                      "regions": [{"name": "b", "bbox": [0, 0, 1.28, 1.28], "pixel_size": 0.01,
+                                   "cube": str(tmp_path / "c.zarr")}],
+                      "periods": [{"start": "2020-08-01", "end": "2020-08-31"}],
+                      "products": {"burned": {"mode": "monthly"}},
+                      "cluster": {"n_workers": 3, "torch_threads": 1, "units_per_task": 4}})
+    got = with_scheduler(spec, " tcp://10.0.0.5:8786 ").cluster
+    assert (got.address, got.torch_threads, got.units_per_task) == ("tcp://10.0.0.5:8786", 1, 4)
+    assert got.n_workers is None
+    with pytest.raises(InputError, match=r"cluster\.address"):
+        with_scheduler(spec, "  ")

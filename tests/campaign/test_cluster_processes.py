@@ -143,13 +143,15 @@ def test_cli_campaign_on_scheduler_and_workers_survives_a_killed_worker(processe
 
     sched_file = tmp_path / "scheduler.json"
     processes.start("scheduler", [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                  "--no-dashboard", "--scheduler-file", str(sched_file)])
+                                  "--no-dashboard", "--scheduler-file", str(sched_file),
+                                  "--idle-timeout", "600"])  # gone even if pytest is killed
     address = _wait("scheduler file", lambda: sched_file.exists() and json.loads(
         sched_file.read_text() or "{}").get("address"), 60, processes, "scheduler")
     assert address.startswith("tcp://127.0.0.1:")
     for i in range(2):
         processes.start(f"worker{i}", [str(DASK), "worker", address, "--nworkers", "1",
                                        "--nthreads", "1", "--no-dashboard", "--name", f"w{i}",
+                                       "--death-timeout", "60",
                                        "--local-directory", str(tmp_path / f"w{i}")])
     cli = processes.start("campaign", [str(BIN / "firesmoke"), "campaign", "run", str(spec),
                                        "--scheduler", address, "-q"])

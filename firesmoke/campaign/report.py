@@ -32,11 +32,23 @@ class Report:
     exports: list[str] = field(default_factory=list)
     started: str = ""
     elapsed_s: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds per step: ``plan``, ``stores`` (cubes, templates), ``ledger`` (listing the
+    finished units), ``submit`` (workers given the contexts, first window submitted),
+    ``units`` (until the last unit), ``finish`` (consolidation, exports)."""
     path: str | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def timed(self, step: str, since: float) -> float:
+        """Record ``perf_counter() - since`` as ``timings[step]``; return ``perf_counter()``."""
+        import time
+
+        now = time.perf_counter()
+        self.timings[step] = round(now - since, 4)
+        return now
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -10,8 +10,12 @@ steps:
 2. **cubes**: a region with a cube store uses it; otherwise its cube is built from the
    raw inputs (:func:`~firesmoke.cube.build.build_cube`; corrupt granules are skipped and listed)
    and written to ``<output>/cubes/<region>.zarr`` (resumable);
-3. **units**: the store's template (metadata only) is written once, then one task per
-   unit is submitted to the Dask client. A unit reads, for the 64 days of each window,
+3. **units**: the store's template (metadata only) is written once; what the units of a
+   store share (model, windows, paths) goes to every worker once (a worker plugin), and
+   tasks of one or a few units are submitted to the Dask client in a bounded window
+   (:func:`submit_window`, :func:`units_per_task`), so a planet-size campaign (10^5
+   units) never sits whole in the scheduler. A unit whose input chunks were never
+   written (no data) is empty without a read. Otherwise it reads, for the 64 days of each window,
    exactly the pixels of the tiles of the *global* tile plan that touch its block (the
    block plus a halo of less than one tile), runs the model over those tiles (so mosaics
    do not depend on the block size), reduces to
@@ -37,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -54,8 +59,14 @@ from firesmoke._version import __version__
 from firesmoke.burned.periods import period_coords
 from firesmoke.campaign.plan import Plan, Slot, WorkUnit, plan_campaign
 from firesmoke.campaign.report import Report
-from firesmoke.campaign.spec import BurnedProduct, CampaignSpec, RegionEntry, load_spec
-from firesmoke.campaign.worker import UnitTask, run_unit
+from firesmoke.campaign.spec import (
+    BurnedProduct,
+    CampaignSpec,
+    RegionEntry,
+    load_spec,
+    with_scheduler,
+)
+from firesmoke.campaign.worker import CampaignContexts, UnitContext, run_planned_units, run_unit
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
 from firesmoke.paths import check_no_symlinks, safe_join
@@ -72,6 +83,7 @@ __all__ = [
     "resume_campaign",
     "run_campaign",
     "run_unit",
+    "with_scheduler",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,7 +146,7 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
     P, (H, W) = len(slots), region.shape
     ds = region.coords_dataset().assign_coords(period_coords(
         [s.label for s in slots], [s.start for s in slots], [s.end for s in slots]))
-    dims, chunks = ("period", "y", "x"), (1, block, block)
+    dims, chunks = ("period", "y", "x"), (P, H, W)  # metadata only: one lazy chunk
     rules = product.rules
     for name, var_attrs in rules.variable_attrs(product.effective_threshold).items():
         fill = da.full((P, H, W), np.nan, dtype=np.float32, chunks=chunks) if name == "confidence" \
@@ -404,6 +416,7 @@ def run_campaign(
     plan = plan_campaign(spec)
     report = Report(spec.name, str(spec.output), n_units=len(plan.units),
                     started=f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    report.timed("plan", t_start)
     _check_inputs(spec)
     _check_devices(spec, local=client is None and not spec.cluster.address)
     model, prov = _weights_model(spec) if model is None else (model, _model_provenance(model))
@@ -417,10 +430,11 @@ def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, pro
                 model: Any, prov: list[dict[str, str]], overwrite: bool, t_start: float) -> Report:
     """The body of :func:`run_campaign`, under the output folder's writer lock."""
     by_region = {e.region.name: e for e in spec.regions}
-    products = {p.name: p for p in spec.products}
     region_failed: dict[str, str] = {}
-    tasks: list[UnitTask] = []
+    token = uuid.uuid4().hex[:12]
+    contexts: dict[str, UnitContext] = {}
     with _client(spec, client) as (cl, torch_threads):
+        t = time.perf_counter()
         for entry in spec.regions:
             r = entry.region
             try:
@@ -429,6 +443,7 @@ def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, pro
                 log.exception("region %s failed", r.name)
                 region_failed[r.name] = f"{type(exc).__name__}: {exc}"
                 continue
+            zero = _zero_days(spec, plan, cube_path)
             for p in spec.products:
                 store = plan.stores[(p.name, r.name)]
                 slots = plan.slots[p.name]
@@ -436,64 +451,161 @@ def _run_locked(spec: CampaignSpec, plan: Plan, report: Report, client: Any, pro
                 _prepare_store(store, _template(r, p, slots, spec.block_size, attrs),
                                attrs["campaign_fingerprint"], spec.block_size, overwrite)
                 report.stores.append(str(store))
-            zero = _zero_days(spec, plan, cube_path)
-            for u in plan.units:
-                if u.region != r.name:
-                    continue
-                store = plan.stores[(u.product, u.region)]
-                if Ledger(store).done(u.id):
-                    report.skipped.append(u.id)
-                    continue
-                p = products[u.product]
-                windows = plan.slots[p.name][u.period_index].windows
                 days = zero[p.name]
-                zd = None if days is None else tuple(days[w.label] for w in windows)
-                tasks.append(UnitTask(u, os.fspath(cube_path), os.fspath(store), r.shape,
-                                      windows, p, model, torch_threads, zd))
+                contexts[_context_key(p.name, r.name)] = UnitContext(
+                    os.fspath(cube_path), os.fspath(store), r.shape, p, model,
+                    tuple(s.windows for s in slots), torch_threads,
+                    None if days is None else tuple(tuple(days[w.label] for w in s.windows)
+                                                    for s in slots), token)
         for u in plan.units:
             if u.region in region_failed:
                 report.failed.append({"unit": u.id, "reason": region_failed[u.region]})
-        _run_tasks(cl, tasks, report, progress, spec.name)
+        t = report.timed("stores", t)
+        _run_units(cl, plan, contexts, report, progress, spec.name, token)
+        t = time.perf_counter()
     _finish(plan, report, by_region)
+    report.timed("finish", t)
     report.elapsed_s = round(time.perf_counter() - t_start, 3)
     report.write(safe_join(spec.output, f"{spec.name}_report.json"))
     log.info("%s", report.summary())
     return report
 
 
-def _run_tasks(cl: Any, tasks: list[UnitTask], report: Report, progress: Progress, name: str) -> None:
-    """Submit one task per unit and collect results as they complete."""
+def _context_key(product: str, region: str) -> str:
+    return f"{product}/{region}"
+
+
+def pending_units(plan: Plan, contexts: Mapping[str, UnitContext],
+                  report: Report) -> list[tuple[str, WorkUnit]]:
+    """The units still to run, with their context keys, in plan order.
+
+    Each store's ledger is listed once (one listing, not one request per unit: resuming
+    10^5 units on object storage is a few list pages); units it holds go to
+    ``report.skipped``.
+    """
+    finished: dict[str, set[str]] = {}
+    out = []
+    for u in plan.units:
+        key = _context_key(u.product, u.region)
+        ctx = contexts.get(key)
+        if ctx is None:  # its region failed
+            continue
+        if key not in finished:
+            finished[key] = Ledger(ctx.store).finished()
+        if Ledger._name(u.id) in finished[key]:
+            report.skipped.append(u.id)
+            continue
+        out.append((key, u))
+    return out
+
+
+def submit_window(client: Any) -> int:
+    """How many tasks a campaign keeps submitted at once: enough to keep every worker
+    thread busy (4 per thread, at least 64), few enough that the scheduler never holds
+    the whole campaign (``FIRESMOKE_CAMPAIGN_WINDOW`` overrides)."""
+    env = os.environ.get("FIRESMOKE_CAMPAIGN_WINDOW")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise InputError(f"expected a positive integer, got {env!r}",
+                             field="FIRESMOKE_CAMPAIGN_WINDOW") from None
+    return max(64, 4 * _threads(client))
+
+
+def units_per_task(n_units: int, threads: int, asked: int | None = None) -> int:
+    """Units per Dask task: ``asked``, else 1 while there are fewer than 64 units per
+    worker thread, growing to 16 for campaigns of 10^4..10^5 units per thread (each task
+    then lasts long enough that the scheduler's per-task cost stays small, and a lost
+    worker loses at most a few units per thread)."""
+    if asked:
+        return max(1, int(asked))
+    return int(min(16, max(1, n_units // (64 * max(1, threads)))))
+
+
+def _batched(items: Iterator[Any], k: int) -> Iterator[tuple[Any, ...]]:
+    """Tuples of ``k`` items (the last one shorter) (``itertools.batched`` of 3.12)."""
+    while batch := tuple(itertools.islice(items, k)):
+        yield batch
+
+
+def _threads(client: Any) -> int:
+    try:
+        return int(sum(client.nthreads().values()))
+    except Exception:  # a client that cannot tell
+        return 0
+
+
+def _run_units(cl: Any, plan: Plan, contexts: dict[str, UnitContext], report: Report,
+               progress: Progress, name: str, token: str) -> None:
+    """Submit the pending units in a bounded window and collect results as they complete.
+
+    The contexts (model, windows, stores) go to the workers once, in a worker plugin;
+    a task carries a few :class:`WorkUnit` objects (:func:`units_per_task`). At most
+    :func:`submit_window` tasks are in flight: the scheduler's and the client's memory do
+    not grow with the campaign.
+    """
     from distributed import as_completed
 
-    if not tasks:
+    if not contexts:
         return
-    token = uuid.uuid4().hex[:8]
-    futures = [cl.submit(run_unit, t, key=f"firesmoke-unit-{t.unit.id}-{token}", pure=False)
-               for t in tasks]
-    ids = {f.key: t.unit.id for f, t in zip(futures, tasks, strict=True)}
-    tick = _progress_bar(progress, len(futures), f"{name} units")
+    t = time.perf_counter()
+    pending = pending_units(plan, contexts, report)
+    t = report.timed("ledger", t)
+    if not pending:
+        return
+    plugin = CampaignContexts(f"firesmoke-campaign-{token}", contexts)
+    cl.register_plugin(plugin)
+    tick = _progress_bar(progress, len(pending), f"{name} units")
+    k = units_per_task(len(pending), _threads(cl), plan.spec.cluster.units_per_task)
+    batches = (
+        (key, tuple(u for _, u in group))
+        for key, grp in itertools.groupby(pending, key=lambda ku: ku[0])
+        for group in _batched(grp, k)
+    )
+    ids: dict[str, tuple[str, ...]] = {}
+
+    def submit(key: str, units: tuple[WorkUnit, ...]) -> Any:
+        fut = cl.submit(run_planned_units, plugin.name, key, units,
+                        key=f"firesmoke-unit-{units[0].id}-{len(units)}-{token}", pure=False)
+        ids[fut.key] = tuple(u.id for u in units)
+        return fut
+
+    running = as_completed([submit(*b) for b in itertools.islice(batches, submit_window(cl))])
+    t = report.timed("submit", t)
     n = 0
     try:
-        for fut in as_completed(futures):
-            uid = ids[fut.key]
-            if fut.status == "error":
-                exc = fut.exception()
-                report.failed.append({"unit": uid, "reason": f"{type(exc).__name__}: {exc}"})
-            elif fut.status == "cancelled":
-                report.failed.append({"unit": uid, "reason": "cancelled"})
-            else:
-                res = fut.result()
-                status = res["status"]
-                if status == "failed":
-                    report.failed.append({"unit": uid, "reason": res["reason"]})
-                else:
-                    {"done": report.done, "empty": report.empty, "skipped": report.skipped}[status].append(uid)
+        for fut in running:
+            uids = ids.pop(fut.key)
+            _collect(fut, uids, report)
             fut.release()
-            n += 1
+            nxt = next(batches, None)
+            if nxt is not None:
+                running.add(submit(*nxt))
+            n += len(uids)
             tick(n)
+        report.timed("units", t)
     except BaseException:
-        cl.cancel(futures)
+        cl.cancel(list(running.futures))
         raise
+    finally:
+        with contextlib.suppress(Exception):
+            cl.unregister_worker_plugin(plugin.name)
+
+
+def _collect(fut: Any, uids: tuple[str, ...], report: Report) -> None:
+    """Put the results of a task's units in the report."""
+    if fut.status in ("error", "cancelled"):
+        exc = fut.exception() if fut.status == "error" else None
+        reason = "cancelled" if exc is None else f"{type(exc).__name__}: {exc}"
+        report.failed += [{"unit": uid, "reason": reason} for uid in uids]
+        return
+    for uid, res in zip(uids, fut.result(), strict=True):
+        status = res["status"]
+        if status == "failed":
+            report.failed.append({"unit": uid, "reason": res["reason"]})
+        else:
+            {"done": report.done, "empty": report.empty, "skipped": report.skipped}[status].append(uid)
 
 
 def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> None:

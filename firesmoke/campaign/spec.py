@@ -51,6 +51,7 @@ before any work starts. Example (``examples/campaign.toml`` is a commented one):
     n_workers = 2
     threads_per_worker = 1
     # address = "tcp://10.0.0.5:8786"   # ... or an existing scheduler
+    # units_per_task = 4                # units per Dask task (default: from the size)
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ __all__ = [
     "Period",
     "RegionEntry",
     "load_spec",
+    "with_scheduler",
 ]
 
 #: Work-unit blocks are multiples of the 128 px BA-Net tile.
@@ -162,6 +164,8 @@ class ClusterSpec:
 
     ``torch_threads``: intra-op threads of PyTorch in each worker; ``None`` = cores
     divided among the LocalCluster's worker threads (left alone on a remote cluster).
+    ``units_per_task``: work units per Dask task; ``None`` =
+    :func:`firesmoke.campaign.run.units_per_task` (1 for small campaigns).
     """
 
     address: str | None = None
@@ -170,6 +174,7 @@ class ClusterSpec:
     processes: bool = True
     memory_limit: str | int = "auto"
     torch_threads: int | None = None
+    units_per_task: int | None = None  # None: from the campaign's size and the cluster's
 
 
 @dataclass(frozen=True)
@@ -363,7 +368,7 @@ def _inputs(ctx: _Ctx, value: Any) -> InputSpec:
 
 def _cluster(ctx: _Ctx, value: Any) -> ClusterSpec:
     t = _table(ctx, value, "cluster", ("address", "n_workers", "threads_per_worker", "processes",
-                                      "memory_limit", "torch_threads"))
+                                      "memory_limit", "torch_threads", "units_per_task"))
     if "address" in t:
         local = sorted(set(t) & {"n_workers", "threads_per_worker", "processes", "memory_limit"})
         if local:
@@ -379,6 +384,8 @@ def _cluster(ctx: _Ctx, value: Any) -> ClusterSpec:
         memory_limit=mem,
         torch_threads=(_int(ctx, t["torch_threads"], "cluster.torch_threads")
                        if "torch_threads" in t else None),
+        units_per_task=(_int(ctx, t["units_per_task"], "cluster.units_per_task")
+                        if "units_per_task" in t else None),
     )
 
 
@@ -490,3 +497,14 @@ def load_spec(
         source=path.resolve() if path else None,
         fetch=fetch,
     )
+
+
+def with_scheduler(spec: CampaignSpec, address: str) -> CampaignSpec:
+    """The spec with its units run on the scheduler at ``address`` (``tcp://host:8786``)
+    instead of its ``[cluster]`` table's LocalCluster (``torch_threads`` is kept)."""
+    address = str(address).strip()
+    if not address:
+        raise InputError("empty scheduler address", path=spec.source, field="cluster.address")
+    return replace(spec, cluster=ClusterSpec(address=address,
+                                             torch_threads=spec.cluster.torch_threads,
+                                             units_per_task=spec.cluster.units_per_task))

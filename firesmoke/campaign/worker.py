@@ -1,7 +1,15 @@
 """Campaign work units, the worker side: read a block's window, run the model, write.
 
 A :class:`UnitTask` holds everything one unit needs (small and picklable); :func:`run_unit`
-runs on a Dask worker: it reads, for each window, exactly the pixels of the global tile
+runs on a Dask worker. On a cluster, what the units of a product store share (cube,
+store, model, windows: a :class:`UnitContext`) travels once per worker in a worker plugin
+(:class:`CampaignContexts`, re-sent by the scheduler to workers that join later, so a lost
+worker loses nothing), and each task carries only its :class:`WorkUnit` and a short key
+(:func:`run_planned_units`, a few hundred bytes pickled; several units per task
+when a campaign has many more units than the cluster has threads). A unit first looks at which
+chunks of the cube store exist: a block whose input chunks were never written (no data;
+a planet-size cube template holds none) is "empty" without reading a pixel. Otherwise it
+reads, for each window, exactly the pixels of the global tile
 plan's tiles that touch the block, runs the model over them (kept days only), reduces to
 ``confidence``/``burn_date`` as :func:`firesmoke.burned.predict.predict_window` does, writes the
 block's aligned region of the product store and then its ledger marker. Planning,
@@ -12,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,7 +35,7 @@ from firesmoke.campaign.spec import BurnedProduct
 from firesmoke.errors import InputError
 from firesmoke.store import Ledger
 
-__all__ = ["UnitTask", "run_unit"]
+__all__ = ["CampaignContexts", "UnitContext", "UnitTask", "run_planned_units", "run_unit"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,168 @@ class UnitTask:
     model: Any
     torch_threads: int | None = None
     zero_days: tuple[tuple[bool, ...], ...] | None = None  # quantised rules: no-VIIRS days
+    cube_token: str | None = None  # opened cube stores are kept per process under this token
+
+
+@dataclass(frozen=True)
+class UnitContext:
+    """What the units of one product store share: sent once per worker, not per task.
+
+    ``windows`` and ``zero_days`` are indexed by the unit's ``period_index``; ``token``
+    names the run (a worker keeps the cube store it opened for that run).
+    """
+
+    cube_store: str
+    store: str
+    shape: tuple[int, int]
+    product: BurnedProduct
+    model: Any
+    windows: tuple[tuple[Window, ...], ...]
+    torch_threads: int | None = None
+    zero_days: tuple[tuple[tuple[bool, ...], ...] | None, ...] | None = None
+    token: str | None = None
+
+    def task(self, unit: WorkUnit) -> UnitTask:
+        """The full task of one unit of this store."""
+        zd = None if self.zero_days is None else self.zero_days[unit.period_index]
+        return UnitTask(unit, self.cube_store, self.store, self.shape,
+                        self.windows[unit.period_index], self.product, self.model,
+                        self.torch_threads, zd, self.token)
+
+
+try:  # distributed is a dependency of campaigns, not of this module's import
+    from distributed.diagnostics.plugin import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - distributed missing
+    _WorkerPlugin = object  # type: ignore[assignment,misc]
+
+
+class CampaignContexts(_WorkerPlugin):  # type: ignore[misc,valid-type]
+    """A Dask worker plugin carrying a run's :class:`UnitContext` objects to every worker.
+
+    Register it once per run (``client.register_plugin(plugin)``); the scheduler gives it
+    to every worker, also to workers that start (or restart) later.
+    """
+
+    def __init__(self, name: str, contexts: dict[str, UnitContext]) -> None:
+        self.name = name
+        self.contexts = contexts
+
+    def setup(self, worker: Any) -> None:  # the plugin object itself is what tasks look up
+        log.debug("campaign contexts %s on worker %s", self.name, getattr(worker, "name", "?"))
+
+
+def run_planned_units(plugin: str, key: str, units: Sequence[WorkUnit]) -> list[dict[str, Any]]:
+    """:func:`run_unit` of each unit with the context ``key`` of the worker plugin
+    ``plugin`` (what a campaign submits: a few units and two short strings)."""
+    from distributed import get_worker
+
+    ctx = get_worker().plugins[plugin].contexts[key]
+    return [run_unit(ctx.task(u)) for u in units]
+
+
+_CUBES: dict[tuple[str, str], tuple[Any, Any]] = {}
+_CUBES_LOCK = threading.Lock()
+
+
+def _open(path: str) -> tuple[Any, Any]:
+    import xarray as xr
+    import zarr
+
+    from firesmoke.store import Location
+    from firesmoke.store.zarr_store import quiet_zarr
+
+    with quiet_zarr():
+        ds = xr.open_zarr(path, consolidated=None, chunks=None)
+        try:
+            group = zarr.open_group(**Location.of(path).zarr_args(), mode="r")
+            arrays = {b: group[b] for b in ds.data_vars}
+        except Exception:  # a layout zarr cannot open as a group: chunks are not looked at
+            arrays = None
+    return ds, arrays
+
+
+def _open_cube(path: str, token: str | None) -> tuple[Any, Any]:
+    """The cube store as a (non-dask) Dataset and its zarr arrays by name (None if it cannot be
+    opened so), opened once per process and run token."""
+    if token is None:
+        return _open(path)
+    key = (path, token)
+    with _CUBES_LOCK:
+        if key not in _CUBES:
+            if len(_CUBES) >= 4:  # a few runs at most: forget the oldest
+                _CUBES.pop(next(iter(_CUBES)))
+            _CUBES[key] = _open(path)
+        return _CUBES[key]
+
+
+def _chunks_written(cube_store: str, cube: Any, arrays: Any, window: Window, rows: slice,
+                    cols: slice) -> bool:
+    """Whether any chunk of the cube store under the window's days and pixels exists.
+
+    Zarr does not write chunks that hold only fill values, so a region without data has
+    no chunks: this answers from a few existence checks (one per time chunk and band on a
+    cube without data) instead of reading the window. Unsure (a store layout it does not
+    know): True.
+    """
+    from firesmoke.burned.rules import BANET_BANDS
+    from firesmoke.store import Location
+
+    pos = pd.DatetimeIndex(cube["time"].values).get_indexer(window.days)
+    pos = pos[pos >= 0]
+    if pos.size == 0:
+        return False
+    if arrays is None:
+        return True
+    loc = Location.of(cube_store)
+    spans = ((int(pos.min()), int(pos.max()) + 1), (rows.start, rows.stop), (cols.start, cols.stop))
+    for band in BANET_BANDS:
+        if cube[band].dims != ("time", "y", "x"):
+            return True
+        arr = arrays.get(band)
+        if arr is None:
+            return True
+        ranges = [range(a // c, (b - 1) // c + 1) for (a, b), c in zip(spans, arr.chunks, strict=True)]
+        if _any_chunk(loc, band, arr.metadata.encode_chunk_key, ranges):
+            return True
+    return False
+
+
+def _any_chunk(loc: Any, band: str, encode: Callable[[tuple[int, ...]], str],
+               ranges: list[range]) -> bool:
+    """Depth-first over the chunk indices of ``ranges``, pruned by missing folders when
+    the keys are nested (``c/t/y/x``, Zarr v3's default), else one check per chunk."""
+    if loc.local:  # read-only existence checks: no need for the write-side link checks
+        root = os.fspath(loc.path)
+
+        def exists(key: str) -> bool:
+            return os.path.lexists(os.path.join(root, key))
+    else:
+        exists = loc.exists
+    nd = len(ranges)
+    first = encode(tuple(r[0] for r in ranges))
+    parts = first.split("/")
+    nested = parts[-nd:] == [str(r[0]) for r in ranges]
+    if nested and len(parts) > nd and not exists("/".join([band, *parts[:-nd]])):
+        return False  # no chunk at all (Zarr v3: the "c" folder is missing)
+
+    def walk(prefix: tuple[int, ...]) -> bool:
+        d = len(prefix)
+        for i in ranges[d]:
+            idx = (*prefix, i)
+            if d + 1 == nd:
+                if exists(f"{band}/{encode(idx)}"):
+                    return True
+                continue
+            if nested:  # the folder of this index must exist for any chunk below it
+                full = encode(idx + tuple(r[0] for r in ranges[d + 1:]))
+                folder = "/".join(full.split("/")[: -(nd - d - 1)])
+                if not exists(f"{band}/{folder}"):
+                    continue
+            if walk(idx):
+                return True
+        return False
+
+    return walk(())
 
 
 def _has_data(x: np.ndarray) -> bool:
@@ -82,20 +253,25 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
     return x
 
 
-def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray, tuple[int, int]]:
-    """The window's input over the block plus the halo its tiles need, and its origin."""
+def _input_span(task: UnitTask) -> tuple[slice, slice]:
+    """Rows and columns of the pixels of the global plan's tiles that touch the block (the
+    block plus a halo of less than one tile; beyond the region edge tiles are zero padded)."""
     from firesmoke.inference.tiling import TilePlan
 
     p = task.product
     H, W = task.shape
     (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
     plan = TilePlan(H, W, tile=p.tile, step=p.step, rule=p.rules.plan_rule)
-    # read exactly the pixels of the global plan's tiles that touch the block (a halo of
-    # less than one tile); beyond the region edge tiles are zero padded
     origins = plan.origins(r0, r1, c0, c1)
     ya, xa = (max(0, int(v)) for v in origins.min(axis=0))
     yb, xb = (min(n, int(v) + p.tile) for n, v in zip((H, W), origins.max(axis=0), strict=True))
-    return _read_window(cube, window, slice(ya, yb), slice(xa, xb)), (ya, xa)
+    return slice(ya, yb), slice(xa, xb)
+
+
+def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray, tuple[int, int]]:
+    """The window's input over the block plus the halo its tiles need, and its origin."""
+    rows, cols = _input_span(task)
+    return _read_window(cube, window, rows, cols), (rows.start, cols.start)
 
 
 def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[int, int],
@@ -138,13 +314,17 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
     """The product variables of the block (``confidence`` float32, dates int16), as
     :func:`~firesmoke.burned.predict.predict_burned` computes them: the same rules object
     gives the inputs, the reductions and the combination (:mod:`firesmoke.burned.rules`)."""
-    import xarray as xr
-
     p = task.product
     rules = p.rules
     thr = p.effective_threshold
-    cube = xr.open_zarr(task.cube_store, consolidated=None, chunks=None)  # no dask: plain reads
+    cube, arrays = _open_cube(task.cube_store, task.cube_token)  # no dask: plain reads
     zero = task.zero_days or (None,) * len(task.windows)
+    todo = list(range(len(task.windows)))
+    if p.skip_empty and rules.skips_empty_windows(p.mode) and not rules.quantised:
+        # windows whose tiles lie where the cube has no chunk hold no data: never read
+        span = _input_span(task)
+        todo = [i for i in todo
+                if _chunks_written(task.cube_store, cube, arrays, task.windows[i], *span)]
 
     def read(i: int) -> tuple[np.ndarray, tuple[int, int]]:
         x, offset = _block_input(task, cube, task.windows[i])
@@ -152,8 +332,8 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
         return rules.prepare(x, days), offset
 
     stats = []
-    reads = _prefetched(read, list(range(len(task.windows))))
-    for w, (x, offset) in zip(task.windows, reads, strict=True):
+    for i, (x, offset) in zip(todo, _prefetched(read, todo), strict=True):
+        w = task.windows[i]
         red = rules.reducer(p.mode, w, thr)
         s = _block_product(task, w, x, offset, red, skip=rules.skips_empty_windows(p.mode))
         del x

@@ -440,10 +440,13 @@ def _add_campaign(sub: argparse._SubParsersAction) -> None:
     r.add_argument("spec", type=Path, help="campaign TOML file")
     r.add_argument("--overwrite", action="store_true", help="start again from scratch")
     r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    _add_gpus_arg(r)
     q = csub.add_parser("resume", help="continue an interrupted campaign")
     q.add_argument("spec", type=Path, help="campaign TOML file")
-    _add_gpus_arg(q)
+    for c in (r, q):
+        c.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="address of a running Dask scheduler (tcp://host:8786); overrides "
+                            "the spec's [cluster] (start the workers with `dask worker`)")
+        _add_gpus_arg(c)
 
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
@@ -457,6 +460,8 @@ def _cmd_campaign(args: argparse.Namespace) -> int:
     from firesmoke.inference.cluster import dask_client, visible_gpus
 
     spec = campaign.load_spec(args.spec)
+    if args.scheduler:
+        spec = campaign.with_scheduler(spec, args.scheduler)
     gpus = args.gpus
     if gpus is None:  # every visible GPU, unless the spec names a scheduler or asks for CPU
         wants_cpu = any(str(p.device or "auto").startswith("cpu") for p in spec.products)

@@ -197,7 +197,9 @@ def create_template(
                     err or "template incomplete")
     prepare_overwrite(loc)
     ledger.create()  # before the template: a kill from here on leaves a recognisable store
-    lazy = vlen_labels(template).chunk({d: chunks.get(d, -1) for d in template.dims})
+    # one dask chunk per variable: nothing is computed (compute=False), and a graph of one
+    # task per Zarr chunk would take minutes to build at planet size (61k chunks)
+    lazy = vlen_labels(template).chunk(-1)
     # coordinates are small: load them so that compute=False still writes them all
     lazy = lazy.assign_coords({k: v.load() for k, v in lazy.coords.items()})
     with quiet_zarr():

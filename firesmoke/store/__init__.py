@@ -17,6 +17,7 @@ from firesmoke.store.ledger import Ledger, StoreLock, StoreLockedError
 from firesmoke.store.location import Location
 from firesmoke.store.quicklook import quicklook_png
 from firesmoke.store.zarr_store import (
+    check_writable,
     create_template,
     finalize_store,
     open_store,
@@ -33,6 +34,7 @@ __all__ = [
     "Location",
     "StoreLock",
     "StoreLockedError",
+    "check_writable",
     "create_template",
     "export_geotiff",
     "finalize_store",

@@ -120,6 +120,30 @@ class Location:
         check_inside(self.path.parent, p)
         return p
 
+    def same_as(self, other: Any) -> bool:
+        """Whether ``other`` (path, URL or Location) names this very store.
+
+        Local paths are compared after resolving links (``c.zarr`` and ``./x/../c.zarr``
+        and a link to it are the same store); URLs after normalising their protocol
+        (``s3a://`` is ``s3://``) and trailing slashes.
+        """
+        o = Location.of(other)
+        if self.local != o.local:
+            return False
+        if self.local:
+            a, b = self.path, o.path
+            if a.exists() and b.exists():
+                return os.path.samefile(a, b)
+            return os.path.realpath(a) == os.path.realpath(b)
+        from fsspec.core import split_protocol
+
+        def norm(url: str) -> tuple[str, str]:
+            proto, rest = split_protocol(url)
+            proto = {"s3a": "s3", "gcs": "gs"}.get(proto or "", proto or "")
+            return proto, rest.rstrip("/")
+
+        return norm(self.url) == norm(o.url)
+
     # ------------------------------------------------------------------ queries
     def exists(self, key: str = "") -> bool:
         if self.local:

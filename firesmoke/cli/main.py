@@ -231,11 +231,12 @@ def _cmd_cube(args: argparse.Namespace) -> int:
     import json
 
     from firesmoke.cube.build import build_cube, write_cube
-    from firesmoke.store import Location, check_writable
+    from firesmoke.store import Location, check_credentials, check_writable
 
     bounds.check_date_span(args.start, args.end, "end")
     _check_cluster_args(args)
     bounds.check_store_url(args.out, "out")
+    check_credentials(args.out, "out")
     if args.overwrite:  # only a store firesmoke wrote is replaced (else resume/append)
         check_writable(Location.of(args.out), overwrite=True)
 
@@ -413,17 +414,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from firesmoke.burned.predict import predict_burned
     from firesmoke.cube.build import open_cube
     from firesmoke.inference.model import TileModel, resolve_device
-    from firesmoke.store import check_writable
+    from firesmoke.store import check_credentials, check_writable
 
     # every value first: nothing is opened, loaded or started for a run that cannot finish
     if args.mode != "nrt" and args.end is not None:
         bounds.check_date_span(args.start, args.end, "end")
+    else:
+        bounds.check_date_span(args.start, args.start, "start")
     bounds.check_threshold(args.threshold, "threshold")
     if args.batch_size is not None:
         bounds.check_integer(args.batch_size, "batch-size", 1, bounds.MAX_BATCH_SIZE)
     _check_cluster_args(args)
     bounds.check_store_url(args.cube, "cube")
     bounds.check_store_url(args.out, "out")
+    check_credentials(args.out, "out")
     check_writable(args.out, overwrite=args.overwrite, reading=args.cube)
     device = resolve_device(args.device, check_available=not args.scheduler)
     if args.gpus is None and device.startswith("cpu"):
@@ -596,6 +600,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # pragma: no cover - interactive
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything else: one line too (the traceback with -v)
+        if args.verbose:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"firesmoke {args.command}: error: {type(exc).__name__}: {first} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

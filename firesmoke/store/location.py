@@ -306,3 +306,27 @@ def read_small(target: Any) -> str | None:
         return bytes(loc.fs.cat_file(loc._root)).decode("utf-8")
     except FileNotFoundError:
         return None
+
+
+def check_credentials(store: Any, field: str = "out", storage_options: StoreOptions = None) -> None:
+    """Refuse, before any work, an ``s3://`` output for which no credentials can be found.
+
+    Looks where botocore looks (``AWS_*`` variables, ``~/.aws`` files, a profile, instance
+    metadata) unless ``storage_options`` carry credentials or ``anon``; the keys are never
+    read into a message. Other protocols are left to their libraries.
+    """
+    loc = Location.of(store, storage_options)
+    if loc.local or loc.url.split("://", 1)[0].lower() not in ("s3", "s3a"):
+        return
+    opts = loc.storage_options
+    if opts.get("anon") or opts.get("key") or opts.get("profile") or opts.get("session"):
+        return
+    try:
+        import botocore.session
+    except ImportError:  # pragma: no cover - s3fs brings botocore
+        raise InputError("s3:// stores need s3fs (pip install s3fs)", path=loc.url,
+                         field=field) from None
+    if botocore.session.get_session().get_credentials() is None:
+        raise InputError("no AWS credentials found for this s3:// store (set AWS_ACCESS_KEY_ID "
+                         "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials)",
+                         path=loc.url, field=field)

@@ -80,3 +80,40 @@ def test_demo_out_an_existing_file(tmp_path, capsys):
     f.write_text("keep")
     _refused(capsys, ["demo", "--out", str(f), "--days", "3"], "not a folder")
     assert f.read_text() == "keep"
+
+
+def test_s3_output_without_credentials(tmp_path, capsys, monkeypatch):
+    for k in [k for k in __import__("os").environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    _refused(capsys, [*CUBE, "--out", "s3://bucket/c.zarr"], "no AWS credentials")
+    _refused(capsys, [*PREDICT, "--cube", str(tmp_path / "c.zarr"), "--out", "s3://b/p.zarr"],
+             "no AWS credentials")
+
+
+def test_years_out_of_range_and_header_only_sites(tmp_path, capsys):
+    _refused(capsys, ["predict", "burned", "--mode", "nrt", "--start", "0001-01-01", "--cube",
+                      str(tmp_path / "c.zarr"), "--out", str(tmp_path / "p.zarr")], "0001-01-01")
+    from firesmoke.errors import InputError
+    from firesmoke.smoke.sites import read_sites
+
+    (tmp_path / "sites.csv").write_text("site_id,lon,lat\n")
+    with pytest.raises(InputError, match="no sites"):
+        read_sites(tmp_path / "sites.csv")
+
+
+def test_an_unexpected_failure_is_one_line_too(tmp_path, capsys, monkeypatch):
+    import firesmoke.cli.main as cli
+
+    def boom(args):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setitem(cli._COMMANDS, "cube", boom)
+    assert main([*CUBE, "--out", str(tmp_path / "c.zarr"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == ("firesmoke cube: error: RuntimeError: something broke "
+                           "(run with -v for the traceback)")
+    with pytest.raises(RuntimeError):
+        main([*CUBE, "--out", str(tmp_path / "c.zarr"), "-v"])

@@ -5,8 +5,8 @@ other pixels without an error from GDAL. But a flip usually changes the code seq
 after it, and with it the number of bytes the stream decodes to or where its
 end-of-information code lies. :func:`lzw_scan` walks a TIFF LZW stream (MSB-first codes
 of 9 to 12 bits, Clear = 256, EOI = 257, the code width growing one code early as in
-libtiff) keeping only the length, first byte and children of each table entry (no output
-buffer whatever the block size). Besides bad codes and a missing end code it checks the
+libtiff) keeping only the length and first byte of each table entry and the set of
+entries defined (about 100 KB, no output buffer, whatever the block size). Besides bad codes and a missing end code it checks the
 one redundancy every LZW encoder leaves (libtiff's, GDAL's, imagecodecs'): encoders are
 greedy, they emit the code of the longest string already in the table, so the entry a
 decoder adds (previous string + next first byte) is never already in the table. A code
@@ -32,6 +32,7 @@ _EOI = 257
 _FIRST = 258
 _MAX_BITS = 12
 _TABLE = 1 << _MAX_BITS
+_HASH = 2 * _TABLE  # slots of the entry set (at most half full)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -50,24 +51,30 @@ def lzw_scan(data: np.ndarray) -> tuple[int, int, int]:  # pragma: no cover - co
     for i in range(256):
         lens[i] = 1
         first[i] = i
-    child = np.full((_TABLE, 256), -1, np.int16)  # entry (prefix code, byte) -> code
-    nbits = data.shape[0] * 8
+    # the entries defined since the last Clear, as a set of keys (prefix code << 8 | byte):
+    # open addressing, a slot counts only when stamped with the current generation, so a
+    # Clear is one increment instead of a reset
+    keys = np.zeros(_HASH, np.int32)
+    stamps = np.zeros(_HASH, np.int32)
+    gen = 1
+    n_bytes = data.shape[0]
+    nbits = n_bytes * 8
     pos = 0
     width = 9
     nxt = _FIRST
     prev = -1
     total = 0
     while pos + width <= nbits:
-        code = 0
-        for k in range(width):  # MSB first
-            bit = pos + k
-            code = (code << 1) | ((data[bit >> 3] >> (7 - (bit & 7))) & 1)
+        i = pos >> 3  # MSB first: the code lies within 3 bytes from byte i
+        word = np.int64(data[i]) << 16
+        if i + 1 < n_bytes:
+            word |= np.int64(data[i + 1]) << 8
+        if i + 2 < n_bytes:
+            word |= np.int64(data[i + 2])
+        code = (word >> (24 - (pos & 7) - width)) & ((1 << width) - 1)
         pos += width
         if code == _CLEAR:
-            for e in range(_FIRST, nxt):  # forget the children defined since the last Clear
-                child[e, :] = -1
-            for e in range(256):
-                child[e, :] = -1
+            gen += 1
             width = 9
             nxt = _FIRST
             prev = -1
@@ -89,9 +96,14 @@ def lzw_scan(data: np.ndarray) -> tuple[int, int, int]:  # pragma: no cover - co
         else:
             return total, -1, LZW_BAD_CODE
         if nxt < _TABLE:
-            if child[prev, head] >= 0:
-                return total, -1, LZW_NOT_GREEDY
-            child[prev, head] = nxt
+            key = (prev << 8) | head
+            h = (key * 40503) & (_HASH - 1)
+            while stamps[h] == gen:
+                if keys[h] == key:
+                    return total, -1, LZW_NOT_GREEDY
+                h = (h + 1) & (_HASH - 1)
+            keys[h] = key
+            stamps[h] = gen
             lens[nxt] = lens[prev] + 1
             first[nxt] = first[prev]
             nxt += 1

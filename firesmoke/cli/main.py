@@ -312,6 +312,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    for name, top in (("steps", 10**9), ("batch_size", bounds.MAX_BATCH_SIZE),
+                      ("seq_len", 4096), ("patch", bounds.MAX_TILE), ("epochs", 10**6),
+                      ("width", 1024)):
+        value = getattr(args, name, None)
+        if value is not None:
+            bounds.check_integer(value, name.replace("_", "-"), 1, top)
+    if getattr(args, "lr_max", None) is not None and not 0 < args.lr_max < 1e3:
+        raise FiresmokeInputError(f"expected a learning rate in (0, 1000), got {args.lr_max}",
+                                  field="lr-max")
     if args.model == "banet":
         from firesmoke.train.banet import train_banet_stores
 

@@ -117,3 +117,10 @@ def test_an_unexpected_failure_is_one_line_too(tmp_path, capsys, monkeypatch):
                            "(run with -v for the traceback)")
     with pytest.raises(RuntimeError):
         main([*CUBE, "--out", str(tmp_path / "c.zarr"), "-v"])
+
+
+@pytest.mark.parametrize("extra", [["--batch-size", "-1"], ["--steps", "0"], ["--lr-max", "nan"]])
+def test_train_values_are_refused_before_work(tmp_path, capsys, extra):
+    _refused(capsys, ["train", "banet", "--cube", str(tmp_path / "c.zarr"), "--targets",
+                      str(tmp_path / "t"), "--out", str(tmp_path / "o"), *extra], extra[0][2:])
+    assert not (tmp_path / "o").exists()

@@ -244,7 +244,7 @@ def test_cli_predict_burned_compat_and_bad_device(cube, tmp_path, capsys):
     out = tmp_path / "ba.zarr"
     code = main(["predict", "burned", "--cube", str(store), "--start", "2020-08-01",
                  "--weights", str(weights), "--out", str(out), "--device", "gpu0"])
-    assert code == 1 and "device" in capsys.readouterr().err
+    assert code == 2 and "device" in capsys.readouterr().err  # a user error: exit 2
     code = main(["predict", "burned", "--cube", str(store), "--start", "2020-08-01",
                  "--weights", str(weights), "--out", str(out), "--compat", "banet-0.6.7",
                  "--device", "cpu", "--gpus", "0", "--workers", "1", "--memory-limit", "2GiB"])

@@ -382,6 +382,8 @@ def _safe_load(path: Path) -> Any:
         else:
             msg = f"refused: corrupt or unsupported pickle data ({reason})"
         raise WeightsError(msg, path=path) from exc
+    except MemoryError as exc:  # storages larger than the memory left: never a raw error
+        raise WeightsError("refused: the file's tensors do not fit in memory", path=path) from exc
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(f"truncated or corrupt weights file: {first}", path=path) from exc

@@ -175,7 +175,8 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
     product = predict_burned(cube, model, months[0], months[1], mode="monthly",
                              allow_partial=True)  # last window may run past the scenario
     pstore = out_dir / "burned_area.zarr"
-    write_product(product, pstore, overwrite=True)  # the demo's own folder; streamed chunk by chunk (Zarr v2: GDAL opens it)
+    # the demo's own folder; streamed chunk by chunk (Zarr v2: GDAL opens it)
+    write_product(product, pstore, overwrite=True)
     product = xr.open_zarr(pstore).load().rio.write_crs(cube.rio.crs)
     lines.append(f"burned-area product (BA-Net, synthetic-trained weights): {pstore} "
                  f"({product.sizes['period']} months)")

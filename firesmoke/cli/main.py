@@ -580,6 +580,10 @@ _ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # run as the program: allocator settings before any thread starts
+        from firesmoke.inference.runtime import reexec_with_worker_environment
+
+        reexec_with_worker_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

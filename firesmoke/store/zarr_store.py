@@ -37,6 +37,7 @@ from firesmoke.errors import GridMismatchError, InputError
 from firesmoke.paths import UnsafePathError
 from firesmoke.store.ledger import Ledger, StoreLock
 from firesmoke.store.location import META, Location, StoreOptions
+from firesmoke.store.progress import Progress, compute
 
 __all__ = [
     "check_writable",
@@ -303,6 +304,7 @@ def write_product(
     store: Any,
     storage_options: StoreOptions = None,
     zarr_format: int = 2,
+    progress: Progress = False,
     overwrite: bool = False,
 ) -> Any:
     """Write a product Dataset (computed or lazy: streamed chunk by chunk) to a Zarr store.
@@ -312,8 +314,13 @@ def write_product(
     the writer lock (a second writer gets :class:`~firesmoke.store.ledger.StoreLockedError`).
     On object stores the store is written in place and marked complete last
     (``.firesmoke/template.json``). An existing store is replaced only with
-    ``overwrite=True`` and only if firesmoke wrote it (:func:`check_writable`). ``zarr_format=2`` (default) gives stores GDAL's Zarr driver
-    opens (``rasterio.open('ZARR:"p.zarr":/confidence')``); 3 is the newer spec.
+    ``overwrite=True`` and only if firesmoke wrote it (:func:`check_writable`).
+    ``zarr_format=2`` (default) gives stores GDAL's Zarr driver opens
+    (``rasterio.open('ZARR:"p.zarr":/confidence')``); 3 is the newer spec.
+    ``progress``: where a lazy product is computed (the chunks are computed and written
+    by the scheduler in use): ``True`` shows a bar (``distributed.progress`` with a
+    current Client, else tqdm), a callable gets ``(done, total, label)``
+    (:mod:`firesmoke.store.progress`).
 
     Returns
     -------
@@ -327,7 +334,7 @@ def write_product(
         with StoreLock(loc, purpose="write_product"):
             check_writable(loc, overwrite)  # again, under the lock
             prepare_overwrite(loc)
-            _write_whole(ds, loc, fmt)
+            _write_whole(ds, loc, fmt, progress)
             Ledger(loc).mark_template({"complete": True, "zarr_format": fmt})
         return loc.url
     path = loc.path
@@ -337,7 +344,7 @@ def write_product(
     with StoreLock(tmp, purpose="write_product") as lock:
         prepare_overwrite(tmp)  # leftovers of an interrupted write (firesmoke's only)
         Ledger(tmp).create()
-        _write_whole(ds, tmp, fmt)
+        _write_whole(ds, tmp, fmt, progress)
         Ledger(tmp).mark_template({"complete": True, "zarr_format": fmt})
         if os.path.lexists(path):
             check_writable(loc, overwrite)  # again: another writer may have finished meanwhile
@@ -355,13 +362,18 @@ def vlen_labels(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords(fixed) if fixed else ds
 
 
-def _write_whole(ds: xr.Dataset, loc: Location, fmt: int) -> None:
+def _write_whole(ds: xr.Dataset, loc: Location, fmt: int, progress: Progress = False) -> None:
     ds = vlen_labels(ds).copy()
     for v in ds.variables.values():  # encodings read from a store of another format
         v.encoding = {}
     with quiet_zarr():
-        ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False,
-                   encoding=_time_encoding(ds))
+        if progress:  # metadata now, the chunks as one computation shown as it runs
+            job = ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt,
+                             consolidated=False, encoding=_time_encoding(ds), compute=False)
+            compute(job, progress, label=f"writing {loc.name}")
+        else:
+            ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False,
+                       encoding=_time_encoding(ds))
     finalize_store(loc)
 
 

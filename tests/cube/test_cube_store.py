@@ -127,3 +127,16 @@ def test_a_chunk_is_marked_done_only_after_its_data_is_written(tmp_path, monkeyp
     out = open_cube(store)
     for v in CUBE_VARIABLES:
         np.testing.assert_array_equal(out[v].values, cube[v].values)
+
+
+def test_write_cube_progress_bar(tmp_path, capsys):
+    """progress=True: a tqdm bar over the time chunks (stderr); the store is the same."""
+    days = pd.date_range("2021-01-01", periods=10)
+    cube = fake_cube(days)
+    store = write_cube(cube, tmp_path / "c.zarr", progress=True)
+    err = capsys.readouterr().err
+    assert "cube chunks" in err
+    assert "3/3" in err
+    np.testing.assert_array_equal(open_cube(store)["red"].values, cube["red"].values)
+    write_cube(cube, tmp_path / "d.zarr", progress=False)
+    assert capsys.readouterr().err == ""

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                              allow_partial=args.tiny)
     product = product.compute()
     store = out / f"burned_{args.month}.zarr"
-    write_product(product, store)  # Zarr v2: GDAL's Zarr driver opens it
+    write_product(product, store, overwrite=True)  # a rerun replaces it; Zarr v2 for GDAL
     month = product.isel(period=0)
     conf, bd = month["confidence"], month["burn_date"]
 

@@ -20,7 +20,7 @@ WARN_LINES = 800
 #: the floors of the house: a package imports only from lower floors (or itself)
 FLOORS: dict[str, int] = {
     "_version": 0, "errors": 0,
-    "dates": 1, "paths": 1, "grid": 1, "metrics": 1, "kernels": 1, "models": 1,
+    "bounds": 1, "dates": 1, "paths": 1, "grid": 1, "metrics": 1, "kernels": 1, "models": 1,
     "io": 2, "store": 2,
     "fetch": 3, "cube": 3, "synthetic": 3, "inference": 3,
     "burned": 4, "smoke": 4, "train": 4,

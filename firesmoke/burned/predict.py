@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from firesmoke import bounds
 from firesmoke._version import __version__
 from firesmoke.burned.periods import Window, period_coords
 from firesmoke.burned.rules import (
@@ -37,6 +38,7 @@ from firesmoke.burned.rules import (
     check_mode,
     rules_for,
 )
+from firesmoke.dates import as_date
 from firesmoke.errors import InputError
 from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
 
@@ -227,6 +229,10 @@ def predict_burned(
     import dask.array as da
 
     check_mode(mode)
+    if batch_size is not None:
+        batch_size = bounds.check_integer(batch_size, "batch_size", 1, bounds.MAX_BATCH_SIZE)
+    if mode != "nrt" and end is not None:
+        bounds.check_date_span(as_date(start, "start"), as_date(end, "end"), "end")
     rules = rules_for(compat)
     missing = [b for b in BANET_BANDS if b not in cube]
     if missing:

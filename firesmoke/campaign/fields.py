@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from firesmoke import bounds
 from firesmoke.dates import as_date
 from firesmoke.errors import InputError
 from firesmoke.paths import is_url, safe_join
@@ -46,10 +47,11 @@ def table(ctx: Ctx, value: Any, fld: str, allowed: tuple[str, ...]) -> dict[str,
     return dict(value)
 
 
-def integer(ctx: Ctx, value: Any, fld: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ctx.error(f"expected an integer >= {minimum}, got {value!r}", fld)
-    return value
+def integer(ctx: Ctx, value: Any, fld: str, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer in ``[minimum, maximum]`` (:func:`firesmoke.bounds.check_integer`)."""
+    if isinstance(value, float):  # TOML 1e15 is a float: refused as not an integer
+        raise ctx.error(f"expected an integer, got {value!r}", fld)
+    return bounds.check_integer(value, fld, minimum, maximum, path=ctx.path)
 
 
 def boolean(ctx: Ctx, value: Any, fld: str) -> bool:
@@ -69,6 +71,7 @@ def string(ctx: Ctx, value: Any, fld: str, choices: tuple[str, ...] | None = Non
 def plain_name(ctx: Ctx, value: Any, fld: str) -> str:
     """A name used in file names: refuse anything that could escape the output folder."""
     name = string(ctx, value, fld)
+    bounds.check_name_length(name, fld, ctx.path)
     try:
         safe_join(ctx.base, name)
     except InputError as exc:

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from firesmoke import bounds
 from firesmoke.burned.rules import COMPAT_MODES, MODES, BurnedRules, rules_for
 from firesmoke.campaign import fields as spec_fields
 from firesmoke.cube.ops import COMPOSITE_RULES
@@ -280,13 +281,13 @@ def _periods(ctx: _Ctx, value: Any) -> tuple[Period, ...]:
             if "start" in t or "end" in t:
                 raise ctx.error("give either date (one day) or start and end", fld)
             d = _date(ctx, t["date"], f"{fld}.date")
+            bounds.check_date_span(d, d, f"{fld}.date", ctx.path)
             out.append(Period(d, d))
             continue
         if "start" not in t or "end" not in t:
             raise ctx.error("a period needs start and end (or date)", fld)
         s, e = _date(ctx, t["start"], f"{fld}.start"), _date(ctx, t["end"], f"{fld}.end")
-        if e < s:
-            raise ctx.error(f"end {e} is before start {s}", fld)
+        bounds.check_date_span(s, e, fld, ctx.path)
         out.append(Period(s, e))
     return tuple(out)
 
@@ -301,20 +302,18 @@ def _product(ctx: _Ctx, item: Any, fld: str) -> BurnedProduct:
     kw: dict[str, Any] = {"mode": mode, "name": _plain_name(ctx, t.get("name", f"burned-{mode}"),
                                                           f"{fld}.name")}
     if "threshold" in t:
-        thr = t["threshold"]
-        if isinstance(thr, bool) or not isinstance(thr, int | float) or not 0 <= thr <= 1:
-            raise ctx.error(f"expected a number in [0, 1], got {thr!r}", f"{fld}.threshold")
-        kw["threshold"] = float(thr)
-    tile = _int(ctx, t.get("tile", 128), f"{fld}.tile", 32)
+        kw["threshold"] = bounds.check_threshold(t["threshold"], f"{fld}.threshold", ctx.path)
+    tile = _int(ctx, t.get("tile", 128), f"{fld}.tile", 32, bounds.MAX_TILE)
     if tile % 32:
         raise ctx.error(f"BA-Net tiles must be a multiple of 32, got {tile}", f"{fld}.tile")
-    step = _int(ctx, t.get("step", 100), f"{fld}.step")
+    step = _int(ctx, t.get("step", 100), f"{fld}.step", 1, bounds.MAX_TILE)
     if step > tile:
         raise ctx.error(f"step ({step}) larger than tile ({tile}) would leave gaps", f"{fld}.step")
     kw.update(tile=tile, step=step,
               blend=_str(ctx, t.get("blend", "mean"), f"{fld}.blend", BLENDS),
               batch_size=(None if t.get("batch_size") is None
-                          else _int(ctx, t["batch_size"], f"{fld}.batch_size")),
+                          else _int(ctx, t["batch_size"], f"{fld}.batch_size", 1,
+                                  bounds.MAX_BATCH_SIZE)),
               skip_empty=_bool(ctx, t.get("skip_empty", True), f"{fld}.skip_empty"))
     dev = t.get("device", "auto")
     dev = _str(ctx, dev, f"{fld}.device")
@@ -357,7 +356,7 @@ def _weights(ctx: _Ctx, value: Any) -> tuple[str, ...]:
 
 def _inputs(ctx: _Ctx, value: Any) -> InputSpec:
     t = _table(ctx, value, "inputs", ("viirs", "firms", "composite", "cube_chunk"))
-    chunk = _int(ctx, t.get("cube_chunk", 256), "inputs.cube_chunk", BLOCK_MULTIPLE)
+    chunk = _int(ctx, t.get("cube_chunk", 256), "inputs.cube_chunk", BLOCK_MULTIPLE, 1 << 16)
     return InputSpec(
         viirs=_paths(ctx, t.get("viirs", []), "inputs.viirs"),
         firms=_paths(ctx, t.get("firms", []), "inputs.firms"),
@@ -373,18 +372,23 @@ def _cluster(ctx: _Ctx, value: Any) -> ClusterSpec:
         local = sorted(set(t) & {"n_workers", "threads_per_worker", "processes", "memory_limit"})
         if local:
             raise ctx.error(f"{local} only apply to a LocalCluster, not to an address", "cluster")
-    mem = t.get("memory_limit", "auto")
-    if isinstance(mem, bool) or not isinstance(mem, str | int):
-        raise ctx.error(f"expected a size like '4GiB' or bytes, got {mem!r}", "cluster.memory_limit")
+    mem = bounds.check_memory_limit(t.get("memory_limit", "auto"), "cluster.memory_limit",
+                                    ctx.path)
+    address = None
+    if "address" in t:
+        address = bounds.check_scheduler(_str(ctx, t["address"], "cluster.address"),
+                                         "cluster.address", ctx.path)
     return ClusterSpec(
-        address=_str(ctx, t["address"], "cluster.address") if "address" in t else None,
-        n_workers=_int(ctx, t["n_workers"], "cluster.n_workers") if "n_workers" in t else None,
-        threads_per_worker=_int(ctx, t.get("threads_per_worker", 1), "cluster.threads_per_worker"),
+        address=address,
+        n_workers=(_int(ctx, t["n_workers"], "cluster.n_workers", 1, bounds.MAX_WORKERS)
+                   if "n_workers" in t else None),
+        threads_per_worker=_int(ctx, t.get("threads_per_worker", 1), "cluster.threads_per_worker",
+                                1, bounds.MAX_THREADS),
         processes=_bool(ctx, t.get("processes", True), "cluster.processes"),
         memory_limit=mem,
-        torch_threads=(_int(ctx, t["torch_threads"], "cluster.torch_threads")
-                       if "torch_threads" in t else None),
-        units_per_task=(_int(ctx, t["units_per_task"], "cluster.units_per_task")
+        torch_threads=(_int(ctx, t["torch_threads"], "cluster.torch_threads", 1,
+                            bounds.MAX_THREADS) if "torch_threads" in t else None),
+        units_per_task=(_int(ctx, t["units_per_task"], "cluster.units_per_task", 1, 4096)
                         if "units_per_task" in t else None),
     )
 
@@ -404,8 +408,9 @@ def _exports(ctx: _Ctx, value: Any) -> ExportSpec:
         quicklook=_bool(ctx, t.get("quicklook", False), "exports.quicklook"),
         events=_bool(ctx, t.get("events", False), "exports.events"),
         periods=periods,
-        equal_area_crs=_str(ctx, t.get("equal_area_crs", "EPSG:6933"), "exports.equal_area_crs"),
-        min_pixels=_int(ctx, t.get("min_pixels", 25), "exports.min_pixels"),
+        equal_area_crs=bounds.check_crs(t.get("equal_area_crs", "EPSG:6933"),
+                                        "exports.equal_area_crs", ctx.path, equal_area=True),
+        min_pixels=_int(ctx, t.get("min_pixels", 25), "exports.min_pixels", 1, 10**9),
     )
 
 
@@ -460,6 +465,8 @@ def load_spec(
             raise InputError(f"cannot read campaign spec ({exc})", path=path) from exc
         except tomllib.TOMLDecodeError as exc:
             raise InputError(f"malformed TOML: {exc}", path=path) from exc
+        except RecursionError:
+            raise InputError("malformed TOML: nested too deeply", path=path) from None
     base = Path(base_dir) if base_dir is not None else (path.parent if path else Path.cwd())
     ctx = _Ctx(path, base.resolve())
     t = _table(ctx, data, "<top level>", _TOP_KEYS)
@@ -467,7 +474,7 @@ def load_spec(
         if key not in t:
             raise ctx.error("missing", key)
     name = _plain_name(ctx, t.get("name", "campaign"), "name")
-    block = _int(ctx, t.get("block_size", 512), "block_size", BLOCK_MULTIPLE)
+    block = _int(ctx, t.get("block_size", 512), "block_size", BLOCK_MULTIPLE, 1 << 16)
     if block % BLOCK_MULTIPLE:
         raise ctx.error(f"must be a multiple of {BLOCK_MULTIPLE}, got {block}", "block_size")
     regions = _regions(ctx, t["regions"])
@@ -483,9 +490,15 @@ def load_spec(
         )
     products = _products(ctx, t["products"])
     weights = _weights(ctx, t["weights"]) if "weights" in t else ()
+    output = ctx.resolve(t["output"], "output", url_ok=True)
+    if isinstance(output, Path):
+        if os.path.lexists(output) and not output.is_dir():
+            raise ctx.error(f"{output} exists and is not a folder", "output")
+    else:
+        bounds.check_store_url(output, "output", ctx.path)
     return CampaignSpec(
         name=name,
-        output=ctx.resolve(t["output"], "output", url_ok=True),
+        output=output,
         regions=regions,
         periods=_periods(ctx, t["periods"]),
         products=products,

@@ -90,9 +90,13 @@ def run_demo(
         Also run the smoke part.
     """
     from firesmoke.cube.build import build_cube, write_cube
+    from firesmoke.errors import InputError
     from firesmoke.synthetic import demo_region, generate_scenario
 
     out_dir = Path(out)
+    if os.path.lexists(out_dir) and (out_dir.is_symlink() or not out_dir.is_dir()):
+        raise InputError("exists and is not a folder; give --out a folder (new or a "
+                         "previous demo's)", path=out_dir, field="out")
     out_dir.mkdir(parents=True, exist_ok=True)
     lines: list[str] = []
     t_start = time.perf_counter()
@@ -171,7 +175,8 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
     product = predict_burned(cube, model, months[0], months[1], mode="monthly",
                              allow_partial=True)  # last window may run past the scenario
     pstore = out_dir / "burned_area.zarr"
-    write_product(product, pstore)  # streamed chunk by chunk (Zarr v2: GDAL opens it)
+    # the demo's own folder; streamed chunk by chunk (Zarr v2: GDAL opens it)
+    write_product(product, pstore, overwrite=True)
     product = xr.open_zarr(pstore).load().rio.write_crs(cube.rio.crs)
     lines.append(f"burned-area product (BA-Net, synthetic-trained weights): {pstore} "
                  f"({product.sizes['period']} months)")

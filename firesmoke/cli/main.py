@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from firesmoke import bounds
 from firesmoke._version import __version__
 from firesmoke.errors import FiresmokeError
 from firesmoke.errors import InputError as FiresmokeInputError
@@ -78,9 +79,11 @@ def _add_synthetic(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
-    from firesmoke.synthetic import demo_region, generate_scenario
+    from firesmoke.synthetic import check_scenario_size, demo_region, generate_scenario
 
+    bounds.check_date_span(args.start, args.end, "end", max_days=bounds.MAX_SYNTHETIC_DAYS)
     region = demo_region() if args.region == "demo" else args.region
+    check_scenario_size(region, args.start, args.end)
     products = tuple(p.strip() for p in args.products.split(",") if p.strip())
     bar = _TqdmProgress(disable=args.quiet)
     try:
@@ -124,6 +127,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from firesmoke.cli.demo import run_demo
 
+    bounds.check_integer(args.days, "days", 1, bounds.MAX_SYNTHETIC_DAYS)
     bar = _TqdmProgress(disable=args.quiet)
     try:
         report = run_demo(args.out, seed=args.seed, days=args.days, progress=bar)
@@ -145,6 +149,17 @@ def _add_cluster_args(p: argparse.ArgumentParser) -> None:
                    help="LocalCluster worker processes (default: one per 2 cores, at least 1)")
     g.add_argument("--threads-per-worker", type=int, default=None, help="LocalCluster threads per worker")
     g.add_argument("--memory-limit", default="auto", help="LocalCluster memory limit per worker")
+
+
+def _check_cluster_args(args: argparse.Namespace) -> None:
+    """The cluster flags, checked before any work (the bounds of campaign specs)."""
+    if args.scheduler is not None:
+        bounds.check_scheduler(args.scheduler, "scheduler")
+    if args.workers is not None:
+        bounds.check_integer(args.workers, "workers", 1, bounds.MAX_WORKERS)
+    if args.threads_per_worker is not None:
+        bounds.check_integer(args.threads_per_worker, "threads-per-worker", 1, bounds.MAX_THREADS)
+    bounds.check_memory_limit(args.memory_limit, "memory-limit")
 
 
 def _add_gpus_arg(p: argparse.ArgumentParser) -> None:
@@ -207,7 +222,8 @@ def _add_cube(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--composite", choices=("reference", "min_zenith"), default="reference",
                    help="overpass compositing rule (default: %(default)s)")
     p.add_argument("--angles", action="store_true", help="also store solar and sensor zenith")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing store (only one firesmoke wrote)")
     _add_cluster_args(p)
 
 
@@ -215,6 +231,14 @@ def _cmd_cube(args: argparse.Namespace) -> int:
     import json
 
     from firesmoke.cube.build import build_cube, write_cube
+    from firesmoke.store import Location, check_credentials, check_writable
+
+    bounds.check_date_span(args.start, args.end, "end")
+    _check_cluster_args(args)
+    bounds.check_store_url(args.out, "out")
+    check_credentials(args.out, "out")
+    if args.overwrite:  # only a store firesmoke wrote is replaced (else resume/append)
+        check_writable(Location.of(args.out), overwrite=True)
 
     cube = build_cube(args.region, args.start, args.end, viirs=args.viirs or None,
                       firms=args.firms or None, composite=args.composite, angles=args.angles)
@@ -288,6 +312,15 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    for name, top in (("steps", 10**9), ("batch_size", bounds.MAX_BATCH_SIZE),
+                      ("seq_len", 4096), ("patch", bounds.MAX_TILE), ("epochs", 10**6),
+                      ("width", 1024)):
+        value = getattr(args, name, None)
+        if value is not None:
+            bounds.check_integer(value, name.replace("_", "-"), 1, top)
+    if getattr(args, "lr_max", None) is not None and not 0 < args.lr_max < 1e3:
+        raise FiresmokeInputError(f"expected a learning rate in (0, 1000), got {args.lr_max}",
+                                  field="lr-max")
     if args.model == "banet":
         from firesmoke.train.banet import train_banet_stores
 
@@ -353,6 +386,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                    help="also export each period as COGs (confidence: nodata NaN; burn date: "
                         "-1 unobserved, 0 not burned) + PNG, beside a local --out")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
+    b.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out (only a store firesmoke wrote, never --cube)")
     _add_cluster_args(b)
     _add_gpus_arg(b)
     s = psub.add_parser("smoke", help="smoke on Sentinel-2 chips or scenes")
@@ -388,7 +423,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from firesmoke.burned.predict import predict_burned
     from firesmoke.cube.build import open_cube
     from firesmoke.inference.model import TileModel, resolve_device
+    from firesmoke.store import check_credentials, check_writable
 
+    # every value first: nothing is opened, loaded or started for a run that cannot finish
+    if args.mode != "nrt" and args.end is not None:
+        bounds.check_date_span(args.start, args.end, "end")
+    else:
+        bounds.check_date_span(args.start, args.start, "start")
+    bounds.check_threshold(args.threshold, "threshold")
+    if args.batch_size is not None:
+        bounds.check_integer(args.batch_size, "batch-size", 1, bounds.MAX_BATCH_SIZE)
+    _check_cluster_args(args)
+    bounds.check_store_url(args.cube, "cube")
+    bounds.check_store_url(args.out, "out")
+    check_credentials(args.out, "out")
+    check_writable(args.out, overwrite=args.overwrite, reading=args.cube)
     device = resolve_device(args.device, check_available=not args.scheduler)
     if args.gpus is None and device.startswith("cpu"):
         args.gpus = 0  # default: every visible GPU only when running on CUDA
@@ -412,7 +461,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
             progress(product)
             print(file=sys.stderr)
-        write_product(product, out)
+        write_product(product, out, overwrite=args.overwrite)
     print(f"wrote {out}: {product.sizes['period']} period(s) of confidence and burn_date")
     if args.geotiff or args.events:
         import xarray as xr
@@ -559,11 +608,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except FiresmokeError as exc:
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc()
         print(f"firesmoke {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        # a value the user can fix: 2 (as argparse); a failure while working: 1
+        return 2 if isinstance(exc, FiresmokeInputError) else 1
     except KeyboardInterrupt:  # pragma: no cover - interactive
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything else: one line too (the traceback with -v)
+        if args.verbose:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"firesmoke {args.command}: error: {type(exc).__name__}: {first} "
+              "(run with -v for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from firesmoke import bounds
 from firesmoke._version import __version__
 from firesmoke.cube import ops
 from firesmoke.cube.frp import STAT_ATTRS, rasterize_hotspots
@@ -350,6 +351,7 @@ def build_cube(
     e = as_date(end, "end")
     if e < s:
         raise InputError(f"end {e} is before start {s}", field="end")
+    bounds.check_date_span(s, e, "end")  # a typo'd year must not plan 73,000 days
     if composite not in ops.COMPOSITE_RULES:
         raise InputError(f"unknown composite rule {composite!r}; choose from {ops.COMPOSITE_RULES}",
                          field="composite")

@@ -53,6 +53,7 @@ from firesmoke.models.weights_checks import (
     check_config,
     check_metadata,
     check_shapes,
+    check_storage,
     default_config,
     unpickler_reason,
 )
@@ -381,6 +382,8 @@ def _safe_load(path: Path) -> Any:
         else:
             msg = f"refused: corrupt or unsupported pickle data ({reason})"
         raise WeightsError(msg, path=path) from exc
+    except MemoryError as exc:  # storages larger than the memory left: never a raw error
+        raise WeightsError("refused: the file's tensors do not fit in memory", path=path) from exc
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise WeightsError(f"truncated or corrupt weights file: {first}", path=path) from exc
@@ -507,6 +510,17 @@ def load_weights(
         )
     if config:
         cfg.update(config)
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise WeightsError(
+            f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}", path=path
+        )
+    # everything below reads metadata only; nothing is materialised before the hash
+    check_storage(sd, path)  # stride-0 / overlapping views claiming more than the file holds
+    cfg = check_config(arch, cfg, path)
+    if stored_sha is not None:  # a firesmoke file: its metadata came from the file
+        target = SmokeResNet if arch == "smoke_resnet50" else ARCHITECTURES[arch]
+        check_metadata(meta, {**default_config(target), **cfg}, path)
+    check_shapes(ARCHITECTURES[arch], arch, cfg, sd, path)  # on the meta device: no allocation
     sha = state_dict_sha256(sd)
     if stored_sha is not None and sha != stored_sha.lower():
         raise WeightsError(
@@ -518,15 +532,6 @@ def load_weights(
         raise WeightsError(
             f"checksum mismatch: weights hash to {sha}, expected {expected_sha256}", path=path
         )
-    if arch not in ARCHITECTURES:
-        raise WeightsError(
-            f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}", path=path
-        )
-    cfg = check_config(arch, cfg, path)
-    if stored_sha is not None:  # a firesmoke file: its metadata came from the file
-        target = SmokeResNet if arch == "smoke_resnet50" else ARCHITECTURES[arch]
-        check_metadata(meta, {**default_config(target), **cfg}, path)
-    check_shapes(ARCHITECTURES[arch], arch, cfg, sd, path)  # before any memory is allocated for the model
     try:
         model = ARCHITECTURES[arch](**cfg)
     except (TypeError, ValueError, RuntimeError) as exc:

@@ -27,6 +27,7 @@ __all__ = [
     "check_config",
     "check_metadata",
     "check_shapes",
+    "check_storage",
     "default_config",
     "unpickler_reason",
 ]
@@ -156,6 +157,51 @@ def check_shapes(
             + more,
             path=path,
         )
+
+
+#: Largest total of tensor bytes a weights file may describe (materialised), in bytes.
+MAX_TENSOR_BYTES = 16 * 2**30
+
+
+def check_storage(sd: Mapping[str, Any], path: Path) -> None:
+    """Refuse tensors whose views claim more memory than their storage holds.
+
+    A tensor loaded from a file is a view (shape, strides, offset) of a storage read from
+    it. A stride of 0 lets a 4-byte storage pose as a tensor of 64 GiB, which hashing
+    (``.contiguous()``) or loading into a model would allocate. Checked from the
+    metadata only (nothing is copied): every element of the view must lie inside its
+    storage, the view may not hold more elements than its storage (no overlapping
+    strides), and all tensors together stay under :data:`MAX_TENSOR_BYTES`.
+    """
+    total = 0
+    for name, t in sd.items():
+        if not isinstance(t, torch.Tensor):
+            raise WeightsError(f"state dict entry {name!r} is not a tensor ({type(t).__name__})",
+                               path=path)
+        if t.layout != torch.strided or t.is_quantized or t.is_nested:
+            raise WeightsError(f"tensor {name!r} has an unsupported layout ({t.layout})", path=path)
+        item = t.element_size()
+        numel = math.prod(int(s) for s in t.shape)
+        try:
+            stored = int(t.untyped_storage().nbytes())
+        except (RuntimeError, NotImplementedError) as exc:
+            raise WeightsError(f"tensor {name!r} has no readable storage ({exc})", path=path) from exc
+        need = numel * item
+        if numel:
+            last = int(t.storage_offset()) + sum((int(s) - 1) * int(st)
+                                                 for s, st in zip(t.shape, t.stride(), strict=True))
+            if int(t.storage_offset()) < 0 or min(t.stride(), default=0) < 0 or (last + 1) * item > stored:
+                raise WeightsError(f"tensor {name!r} {tuple(t.shape)} reaches outside its "
+                                   f"{stored}-byte storage", path=path)
+            if need > stored:
+                raise WeightsError(
+                    f"tensor {name!r} {tuple(t.shape)} claims {need:,} bytes but its storage in "
+                    f"the file holds {stored:,} (overlapping or stride-0 view); refused",
+                    path=path)
+        total += need
+        if total > MAX_TENSOR_BYTES:
+            raise WeightsError(f"tensors claim more than {MAX_TENSOR_BYTES / 2**30:.0f} GiB; "
+                               "refused", path=path)
 
 
 # -- refusal messages ------------------------------------------------------------------

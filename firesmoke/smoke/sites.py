@@ -27,7 +27,15 @@ def read_sites(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = pd.read_csv(path, dtype={"site_id": str})
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the site table: {exc}", path=path) from exc
-    return sites_frame(df, where=path)
+    out = sites_frame(df, where=path)
+    if out.empty:  # a header only: searching everywhere would not be what was asked
+        raise InputError("the site table has no sites (a header only)", path=path)
+    bad = ~(np.isfinite(pd.to_numeric(out["lon"], errors="coerce"))
+            & np.isfinite(pd.to_numeric(out["lat"], errors="coerce")))
+    if bad.any():
+        raise InputError(f"site(s) {list(out['site_id'][bad][:5])} have no numeric lon/lat",
+                         path=path)
+    return out
 
 
 def sites_frame(sites: Any, where: Any = None) -> pd.DataFrame:

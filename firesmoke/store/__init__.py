@@ -14,9 +14,10 @@ from firesmoke.paths import safe_join
 from firesmoke.store.cubes import IncompleteStoreError, IncompleteStoreWarning, missing_days
 from firesmoke.store.geotiff import export_geotiff
 from firesmoke.store.ledger import Ledger, StoreLock, StoreLockedError
-from firesmoke.store.location import Location
+from firesmoke.store.location import Location, check_credentials
 from firesmoke.store.quicklook import quicklook_png
 from firesmoke.store.zarr_store import (
+    check_writable,
     create_template,
     finalize_store,
     open_store,
@@ -33,6 +34,8 @@ __all__ = [
     "Location",
     "StoreLock",
     "StoreLockedError",
+    "check_credentials",
+    "check_writable",
     "create_template",
     "export_geotiff",
     "finalize_store",

@@ -112,6 +112,10 @@ def write_cube_store(
     xchunk = int(ds.chunks["x"][0]) if ds.chunks else default_chunks["x"]
     zchunks = {"time": tchunk, "y": ychunk, "x": xchunk}
     new_times = pd.DatetimeIndex(ds["time"].values)
+    if (not loc.local or loc.path.is_dir()) and loc.is_zarr() and not Ledger(loc).is_firesmoke:
+        # (before the lock leaves a trace in it)
+        raise InputError("is a Zarr store firesmoke did not write (no .firesmoke ledger); "
+                         "refusing to write into it", path=loc.url)
     with StoreLock(loc, purpose="write_cube"):
         ledger = Ledger(loc)
         create_template(ds, loc, chunks=zchunks, overwrite=(mode == "w"), zarr_format=zarr_format)

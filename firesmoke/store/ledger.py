@@ -162,13 +162,79 @@ class StoreLock:
         return f"{self.location.url}/{LOCK}"
 
     def _holder(self) -> dict[str, Any] | None:
-        raw = self.location.read_bytes(LOCK)
-        if raw is None:
-            return None
+        """The lock file's holder (``None``: no lock file), validated.
+
+        A lock that is not a JSON object, or whose ``pid`` is not a plausible process id,
+        reads as ``{"damaged": reason}``: held by nobody we can check, so never taken over.
+        The file's raw content (``_raw``) and, for a local lock, its inode (``_ino``, read
+        from the same open file) are added, so that a takeover can tell this lock from a
+        newer one (a new lock holds a new token).
+        """
+        loc = self.location
+        ino = None
+        if loc.local:
+            p = loc._local(LOCK)
+            if os.path.lexists(p) and (p.is_symlink() or not p.is_file()):
+                raise InputError(f"the store lock {LOCK} is not a regular file (a folder or a "
+                                 "link); if no firesmoke process writes this store, remove it",
+                                 path=loc.url)
+            try:
+                fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except FileNotFoundError:
+                return None
+            with os.fdopen(fd, "rb") as f:
+                ino = os.fstat(f.fileno()).st_ino
+                raw = f.read(1 << 16)
+        else:
+            raw = loc.read_bytes(LOCK)
+            if raw is None:
+                return None
+        if not raw.strip():  # created, its content not written yet: a live writer
+            return {"_ino": ino, "_raw": raw}
         try:
-            return dict(json.loads(raw.decode()))
+            holder = json.loads(raw.decode())
         except (ValueError, UnicodeDecodeError):
-            return {}
+            holder = None
+        if not isinstance(holder, dict):
+            return {"damaged": "not a JSON object", "_ino": ino, "_raw": raw}
+        pid = holder.get("pid")
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int)
+                                or not 0 < pid < 1 << 31):
+            return {"damaged": f"implausible pid {str(pid)[:40]}", "_ino": ino, "_raw": raw}
+        holder.update(_ino=ino, _raw=raw)
+        return holder
+
+    def _take_over(self, holder: Mapping[str, Any]) -> None:
+        """Remove the stale lock described by ``holder``, and only that one.
+
+        Two writers may both see the same dead holder. On a local disk the stale file is
+        renamed (atomic) to a name of this writer's own and its inode and content compared
+        with those read: a lock created meanwhile by the other writer is put back (``os.link``,
+        which never replaces a file) instead of being deleted. Object stores have no
+        atomic rename: the file is deleted (their conditional create still lets only one
+        writer win the new lock).
+        """
+        loc = self.location
+        if not loc.local:
+            loc.delete(LOCK)
+            return
+        lock = loc._local(LOCK)
+        grave = loc._local(f"{META}/lock.stale.{self.token}")
+        try:
+            os.rename(lock, grave)
+        except FileNotFoundError:  # another writer took it over first
+            return
+        try:
+            with open(grave, "rb") as f:  # the same file (inodes are reused) and content
+                same = (os.fstat(f.fileno()).st_ino == holder.get("_ino")
+                        and f.read(1 << 16) == holder.get("_raw"))
+            if not same:
+                try:  # not the stale lock: a live one, created since; give it back
+                    os.link(grave, lock)
+                except FileExistsError:  # pragma: no cover - a third writer, same instant
+                    log.error("store lock %s was replaced while being taken over", self.path)
+        finally:
+            os.unlink(grave)
 
     def acquire(self) -> StoreLock:
         from firesmoke.paths import check_no_symlinks
@@ -190,11 +256,16 @@ class StoreLock:
                 holder = self._holder()
                 if holder is None:  # released meanwhile
                     continue
+                if "damaged" in holder:
+                    raise StoreLockedError(
+                        f"{loc.url}: the store lock {self.path} is damaged "
+                        f"({holder['damaged']}); if no firesmoke process writes this store, "
+                        "delete it") from None
                 if (holder.get("host") == me["host"] and isinstance(holder.get("pid"), int)
                         and not _pid_alive(holder["pid"])):
                     log.warning("taking over the stale lock of %s (pid %s is gone)",
                                 loc.url, holder["pid"])
-                    loc.delete(LOCK)
+                    self._take_over(holder)
                     continue
                 who = (f"{holder.get('purpose') or 'a writer'} on host {holder.get('host', '?')} "
                        f"pid {holder.get('pid', '?')} since {holder.get('since', '?')}")

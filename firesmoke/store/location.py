@@ -120,6 +120,30 @@ class Location:
         check_inside(self.path.parent, p)
         return p
 
+    def same_as(self, other: Any) -> bool:
+        """Whether ``other`` (path, URL or Location) names this very store.
+
+        Local paths are compared after resolving links (``c.zarr`` and ``./x/../c.zarr``
+        and a link to it are the same store); URLs after normalising their protocol
+        (``s3a://`` is ``s3://``) and trailing slashes.
+        """
+        o = Location.of(other)
+        if self.local != o.local:
+            return False
+        if self.local:
+            a, b = self.path, o.path
+            if a.exists() and b.exists():
+                return os.path.samefile(a, b)
+            return os.path.realpath(a) == os.path.realpath(b)
+        from fsspec.core import split_protocol
+
+        def norm(url: str) -> tuple[str, str]:
+            proto, rest = split_protocol(url)
+            proto = {"s3a": "s3", "gcs": "gs"}.get(proto or "", proto or "")
+            return proto, rest.rstrip("/")
+
+        return norm(self.url) == norm(o.url)
+
     # ------------------------------------------------------------------ queries
     def exists(self, key: str = "") -> bool:
         if self.local:
@@ -282,3 +306,27 @@ def read_small(target: Any) -> str | None:
         return bytes(loc.fs.cat_file(loc._root)).decode("utf-8")
     except FileNotFoundError:
         return None
+
+
+def check_credentials(store: Any, field: str = "out", storage_options: StoreOptions = None) -> None:
+    """Refuse, before any work, an ``s3://`` output for which no credentials can be found.
+
+    Looks where botocore looks (``AWS_*`` variables, ``~/.aws`` files, a profile, instance
+    metadata) unless ``storage_options`` carry credentials or ``anon``; the keys are never
+    read into a message. Other protocols are left to their libraries.
+    """
+    loc = Location.of(store, storage_options)
+    if loc.local or loc.url.split("://", 1)[0].lower() not in ("s3", "s3a"):
+        return
+    opts = loc.storage_options
+    if opts.get("anon") or opts.get("key") or opts.get("profile") or opts.get("session"):
+        return
+    try:
+        import botocore.session
+    except ImportError:  # pragma: no cover - s3fs brings botocore
+        raise InputError("s3:// stores need s3fs (pip install s3fs)", path=loc.url,
+                         field=field) from None
+    if botocore.session.get_session().get_credentials() is None:
+        raise InputError("no AWS credentials found for this s3:// store (set AWS_ACCESS_KEY_ID "
+                         "and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or ~/.aws/credentials)",
+                         path=loc.url, field=field)

@@ -40,6 +40,7 @@ from firesmoke.store.location import META, Location, StoreOptions
 from firesmoke.store.progress import Progress, compute
 
 __all__ = [
+    "check_writable",
     "create_template",
     "finalize_store",
     "open_store",
@@ -137,6 +138,10 @@ def prepare_overwrite(loc: Location) -> None:
     if names and not loc.is_zarr() and not loc.exists(f"{META}/ledger"):
         raise InputError(f"exists and is not a Zarr store (holds {names[:3]}); refusing to "
                          "delete it", path=loc.url)
+    if names and not Ledger(loc).is_firesmoke:
+        raise InputError("is a Zarr store firesmoke did not write (no .firesmoke ledger); "
+                         "refusing to delete it: remove it yourself or choose another "
+                         "output", path=loc.url)
     Ledger(loc).clear()
     for name in names:
         loc.remove_entry(name)
@@ -184,10 +189,10 @@ def create_template(
         else:
             err = None
         if not torn:
+            if not ledger.is_firesmoke:
+                raise InputError("is a Zarr store firesmoke did not write (no .firesmoke "
+                                 "ledger); refusing to write into it", path=loc.url)
             _check_compatible(existing, template, loc.url)
-            if not ledger.is_firesmoke:  # a store from before the ledger lived inside it
-                ledger.create()
-                ledger.mark_template({"adopted": True})
             log.info("resuming into existing store %s", loc.url)
             return
         if ledger.finished():
@@ -248,12 +253,61 @@ def write_block(
         Ledger(loc).mark(block_id, info)
 
 
+def has_contents(loc: Location) -> bool:
+    """Something other than firesmoke's bookkeeping (a lock) is at the location."""
+    if loc.local and os.path.lexists(loc.path) and not loc.path.is_dir():
+        return True
+    return any(n != META for n in loc.listdir())
+
+
+def check_writable(store: Any, overwrite: bool = False, storage_options: StoreOptions = None,
+                   reading: Any = ()) -> Location:
+    """Refuse, before any work, an output that would replace something by accident.
+
+    Parameters
+    ----------
+    store
+        The output store (path, URL or Location).
+    overwrite
+        Without it an existing store is refused; with it only a store firesmoke wrote
+        (its ``.firesmoke`` ledger) may be replaced, never another Zarr store or folder.
+    reading
+        Store(s) the run reads (e.g. the input cube): never written, even with overwrite.
+
+    Raises
+    ------
+    InputError
+        Naming the store and what to do.
+    """
+    loc = Location.of(store, storage_options)
+    for src in ([reading] if isinstance(reading, str | os.PathLike | Location) else reading):
+        if loc.same_as(src):
+            raise InputError(f"is the store being read ({src}); write the output elsewhere",
+                             path=loc.url, field="out")
+    if loc.local and os.path.lexists(loc.path) and loc.path.is_symlink():
+        raise UnsafePathError("is a symbolic link; refusing to replace it", path=loc.path)
+    if not has_contents(loc):
+        return loc
+    if not overwrite:
+        raise InputError("exists; pass overwrite=True (CLI: --overwrite) to replace it",
+                         path=loc.url, field="out")
+    if loc.local and not loc.path.is_dir():
+        raise UnsafePathError("exists and is not a store folder; refusing to replace it",
+                              path=loc.path)
+    if not Ledger(loc).is_firesmoke:
+        kind = "a Zarr store" if loc.is_zarr() else "a folder that is not a Zarr store"
+        raise InputError(f"is {kind} firesmoke did not write (no .firesmoke ledger); "
+                         "refusing to replace it", path=loc.url, field="out")
+    return loc
+
+
 def write_product(
     ds: xr.Dataset,
     store: Any,
     storage_options: StoreOptions = None,
     zarr_format: int = 2,
     progress: Progress = False,
+    overwrite: bool = False,
 ) -> Any:
     """Write a product Dataset (computed or lazy: streamed chunk by chunk) to a Zarr store.
 
@@ -261,9 +315,10 @@ def write_product(
     that exists is complete; the ``.part`` folder is created exclusively and doubles as
     the writer lock (a second writer gets :class:`~firesmoke.store.ledger.StoreLockedError`).
     On object stores the store is written in place and marked complete last
-    (``.firesmoke/template.json``). An existing store is replaced only if it is a Zarr
-    or firesmoke store. ``zarr_format=2`` (default) gives stores GDAL's Zarr driver
-    opens (``rasterio.open('ZARR:"p.zarr":/confidence')``); 3 is the newer spec.
+    (``.firesmoke/template.json``). An existing store is replaced only with
+    ``overwrite=True`` and only if firesmoke wrote it (:func:`check_writable`).
+    ``zarr_format=2`` (default) gives stores GDAL's Zarr driver opens
+    (``rasterio.open('ZARR:"p.zarr":/confidence')``); 3 is the newer spec.
     ``progress``: where a lazy product is computed (the chunks are computed and written
     by the scheduler in use): ``True`` shows a bar (``distributed.progress`` with a
     current Client, else tqdm), a callable gets ``(done, total, label)``
@@ -276,8 +331,10 @@ def write_product(
     """
     loc = Location.of(store, storage_options)
     fmt = _check_format(zarr_format)
+    check_writable(loc, overwrite)
     if not loc.local:
         with StoreLock(loc, purpose="write_product"):
+            check_writable(loc, overwrite)  # again, under the lock
             prepare_overwrite(loc)
             _write_whole(ds, loc, fmt, progress)
             Ledger(loc).mark_template({"complete": True, "zarr_format": fmt})
@@ -292,6 +349,7 @@ def write_product(
         _write_whole(ds, tmp, fmt, progress)
         Ledger(tmp).mark_template({"complete": True, "zarr_format": fmt})
         if os.path.lexists(path):
+            check_writable(loc, overwrite)  # again: another writer may have finished meanwhile
             prepare_overwrite(loc)  # refuses what is not a store
             loc.remove_all()
         os.replace(tmp.path, path)

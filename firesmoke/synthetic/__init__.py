@@ -19,6 +19,7 @@ from firesmoke.synthetic.orbit import Overpass, overpass_schedule
 from firesmoke.synthetic.scenario import (
     PRODUCTS,
     Scenario,
+    check_scenario_size,
     demo_region,
     generate_scenario,
     simulate_truth,
@@ -31,6 +32,7 @@ __all__ = [
     "BurnTruth",
     "Overpass",
     "Scenario",
+    "check_scenario_size",
     "demo_region",
     "generate_scenario",
     "mir_reflectance",

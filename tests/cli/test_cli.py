@@ -40,10 +40,10 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     code = main(["synthetic", "--region", str(bad), "--start", "2020-07-01", "--end", "2020-07-02",
                  "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
-    assert code == 1 and str(bad) in err and "left" in err
+    assert code == 2 and str(bad) in err and "left" in err  # a user error: exit 2
     code = main(["synthetic", "--region", "PT", "--start", "2020-07-05", "--end", "2020-07-01",
                  "--out", str(tmp_path / "o")])
-    assert code == 1 and "before" in capsys.readouterr().err
+    assert code == 2 and "before" in capsys.readouterr().err
 
 
 def test_synthetic_cube_predict_chain(tmp_path):

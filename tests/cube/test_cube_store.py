@@ -98,6 +98,37 @@ def test_open_cube_errors(tmp_path):
         open_cube(tmp_path / "other.zarr")
 
 
+def test_a_chunk_is_marked_done_only_after_its_data_is_written(tmp_path, monkeypatch):
+    """Fault injection between a chunk's write and its ledger mark: the failed chunk must
+    not be listed as done (a ledger marked first would pass a resume test that interrupts
+    only between chunks)."""
+    import firesmoke.store.cubes as cubes
+    from firesmoke.errors import IncompleteStoreError
+
+    cube = fake_cube(pd.date_range("2021-03-01", periods=12))
+    store = tmp_path / "c.zarr"
+    original = cubes._write_region
+    calls = {"n": 0}
+
+    def failing(part, loc, region):
+        calls["n"] += 1
+        original(part, loc, region)
+        if calls["n"] == 2:
+            raise OSError("disk full")  # the process fails right after the chunk's write
+
+    monkeypatch.setattr(cubes, "_write_region", failing)
+    with pytest.raises(OSError, match="disk full"):
+        write_cube(cube, store)
+    assert Ledger(store).finished() == {"time-20210301-20210304"}
+    with pytest.raises(IncompleteStoreError, match="8 of 12 day"):
+        open_cube(store)
+    monkeypatch.setattr(cubes, "_write_region", original)
+    write_cube(cube, store)
+    out = open_cube(store)
+    for v in CUBE_VARIABLES:
+        np.testing.assert_array_equal(out[v].values, cube[v].values)
+
+
 def test_write_cube_progress_bar(tmp_path, capsys):
     """progress=True: a tqdm bar over the time chunks (stderr); the store is the same."""
     days = pd.date_range("2021-01-01", periods=10)

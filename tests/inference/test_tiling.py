@@ -92,3 +92,28 @@ def test_identity_model_reproduces_input():
     plan = TilePlan(70, 90, tile=32, step=20)
     out = accumulate_tiles(arr, lambda b: b, plan, window="centre")
     np.testing.assert_allclose(out, arr, rtol=1e-6)
+
+
+def test_centre_window_pinned_values_and_symmetry():
+    """Values written out by hand (sin^2 of pixel centres), not computed by blend_window's
+    formula: an asymmetric or shifted window fails here."""
+    s1, s3 = (1 - np.sqrt(0.5)) / 2, (1 + np.sqrt(0.5)) / 2  # sin^2(pi/8), sin^2(3 pi/8)
+    w1 = np.array([s1, s3, s3, s1])
+    np.testing.assert_allclose(blend_window(4, "centre"), np.outer(w1, w1), rtol=1e-6)
+    np.testing.assert_allclose(blend_window(4, "centre")[0], [0.0214466, 0.125, 0.125, 0.0214466],
+                               rtol=1e-5)
+    for tile in (5, 16, 128):
+        w = blend_window(tile, "centre")
+        assert w.dtype == np.float32 and w.shape == (tile, tile)
+        np.testing.assert_array_equal(w, w[::-1, :])  # symmetric top/bottom
+        np.testing.assert_array_equal(w, w[:, ::-1])  # left/right
+        np.testing.assert_array_equal(w, w.T)  # the same along both axes
+        mid = tile // 2
+        assert w[mid, mid] == w.max() and w.max() <= 1.0
+        row = w[mid, : (tile + 1) // 2]
+        assert (np.diff(row) >= 0).all()  # rises towards the centre
+    w = blend_window(128, "centre")
+    # the edge rows are held at the floor (1e-3), so border-only pixels still get a value
+    assert w[0, 0] == pytest.approx(1e-6, rel=1e-4)
+    assert w[0, 64] == pytest.approx(1e-3, rel=1e-3)
+    np.testing.assert_allclose(w[64, 64], np.sin(np.pi * 64.5 / 128) ** 4, rtol=1e-6)

@@ -293,3 +293,21 @@ def test_copy_elsewhere_opens_identically(real_viirs_dir, tmp_path, real_ds):
     ds = open_vmaes_granule(tmp_path, layers=["M12"])
     np.testing.assert_array_equal(ds.M12.values, real_ds.M12.values)
     assert str(tmp_path) in ds.M12.attrs["source_file"]
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(0.0, 0.0), (0.0, -0.02), (float("nan"), 0.0),
+                                               (float("inf"), 0.0), (1e-4, float("nan"))])
+def test_implausible_scale_or_offset_is_refused(tmp_path, scale, offset):
+    """Synthetic layers (run without ../shared): Scale 0 would turn every pixel into the
+    offset, a plausible-looking constant; it is refused like a non-finite Scale/Offset."""
+    from firesmoke.errors import CorruptFileError
+    from firesmoke.io.viirs.readers import VmaesReader
+
+    raw = np.array([[0, 1000, 2000], [3000, 4000, 65535]], dtype=np.uint16)
+    p = write_vmaes_layer(tmp_path / "NPP_VMAES_L1.A2020001.0130.001.2020001120000.Reflectance_M5.hdf",
+                          "Reflectance_M5", raw, scale=scale, offset=offset)
+    for call in (lambda: open_vmaes_granule([p], layers=["M05"]).compute(),
+                 lambda: VmaesReader.open([p], ("M05",))):
+        with pytest.raises(CorruptFileError, match="implausible Scale/Offset") as info:
+            call()
+        assert info.value.path == str(p) and info.value.field == "Reflectance_M5"

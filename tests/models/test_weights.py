@@ -458,3 +458,67 @@ def test_hostile_metadata_is_refused(tmp_path, changes, match):
     with pytest.raises(WeightsError, match=match) as info:
         load_weights(path)
     assert str(path) in str(info.value)
+
+
+def _stride0_file(tmp_path, numel: int, firesmoke_format: bool) -> Path:
+    """A tiny file whose one tensor is a stride-0 view of a 4-byte storage."""
+    path = tmp_path / f"stride0_{numel}_{int(firesmoke_format)}.pt"
+    if firesmoke_format:
+        model, _ = small_models()["smoke_unet"]
+        save_weights(model, path, sidecar=False)
+        payload = torch.load(path, weights_only=True)
+        name = "inc.double_conv.0.weight"
+        shape = payload["state_dict"][name].shape
+        payload["state_dict"][name] = torch.zeros(1).expand(*shape)  # the right shape, no bytes
+        torch.save(payload, path)
+    else:
+        huge = torch.zeros(1).expand(numel)
+        assert huge.stride() == (0,) and huge.untyped_storage().nbytes() == 4
+        torch.save({"inc.double_conv.0.weight": huge}, path)
+    assert path.stat().st_size < (1 << 20)
+    return path
+
+
+@pytest.mark.parametrize("firesmoke_format", [True, False])
+def test_stride0_views_are_refused_before_anything_is_materialised(tmp_path, monkeypatch,
+                                                                   firesmoke_format):
+    path = _stride0_file(tmp_path, 2**33, firesmoke_format)
+    hashed = []
+    monkeypatch.setattr(W, "state_dict_sha256", lambda sd: hashed.append(1) or "0" * 64)
+    with pytest.raises(WeightsError, match=r"stride-0|claims") as info:
+        load_weights(path, architecture="smoke_unet")
+    assert str(path) in str(info.value)
+    assert hashed == []  # refused from the metadata, before hashing (.contiguous())
+
+
+def test_stride0_claim_of_64_gib_allocates_nothing_under_a_memory_limit(tmp_path):
+    """A child process under RLIMIT_AS: a 1.8 KB file claiming 64 GiB is a WeightsError,
+    never a MemoryError or RuntimeError, and nothing near the claim is allocated."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "claims64gib.pt"
+    torch.save({"inc.double_conv.0.weight": torch.zeros(1).expand(2**34)}, path)
+    code = textwrap.dedent(f"""
+        import resource, torch
+        from firesmoke.errors import WeightsError
+        from firesmoke.models.weights import load_weights
+        vm = [int(l.split()[1]) * 1024 for l in open('/proc/self/status')
+              if l.startswith('VmSize:')][0]
+        resource.setrlimit(resource.RLIMIT_AS, (vm + 512 * 2**20, vm + 512 * 2**20))
+        try:
+            load_weights({str(path)!r}, architecture="smoke_unet")
+        except WeightsError as exc:
+            print("REFUSED", exc)
+        try:
+            torch.zeros(2**30)  # 4 GiB: proves the limit bites
+        except (MemoryError, RuntimeError):
+            print("LIMITED")
+    """)
+    env = {**os.environ, "FIRESMOKE_WEIGHTS": str(tmp_path / "w")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert "REFUSED" in r.stdout and "claims 68,719,476,736 bytes" in r.stdout, r.stdout + r.stderr
+    assert "LIMITED" in r.stdout
+    assert "Traceback" not in r.stderr

@@ -81,3 +81,69 @@ def test_two_concurrent_cli_style_writers(tmp_path):
     assert b.returncode == 3, b.stderr
     assert "LOCKED" in b.stdout and "Traceback" not in b.stderr
     assert open_cube(store).sizes["time"] == 12
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ("[1, 2, 3]", "damaged .not a JSON object"),
+    ('{"host": "h", "pid": 1000000000000000000000000000000}', "damaged .implausible pid"),
+    ('{"host": "h", "pid": "12"}', "damaged .implausible pid"),
+    ("\x00garbage", "damaged"),
+])
+def test_damaged_lock_files_are_clean_errors(tmp_path, content, match):
+    store = tmp_path / "c.zarr"
+    (store / ".firesmoke").mkdir(parents=True)
+    (store / ".firesmoke" / "lock").write_text(content)
+    with pytest.raises(StoreLockedError, match=match) as info:
+        StoreLock(store).acquire()
+    assert "delete it" in str(info.value)
+    assert (store / ".firesmoke" / "lock").read_text() == content  # never taken over
+
+
+def test_a_lock_that_is_a_folder_is_a_clean_error(tmp_path):
+    from firesmoke.errors import InputError
+
+    store = tmp_path / "c.zarr"
+    (store / ".firesmoke" / "lock").mkdir(parents=True)
+    with pytest.raises(InputError, match="not a regular file"):
+        StoreLock(store).acquire()
+    assert (store / ".firesmoke" / "lock").is_dir()
+
+
+def test_stale_lock_takeover_does_not_race(tmp_path):
+    """Four processes find the same dead holder at once; reading it and removing it are far
+    apart (0.5 s). Exactly one may take the lock; the others see the live new holder."""
+    store = tmp_path / "c.zarr"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (store / ".firesmoke").mkdir(parents=True)
+    (store / ".firesmoke" / "lock").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": dead.pid, "since": "2026-01-01T00:00:00Z"}))
+    code = textwrap.dedent(f"""
+        import os, sys, time
+        import firesmoke.store.ledger as ledger
+        from firesmoke.store import StoreLock, StoreLockedError
+        alive = ledger._pid_alive
+        def slow(pid):  # a slow disk between reading the holder and removing it
+            time.sleep(0.5)
+            return alive(pid)
+        ledger._pid_alive = slow
+        open(os.path.join({str(tmp_path)!r}, f"ready.{{os.getpid()}}"), "w").close()
+        while len([n for n in os.listdir({str(tmp_path)!r}) if n.startswith("ready.")]) < 4:
+            time.sleep(0.01)  # all four imported: go together
+        try:
+            lock = StoreLock({str(store)!r}).acquire()
+        except StoreLockedError:
+            print("LOCKED"); sys.exit(0)
+        print("GOT", flush=True)
+        time.sleep(3)
+        lock.release()
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    got = [o for o, _ in outs if o.startswith("GOT")]
+    assert len(got) == 1, outs
+    assert all(o.startswith(("GOT", "LOCKED")) and "Traceback" not in e for o, e in outs), outs
+    assert not (store / ".firesmoke" / "lock").exists()
+    assert not list((store / ".firesmoke").glob("lock.stale.*"))

@@ -92,8 +92,10 @@ def test_overwrite_refuses_a_folder_that_is_not_a_store(tmp_path):
         write_cube(small_cube(6), victim / "thesis.tex", mode="w")
     with pytest.raises(InputError, match="not a Zarr store"):
         write_cube(small_cube(6), victim, mode="w")
-    with pytest.raises(InputError, match="not a Zarr store"):
+    with pytest.raises(InputError, match="exists; pass overwrite=True"):
         write_product(xr.Dataset({"a": ("x", np.arange(3))}), victim)
+    with pytest.raises(InputError, match="not a Zarr store"):
+        write_product(xr.Dataset({"a": ("x", np.arange(3))}), victim, overwrite=True)
     assert _snapshot(victim) == before
 
 

@@ -4,8 +4,9 @@ GDAL reports a damaged strip or tile only when it is read, which for lazy (dask)
 is at compute time, and rasterio's ``RasterioIOError: Read failed`` does not say which
 file failed; a damaged header can also make GDAL drop the georeferencing (no CRS, or the
 identity geotransform when the pixel scale tag is unreadable) with only a warning; and
-GDAL does not check the adler32 checksum of deflate-compressed blocks, so a flipped bit in
-compressed pixels reads back as wrong values. The helpers here turn all of these into
+GDAL does not check the adler32 checksum of deflate-compressed blocks (nor can anyone
+check LZW blocks, which have none), so a flipped bit in compressed pixels reads back as
+wrong values. The helpers here turn all of these into
 :class:`~firesmoke.errors.InputError` subclasses that name the file.
 """
 
@@ -28,7 +29,9 @@ __all__ = [
     "CheckedGeoTiff",
     "check_georeferenced",
     "geotiff_error",
+    "lzw_block_problem",
     "open_checked_geotiff",
+    "verify_blocks",
     "verify_deflate_blocks",
 ]
 
@@ -60,20 +63,68 @@ def check_georeferenced(src: rasterio.DatasetReader, path: Any) -> None:
         raise CorruptFileError("rotated/sheared geotransforms are not supported", path=path)
 
 
-def verify_deflate_blocks(
+#: Compression schemes whose blocks :func:`verify_blocks` checks.
+CHECKED_CODECS = (Compression.deflate, Compression.lzw)
+
+
+def _block_bytes(src: rasterio.DatasetReader, by: int, bands_per_block: int) -> int | None:
+    """Bytes one block decodes to (strips: the last one may be shorter); None if unknown."""
+    itemsize = np.dtype(src.dtypes[0]).itemsize
+    if src.tags(ns="IMAGE_STRUCTURE").get("NBITS") or len(set(src.dtypes)) != 1:
+        return None  # packed sub-byte samples or mixed dtypes: no simple size
+    bh, bw = src.block_shapes[0]
+    if src.is_tiled:
+        rows = bh
+    else:
+        rows = min(bh, src.height - by * bh)
+        bw = src.width
+    return rows * bw * bands_per_block * itemsize
+
+
+def lzw_block_problem(stream: bytes, expected: int | None) -> str | None:
+    """Why an LZW block is damaged (None if its structure is intact).
+
+    Checked with :func:`firesmoke.kernels.lzw.lzw_scan`: every code within the table and
+    as a greedy encoder writes it, an end-of-information code, the decoded length equal to the block's size (when known)
+    and nothing but padding after the end code.
+    """
+    from firesmoke.kernels.lzw import LZW_BAD_CODE, LZW_NO_EOI, LZW_NOT_GREEDY, lzw_scan
+
+    data = np.frombuffer(stream, np.uint8)
+    if len(data) >= 2 and data[0] == 0 and data[1] & 1:
+        return None  # old-style (LSB-first) LZW of libtiff < 5: not checked
+    decoded, end_bit, status = lzw_scan(data)
+    if status == LZW_BAD_CODE:
+        return f"invalid LZW code after {decoded} decoded bytes"
+    if status == LZW_NOT_GREEDY:
+        return f"LZW codes no encoder writes (a table entry defined twice) after {decoded} bytes"
+    if status == LZW_NO_EOI:
+        return f"LZW stream has no end code (cut short?) after {decoded} decoded bytes"
+    if expected is not None and decoded != expected:
+        return f"LZW stream decodes to {decoded} bytes, the block holds {expected}"
+    tail = data[(end_bit + 7) // 8:]
+    if len(tail) > 8 or tail.any():
+        return f"{len(tail)} byte(s) of data after the LZW end code"
+    return None
+
+
+def verify_blocks(
     src: rasterio.DatasetReader,
     path: Any,
     rows: tuple[int, int] | None = None,
     cols: tuple[int, int] | None = None,
     bands: Any = None,
 ) -> int:
-    """Check the zlib checksum of the deflate-compressed blocks a read will use.
+    """Check the compressed blocks a read will use: deflate checksums, LZW structure.
 
     The blocks (tiles or strips) covering ``rows`` x ``cols`` (default: all) of ``bands``
     (1-based; default all) are located through GDAL's ``BLOCK_OFFSET_x_y`` /
-    ``BLOCK_SIZE_x_y`` TIFF metadata and inflated with :mod:`zlib`, which verifies each
-    stream's adler32 checksum. Files that are not local or not deflate-compressed carry
-    no checksum and pass unchecked.
+    ``BLOCK_SIZE_x_y`` TIFF metadata. Deflate blocks are inflated with :mod:`zlib`, which
+    verifies each stream's adler32 checksum. LZW has no checksum: each block's code
+    stream is walked (:func:`lzw_block_problem`) and must decode to exactly the block's
+    size and end with its end code, which catches most, not all, damage (see
+    ``docs/safety.md`` for the measured rate). Files that are not local, uncompressed or
+    otherwise compressed pass unchecked.
 
     Returns
     -------
@@ -85,14 +136,18 @@ def verify_deflate_blocks(
     CorruptFileError
         If a block's stream is corrupt, cut short or lies outside the file.
     """
-    if src.compression != Compression.deflate or not os.path.isfile(path):
+    if src.compression not in CHECKED_CODECS or not os.path.isfile(path):
         return 0
+    lzw = src.compression == Compression.lzw
     bh, bw = src.block_shapes[0]
     r0, r1 = rows if rows is not None else (0, src.height)
     c0, c1 = cols if cols is not None else (0, src.width)
     if r1 <= r0 or c1 <= c0:
         return 0
-    indexes = [1] if src.interleaving == Interleaving.pixel else list(bands or src.indexes)
+    pixel = src.interleaving == Interleaving.pixel or src.count == 1
+    indexes = [1] if pixel else list(bands or src.indexes)
+    per_block = src.count if pixel else 1
+    name = "LZW" if lzw else "deflate"
     checked = 0
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
@@ -104,15 +159,23 @@ def verify_deflate_blocks(
                     if not offset or not length or int(length) == 0:
                         continue  # sparse block: GDAL fills it with nodata
                     offset, length = int(offset), int(length)
-                    where = f"deflate block ({bx}, {by}) of band {bidx} at byte {offset}"
+                    where = f"{name} block ({bx}, {by}) of band {bidx} at byte {offset}"
                     if offset + length > size:
                         raise CorruptFileError(f"{where} runs past the end of the file (truncated?)", path=path)
                     fh.seek(offset)
-                    why = zlib_stream_problem(fh.read(length))
+                    stream = fh.read(length)
+                    if lzw:
+                        why = lzw_block_problem(stream, _block_bytes(src, by, per_block))
+                    else:
+                        why = zlib_stream_problem(stream)
                     if why is not None:
                         raise CorruptFileError(f"{where}: {why}", path=path)
                     checked += 1
     return checked
+
+
+verify_deflate_blocks = verify_blocks
+"""The former name of :func:`verify_blocks` (deflate only, then)."""
 
 
 class CheckedGeoTiff:
@@ -121,7 +184,7 @@ class CheckedGeoTiff:
     Each read opens the file, reads one window and closes it; any GDAL error (a damaged
     strip, a file truncated or replaced since it was opened) becomes a
     :class:`~firesmoke.errors.CorruptFileError` naming the file, at compute time too, and
-    deflate-compressed blocks are checked with :func:`verify_deflate_blocks` first.
+    compressed blocks are checked with :func:`verify_blocks` first.
     The file must still have the shape and dtype it had when the view was made.
     """
 
@@ -165,7 +228,7 @@ class CheckedGeoTiff:
                         path=self.path,
                     )
                 indexes = [b + 1 for b in bands]
-                verify_deflate_blocks(src, self.path, (rows.start, rows.stop), (cols.start, cols.stop), indexes)
+                verify_blocks(src, self.path, (rows.start, rows.stop), (cols.start, cols.stop), indexes)
                 return src.read(indexes=indexes, window=window)
         except InputError:
             raise

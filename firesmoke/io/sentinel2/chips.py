@@ -41,7 +41,7 @@ from firesmoke.errors import (
     InputError,
     WrongProductError,
 )
-from firesmoke.io._core.geotiff import check_georeferenced, geotiff_error, verify_deflate_blocks
+from firesmoke.io._core.geotiff import check_georeferenced, geotiff_error, verify_blocks
 from firesmoke.io.sentinel2.labels import read_labels
 
 __all__ = [
@@ -256,7 +256,7 @@ def _read_chip_array(path: Any) -> tuple[np.ndarray, Any, Any, Any]:
         with rasterio.open(path) as src:
             _chip_header(src, path)
             check_georeferenced(src, path)
-            verify_deflate_blocks(src, path)
+            verify_blocks(src, path)
             data = src.read()
             return data, src.transform, src.crs, src.nodata
     except InputError:

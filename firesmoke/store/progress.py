@@ -84,6 +84,7 @@ def part_progress(progress: Progress, label: str) -> Callable[[int, int, str], N
             bar = state["bar"] = tqdm(total=total, desc=what or label, unit="part", leave=False)
         bar.update(done - bar.n)
         if done >= total:
+            bar.refresh()  # show the finished count before the bar is cleared
             bar.close()
 
     return tick

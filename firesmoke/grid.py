@@ -50,8 +50,18 @@ from pyproj import CRS
 from firesmoke.errors import InvalidRegionError
 
 __all__ = [
-    "DEFAULT_MAX_REGION_PIXELS", "MAX_JSON_DEPTH", "PUBLISHED_REGIONS", "Region", "check_axes",
-    "exact", "exact_centres", "exact_edge", "max_region_pixels",
+    "DEFAULT_MAX_REGION_PIXELS",
+    "MAX_JSON_DEPTH",
+    "PUBLISHED_REGIONS",
+    "Region",
+    "check_axes",
+    "check_georeferenced",
+    "dataset_crs",
+    "exact",
+    "exact_centres",
+    "exact_edge",
+    "grid_mapping_name",
+    "max_region_pixels",
 ]
 
 log = logging.getLogger(__name__)
@@ -164,6 +174,57 @@ def check_axes(ds: xr.Dataset | xr.DataArray, what: str = "dataset") -> tuple[np
                 "a regular grid); regrid onto a region first", field=dim)
         out.append(v)
     return out[0], out[1]
+
+
+def grid_mapping_name(ds: xr.Dataset | xr.DataArray) -> str | None:
+    """The name of the CF grid-mapping variable of a dataset (``spatial_ref`` as rioxarray
+    writes it, or whatever the variables' ``grid_mapping`` names), or None."""
+    arrays = list(ds.data_vars.values()) if isinstance(ds, xr.Dataset) else [ds]
+    names = set(ds.coords) | (set(ds.variables) if isinstance(ds, xr.Dataset) else set())
+    for v in arrays:
+        name = v.attrs.get("grid_mapping") or v.encoding.get("grid_mapping")
+        if name and name in names:
+            return str(name)
+    return "spatial_ref" if "spatial_ref" in names else None
+
+
+def dataset_crs(ds: xr.Dataset | xr.DataArray) -> CRS | None:
+    """The CRS of a dataset's CF grid mapping (``crs_wkt``/``spatial_ref`` text or CF grid
+    mapping attributes), read with pyproj (no rioxarray needed), or None without one.
+
+    Raises
+    ------
+    InvalidRegionError
+        A grid mapping that does not describe a CRS.
+    """
+    name = grid_mapping_name(ds)
+    if name is None:
+        return None
+    attrs = ds[name].attrs
+    try:
+        text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
+        return CRS.from_wkt(text) if text else CRS.from_cf(attrs)
+    except Exception as exc:  # pyproj raises CRSError and others for bad text
+        raise InvalidRegionError(f"grid mapping {name!r} holds no readable CRS ({exc})",
+                                 field=name) from exc
+
+
+def check_georeferenced(ds: xr.Dataset | xr.DataArray, what: str = "dataset") -> CRS:
+    """The CRS of a gridded dataset, after checking it is usable as a product grid.
+
+    Raises one :class:`InvalidRegionError` (an :class:`~firesmoke.errors.InputError`) when
+    the axes are not a regular north-up grid (:func:`check_axes`) or the dataset has no
+    CRS (no CF grid mapping such as rioxarray's ``spatial_ref``): no raw third-party
+    exception.
+    """
+    check_axes(ds, what)
+    crs = dataset_crs(ds)
+    if crs is None:
+        raise InvalidRegionError(
+            f"{what} has no CRS (no 'spatial_ref' grid mapping); attach one, e.g. "
+            "ds.rio.write_crs('EPSG:4326') (rioxarray), before writing the cube",
+            field="spatial_ref")
+    return crs
 
 
 def _json_depth(text: str) -> int:

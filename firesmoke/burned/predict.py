@@ -9,7 +9,15 @@ and the per-day probabilities of the kept days are reduced to:
 * ``burn_date`` = day of year of the kept day with the highest p (int16; 0 where
   ``confidence < threshold``). Unlike the reference software, the day of year is that of
   the kept day itself (the reference used the index within the whole window, ~16 days
-  early).
+  early);
+* ``valid_days`` = per pixel, the kept days of the period with a finite red, NIR or MIR
+  reflectance (:func:`~firesmoke.burned.rules.observed_days`). Where it is 0 the pixel
+  was not observed: ``confidence`` is NaN and ``burn_date`` -1, the ``_FillValue`` of
+  each (:data:`~firesmoke.burned.rules.NODATA`), in every rules object (the
+  reference-compatible numbers are kept for observed pixels).
+
+The cube must be georeferenced (a CRS, rioxarray's ``spatial_ref``) on a regular north-up
+grid; otherwise one :class:`~firesmoke.errors.InputError` says so before any work.
 
 Provenance (weights ids and sha256, package version, window rule, inputs) is written in
 the attributes of both variables and of the Dataset.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -35,13 +44,20 @@ from firesmoke.burned.rules import (
     MODES,
     BurnedRules,
     check_mode,
+    mask_unobserved,
+    observed_days,
     rules_for,
 )
 from firesmoke.errors import InputError
+from firesmoke.grid import check_georeferenced, grid_mapping_name
 from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
 
-__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_bands",
-           "window_input"]
+__all__ = ["BANET_BANDS", "MODES", "UnobservedPeriodWarning", "predict_burned", "predict_window",
+           "unobserved_periods", "window_bands", "window_input", "window_valid_days"]
+
+
+class UnobservedPeriodWarning(UserWarning):
+    """A whole period of a product has no observation (every pixel is nodata)."""
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +76,30 @@ def window_bands(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_
     xch = cube.chunks.get("x", (cube.sizes["x"],)) if cube.chunks else (cube.sizes["x"],)
     return [da.asarray(sub[b].data).astype(np.float32).rechunk((window.length, ych, xch))
             for b in bands]
+
+
+def window_valid_days(cube: xr.Dataset, window: Window) -> Any:
+    """Lazy ``(H, W)`` int16 count of the window's kept days with a finite red, NIR or MIR
+    reflectance (:func:`~firesmoke.burned.rules.observed_days`)."""
+    red, nir, mir = (b[window.keep_slice] for b in window_bands(cube, window, BANET_BANDS[:3]))
+    return observed_days(red, nir, mir)
+
+
+def unobserved_periods(product: xr.Dataset, warn: bool = True) -> list[str]:
+    """Labels of the periods of a product in which no pixel was observed (``valid_days``
+    0 everywhere); with ``warn`` an :class:`UnobservedPeriodWarning` names them. Computes
+    one maximum per period (cheap once the product is computed or persisted)."""
+    if "valid_days" not in product:
+        return []
+    best = np.asarray(product["valid_days"].max(("y", "x")).values).reshape(-1)
+    labels = (product["period_label"].values if "period_label" in product.coords
+              else product["period"].values)
+    empty = [str(lab) for lab, m in zip(np.atleast_1d(labels), best, strict=True) if m <= 0]
+    if empty and warn:
+        warnings.warn(f"no observation in period(s) {', '.join(empty)}: every pixel is nodata "
+                      "(confidence NaN, burn_date -1); does the cube cover them?",
+                      UnobservedPeriodWarning, stacklevel=2)
+    return empty
 
 
 def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
@@ -108,6 +148,15 @@ def _coverage(cube: xr.Dataset, windows: Sequence[Window], allow_partial: bool) 
             f"({w.start}..{w.end}); extend the cube, or pass allow_partial=True for a product "
             "flagged with the number of observed days per period", field="cube")
     return counts
+
+
+def _masked(product: Any, valid: Any) -> Any:
+    """``(R, H, W)`` lazy product with the unobserved pixels (``valid`` 0) set to nodata."""
+    import dask.array as da
+
+    valid = valid.rechunk(product.chunks[-2:])
+    return da.map_blocks(lambda o, v: mask_unobserved(o, v[0]), product, valid[None],
+                         dtype=np.float32, meta=np.array((), np.float32))
 
 
 def predict_window(
@@ -184,11 +233,20 @@ def predict_burned(
     Returns
     -------
     xarray.Dataset
-        ``confidence`` (float32) and ``burn_date`` (int16 day of year, 0 = not burned) with
-        dims ``(period, y, x)``, coordinates ``period`` (first day, datetime64),
+        ``confidence`` (float32, NaN = not observed), ``burn_date`` (int16 day of year,
+        0 = not burned, -1 = not observed) and ``valid_days`` (int16, the kept days with a
+        valid reflectance; 0 = not observed) with dims ``(period, y, x)`` and their nodata
+        as ``_FillValue`` in ``encoding``, coordinates ``period`` (first day, datetime64),
         ``period_label`` (e.g. ``"2020-08"``), ``period_end`` (last day) and
         ``observed_days`` (:func:`~firesmoke.burned.periods.period_coords`), the cube's CRS,
-        and provenance attrs. Lazy.
+        and provenance attrs. Lazy. :func:`unobserved_periods` names the periods with no
+        observation at all (a warning).
+
+    Raises
+    ------
+    InputError
+        Before any work: a cube without a CRS, with irregular or non-monotonic ``x``/``y``,
+        lacking variables, or (unless ``allow_partial``) lacking days of a window.
     """
     import dask.array as da
 
@@ -197,6 +255,7 @@ def predict_burned(
     missing = [b for b in BANET_BANDS if b not in cube]
     if missing:
         raise InputError(f"cube lacks variables {missing}", field="cube")
+    check_georeferenced(cube, "cube")
     rules.check_tiling(tile, step, blend)
     windows = rules.windows(mode, start, end)
     thr = rules.threshold(mode, threshold)
@@ -214,10 +273,12 @@ def predict_burned(
                              meta=np.array((), np.float32),
                              chunks=((n_out,), *stats[0].chunks[-2:]))
 
+    valid = [window_valid_days(cube, w) for w in windows]
     if mode == "range":  # one map from every window's reduced outputs
         stats = [_window_product(cube, model, w, rules.reducer(mode, w, thr),
                                  zero_days=zero[w.label], **kw) for w in windows]
         products = [combined(stats)]
+        valid = [sum(valid[1:], valid[0])]  # the windows' kept days do not overlap
         end = start if end is None else end
         labels = [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
         p_start = [pd.Timestamp(start)]
@@ -231,11 +292,17 @@ def predict_burned(
         p_start = [pd.Timestamp(w.keep_start) for w in windows]
         p_end = [pd.Timestamp(w.keep_end) for w in windows]
 
+    for label, n in zip(labels, counts, strict=True):
+        if n == 0:
+            warnings.warn(f"period {label}: the cube holds none of its days; the period is all "
+                          "nodata", UnobservedPeriodWarning, stacklevel=2)
+    products = [_masked(o, v) for o, v in zip(products, valid, strict=True)]
     attrs = rules.variable_attrs(thr)
     variables = {}
     for i, name in enumerate(rules.outputs):
         layers = [o[i] if i == 0 else o[i].astype(np.int16) for o in products]
         variables[name] = (("period", "y", "x"), da.stack(layers), attrs[name])
+    variables["valid_days"] = (("period", "y", "x"), da.stack(valid), attrs["valid_days"])
     ds = xr.Dataset(
         variables,
         coords={
@@ -246,12 +313,16 @@ def predict_burned(
             "y": cube["y"], "x": cube["x"],
         },
     )
-    if "spatial_ref" in cube.coords:
-        ds = ds.assign_coords(spatial_ref=cube["spatial_ref"])
-        for v in ds.data_vars.values():
-            v.attrs["grid_mapping"] = "spatial_ref"
+    for name, enc in rules.variable_encoding().items():
+        ds[name].encoding = {k: v for k, v in enc.items() if v is not None}
+    gm = grid_mapping_name(cube)  # the cube's CRS, the CF way (checked above)
+    ds = ds.assign_coords({gm: cube[gm].variable})
+    for v in ds.data_vars.values():
+        v.encoding.pop("grid_mapping", None)
+        v.attrs["grid_mapping"] = gm
     meta = getattr(model, "metadata", {}) or {}
     prov = {
+        "Conventions": "CF-1.8",
         "firesmoke_version": __version__,
         **rules.provenance(mode, tile, step, blend),
         "weights": json.dumps(meta.get("weights", meta.get("name", getattr(model, "key", "callable")))),

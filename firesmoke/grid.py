@@ -61,6 +61,7 @@ __all__ = [
     "exact_centres",
     "exact_edge",
     "grid_mapping_name",
+    "grid_transform",
     "max_region_pixels",
 ]
 
@@ -174,6 +175,20 @@ def check_axes(ds: xr.Dataset | xr.DataArray, what: str = "dataset") -> tuple[np
                 "a regular grid); regrid onto a region first", field=dim)
         out.append(v)
     return out[0], out[1]
+
+
+def grid_transform(ds: xr.Dataset | xr.DataArray) -> Affine:
+    """The affine transform of a dataset's pixel-centre ``x``/``y`` (:func:`check_axes`),
+    with the pixel sizes and the origin snapped to the shortest decimals that reproduce
+    the coordinates (1e-9 of a pixel for the size, 1e-6 for the origin): ``0.01``, not
+    the ``0.010000000000000021`` that differences of float coordinates give."""
+    x, y = check_axes(ds)
+    sx = (x[-1] - x[0]) / (x.size - 1)
+    sy = (y[-1] - y[0]) / (y.size - 1)
+    px, py = _snap(sx, 1e-9 * abs(sx)), _snap(sy, 1e-9 * abs(sy))
+    left = _snap(x[0] - px / 2, 1e-6 * abs(px))
+    top = _snap(y[0] - py / 2, 1e-6 * abs(py))
+    return Affine(px, 0.0, left, 0.0, py, top)
 
 
 def grid_mapping_name(ds: xr.Dataset | xr.DataArray) -> str | None:
@@ -552,15 +567,12 @@ class Region:
         if text:
             return cls.from_dict(json.loads(text))
         name = str(ds.attrs.get("region", "unnamed"))
-        x, y = check_axes(ds)
-        px = _snap((x[-1] - x[0]) / (x.size - 1), 1e-9)
-        if abs(abs(y[-1] - y[0]) / (y.size - 1) - px) > 1e-6 * px:
+        t = grid_transform(ds)
+        if abs(-t.e - t.a) > 1e-6 * t.a:
             raise InvalidRegionError(
-                f"x and y pixel sizes differ ({px:g} and {abs(y[-1] - y[0]) / (y.size - 1):g}); "
-                "a region has square pixels", field="y")
-        left = _snap(x[0] - px / 2, 1e-6 * px)
-        top = _snap(y[0] + px / 2, 1e-6 * px)
-        return cls.from_shape(name, left, top, px, y.size, x.size)
+                f"x and y pixel sizes differ ({t.a:g} and {-t.e:g}); a region has square pixels",
+                field="y")
+        return cls.from_shape(name, t.c, t.f, t.a, ds.sizes["y"], ds.sizes["x"])
 
     @classmethod
     def from_shape(

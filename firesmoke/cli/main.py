@@ -386,7 +386,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"plumes per site: {res['plumes']}")
         return 0
 
-    from firesmoke.burned.predict import predict_burned
+    from firesmoke.burned.predict import predict_burned, unobserved_periods
     from firesmoke.cube.build import open_cube
     from firesmoke.inference.model import TileModel, resolve_device
 
@@ -414,11 +414,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             progress(product)
             print(file=sys.stderr)
         write_product(product, out)
+        empty = unobserved_periods(product, warn=False)  # cheap: the product is persisted
     print(f"wrote {out}: {product.sizes['period']} period(s) of confidence, burn_date and "
           "valid_days")
-    from firesmoke.burned.predict import unobserved_periods
-
-    empty = unobserved_periods(product, warn=False)
     if empty:
         print(f"firesmoke predict: warning: no observation in period(s) {', '.join(empty)}: "
               "every pixel is nodata (confidence NaN, burn_date -1)", file=sys.stderr)

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from firesmoke.errors import InvalidRegionError
+from firesmoke.grid import grid_transform
 from firesmoke.paths import (
     atomic_write_text,
     check_inside,
@@ -82,12 +84,16 @@ def export_geotiff(
         nodata = float("nan")
     if nodata is not None:
         arr = arr.rio.write_nodata(nodata, encoded=False)
+    try:  # the exact pixel size and origin (rioxarray would difference float coordinates)
+        arr = arr.rio.write_transform(grid_transform(arr))
+    except InvalidRegionError:  # fewer than 2 pixels, ...: rioxarray's own estimate
+        pass
     kwargs: dict[str, Any] = {"driver": "COG", "compress": "DEFLATE"} if cog else {
         "driver": "GTiff", "compress": "DEFLATE", "tiled": True}
     tmp = p.with_name(f"{p.name}.{uuid.uuid4().hex[:12]}.part")
     open_exclusive(tmp).close()  # our own new regular file: GDAL writes into it, no link
     try:
-        arr.rio.to_raster(tmp, **kwargs)
+        arr.rio.to_raster(tmp, recalc_transform=False, **kwargs)
         check_inside(top, p)
         os.replace(tmp, p)
     except BaseException:

@@ -113,9 +113,10 @@ def burn_date_for_export(burn_date: xr.DataArray, confidence: xr.DataArray) -> x
 
 
 def smoke_mask_for_export(mask: xr.DataArray, valid: xr.DataArray | None = None) -> xr.DataArray:
-    """uint8 smoke mask: 0 no smoke, 1 smoke, 255 no data (NaN in ``mask`` or not ``valid``)."""
+    """uint8 smoke mask: 0 no smoke, 1 smoke, 255 no data (NaN or 255 in ``mask``, or not
+    ``valid``)."""
     m = mask.astype(np.float32)
-    ok = np.isfinite(m)
+    ok = np.isfinite(m) & (m != SMOKE_NODATA)
     if valid is not None:
         ok = ok & valid.astype(bool)
     out = xr.where(ok, (m > 0).astype(np.uint8), np.uint8(SMOKE_NODATA)).astype(np.uint8)

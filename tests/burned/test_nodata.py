@@ -133,8 +133,9 @@ def test_products_on_a_subset_and_its_parent_align_pixel_for_pixel():
     parent = Region.from_shape("PAR", -8.0, 41.0, 0.01, 48, 40)
     sub = parent.subset("SUB", 8, 40, 4, 36)
     whole = cube_on(parent)
-    part = whole.isel(y=slice(8, 40), x=slice(4, 36)).assign_coords(y=sub.y, x=sub.x)
-    part.attrs["region_json"] = json.dumps(sub.to_dict())
+    part = sub.coords_dataset(time=DAYS.values)  # the subset's own grid, not a slice
+    for b in ("red", "nir", "mir", "frp"):
+        part[b] = (("time", "y", "x"), whole[b].values[:, 8:40, 4:36])
     a = predict_burned(whole, oracle, "2020-08-01", tile=16, step=12).compute()
     b = predict_burned(part, oracle, "2020-08-01", tile=16, step=12).compute()
     total = a["confidence"] + b["confidence"]  # xarray aligns on exact coordinate labels

@@ -84,22 +84,39 @@ def export_geotiff(
         nodata = float("nan")
     if nodata is not None:
         arr = arr.rio.write_nodata(nodata, encoded=False)
-    try:  # the exact pixel size and origin (rioxarray would difference float coordinates)
-        arr = arr.rio.write_transform(grid_transform(arr))
+    try:  # the exact pixel size and origin (rioxarray derives them from float coordinates)
+        exact = grid_transform(arr)
     except InvalidRegionError:  # fewer than 2 pixels, ...: rioxarray's own estimate
-        pass
-    kwargs: dict[str, Any] = {"driver": "COG", "compress": "DEFLATE"} if cog else {
-        "driver": "GTiff", "compress": "DEFLATE", "tiled": True}
+        exact = None
+    tiff = {"driver": "GTiff", "compress": "DEFLATE", "tiled": True}
     tmp = p.with_name(f"{p.name}.{uuid.uuid4().hex[:12]}.part")
-    open_exclusive(tmp).close()  # our own new regular file: GDAL writes into it, no link
+    stage = p.with_name(f"{p.name}.{uuid.uuid4().hex[:12]}.stage.part")
+    open_exclusive(tmp).close()  # our own new regular files: GDAL writes into them, no link
     try:
-        arr.rio.to_raster(tmp, recalc_transform=False, **kwargs)
+        if exact is None and not cog:
+            arr.rio.to_raster(tmp, **tiff)
+        else:  # a GeoTIFF whose transform is set exactly, then copied as a COG
+            import rasterio
+            import rasterio.shutil
+
+            open_exclusive(stage).close()
+            arr.rio.to_raster(stage, **tiff)
+            if exact is not None:
+                with rasterio.open(stage, "r+") as dst:
+                    dst.transform = exact
+            if cog:
+                rasterio.shutil.copy(stage, tmp, driver="COG", compress="DEFLATE")
+            else:
+                os.replace(stage, tmp)
         check_inside(top, p)
         os.replace(tmp, p)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        if os.path.lexists(stage):
+            os.unlink(stage)
     return p
 
 

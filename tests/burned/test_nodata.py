@@ -58,7 +58,7 @@ def test_observed_days_and_mask_match_numpy():
 
 
 def test_all_nan_window_is_only_nodata_in_zarr_and_cog(tmp_path):
-    region = Region.from_shape("N", -8.0, 41.0, 0.01, 24, 20)
+    region = Region.from_shape("N", -120.6, 41.3, 0.01, 24, 20)  # 41.300000000000004 in rioxarray
     cube = cube_on(region, nan_cols=20)  # no reflectance anywhere; FRP everywhere
     product = predict_burned(cube, oracle, "2020-08-01", tile=16, step=12)
     assert unobserved_periods(product.compute(), warn=False) == ["2020-08"]
@@ -90,7 +90,9 @@ def test_all_nan_window_is_only_nodata_in_zarr_and_cog(tmp_path):
         assert (src.read(1) == -1).all()
     with rasterio.open(conf_tif) as src:
         assert np.isnan(src.nodata) and np.isnan(src.read(1)).all()
-        assert src.transform.a == 0.01 and src.crs.to_epsg() == 4326
+        assert tuple(src.transform)[:6] == (0.01, 0.0, -120.6, 0.0, -0.01, 41.3)
+        assert src.crs.to_epsg() == 4326 and src.driver == "GTiff"
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"  # a real COG
 
 
 def test_partly_observed_period_masks_only_the_unobserved_pixels():

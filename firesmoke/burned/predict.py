@@ -48,16 +48,12 @@ from firesmoke.burned.rules import (
     observed_days,
     rules_for,
 )
-from firesmoke.errors import InputError
+from firesmoke.errors import InputError, UnobservedPeriodWarning
 from firesmoke.grid import check_georeferenced, grid_mapping_name
 from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
 
 __all__ = ["BANET_BANDS", "MODES", "UnobservedPeriodWarning", "predict_burned", "predict_window",
            "unobserved_periods", "window_bands", "window_input", "window_valid_days"]
-
-
-class UnobservedPeriodWarning(UserWarning):
-    """A whole period of a product has no observation (every pixel is nodata)."""
 
 log = logging.getLogger(__name__)
 

@@ -535,16 +535,22 @@ _ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
-def _option_flags(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """``dest -> --flag`` of every optional argument of the parser and its subcommands
-    (the first subcommand that names a dest wins)."""
+def _option_flags(parser: argparse.ArgumentParser,
+                  args: argparse.Namespace | None = None) -> dict[str, str]:
+    """``dest -> --flag`` of the optional arguments of the subcommand ``args`` ran (its
+    parser and the parsers above it); without ``args``, of every subcommand (the first
+    that names a dest wins)."""
     out: dict[str, str] = {}
     todo = [parser]
     while todo:
         p = todo.pop(0)
         for action in p._actions:
             if isinstance(action, argparse._SubParsersAction):
-                todo.extend(action.choices.values())
+                chosen = getattr(args, action.dest, None) if args is not None else None
+                if chosen in action.choices:
+                    todo.append(action.choices[chosen])
+                elif args is None:
+                    todo.extend(action.choices.values())
             elif action.option_strings and action.dest not in out:
                 long = [o for o in action.option_strings if o.startswith("--")]
                 out[action.dest] = (long or action.option_strings)[0]
@@ -592,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except FiresmokeError as exc:
-        msg = cli_message(exc, _option_flags(parser))
+        msg = cli_message(exc, _option_flags(parser, args))
         print(f"firesmoke {args.command}: error: {msg}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # pragma: no cover - interactive

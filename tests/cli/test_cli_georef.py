@@ -96,3 +96,13 @@ def test_cli_message_rewrites_parameters_as_flags():
                                        "or pass --allow-partial")
     other = InputError("x=1 and partial_thing=True stay", field="nothing_like_a_flag")
     assert cli_message(other, flags) == str(other)
+    # only the flags of the subcommand that ran: a campaign spec's `weights` field is not
+    # `predict burned --weights`
+    parser = build_parser()
+    run_flags = _option_flags(parser, parser.parse_args(["campaign", "run", "x.toml"]))
+    assert "weights" not in run_flags and "verbose" in run_flags
+    spec_err = InputError("no weights given", path="x.toml", field="weights")
+    assert cli_message(spec_err, run_flags) == str(spec_err)
+    burned = _option_flags(parser, parser.parse_args(
+        ["predict", "burned", "--cube", "c", "--start", "2020-08-01", "--out", "o"]))
+    assert burned["allow_partial"] == "--allow-partial" and burned["weights"] == "--weights"

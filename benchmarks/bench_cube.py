@@ -177,3 +177,60 @@ class CubeVsDecode:
         return SMALL.shape[0] * SMALL.shape[1] * SMALL_DAYS / (time.perf_counter() - t)
 
     track_pixel_days_per_second.unit = "pixel-days/s"
+
+
+# --------------------------------------------------------------------------- sub-region
+def subset_cube(root: str, rows: int = 64) -> None:
+    """Cube of a ``rows x rows`` px sub-grid of the 256 px scenario (window reads)."""
+    import dask
+
+    sub = SMALL.subset("SUB", 96, 96 + rows, 96, 96 + rows)
+    with dask.config.set(scheduler="synchronous"):
+        build_cube(sub, START, _end(SMALL_DAYS), viirs=Path(root) / "viirs750").compute()
+
+
+def full_cube_cropped(root: str, rows: int = 64) -> None:
+    """What a sub-region cost before issue 20: the granule grid's whole cube, cropped."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        cube = build_cube(SMALL, START, _end(SMALL_DAYS), viirs=Path(root) / "viirs750")
+        cube.isel(y=slice(96, 96 + rows), x=slice(96, 96 + rows)).compute()
+
+
+class CubeSubsetVsFullGrid:
+    """A sub-region of the granule grid reads only its window: its cube beside the whole
+    grid's cube cropped to it (same values; ``track_ratio_to_full`` < 1 is the saving).
+
+    The granules are on the 256 x 256 px grid; the sub-region is ``rows`` x ``rows`` px.
+    """
+
+    params = (64, 128)
+    param_names = ("rows",)
+    timeout = 600
+    number = 1
+    repeat = 3
+
+    def setup_cache(self):
+        root = Path(tempfile.mkdtemp(prefix="firesmoke-bench-cube256-"))
+        generate_scenario(SMALL, START, _end(SMALL_DAYS), root, seed=11, products=("viirs",))
+        return str(root)
+
+    def setup(self, root, rows):
+        subset_cube(root, rows)  # warm: Numba caches, imports
+
+    def time_subset(self, root, rows):
+        subset_cube(root, rows)
+
+    def time_full_cropped(self, root, rows):
+        full_cube_cropped(root, rows)
+
+    def track_ratio_to_full(self, root, rows):
+        t0 = time.perf_counter()
+        full_cube_cropped(root, rows)
+        t1 = time.perf_counter()
+        subset_cube(root, rows)
+        t2 = time.perf_counter()
+        return (t2 - t1) / (t1 - t0)
+
+    track_ratio_to_full.unit = "x full-grid time"

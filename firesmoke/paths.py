@@ -13,7 +13,8 @@ helpers:
 - :func:`open_exclusive` creates a new file with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a
   temporary file is never an existing file or a link's target;
 - :func:`atomic_write_bytes` / :func:`atomic_write_text` write through such a temporary
-  file and rename it into place (a file that exists is complete);
+  file and rename it into place (a file that exists is complete); :func:`atomic_writer`
+  does the same for a file written piece by piece (a stream);
 - :func:`remove_tree` deletes a folder firesmoke made without following links.
 """
 
@@ -35,6 +36,7 @@ __all__ = [
     "UnsafePathError",
     "atomic_write_bytes",
     "atomic_write_text",
+    "atomic_writer",
     "check_inside",
     "check_no_symlinks",
     "clean_name",
@@ -174,6 +176,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes,
         check_inside(root if root is not None else p.parent, p)
         os.replace(tmp, p)  # rename replaces a link itself, never writes through it
     return p
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str],
+                  root: str | os.PathLike[str] | None = None) -> Iterator[BinaryIO]:
+    """Context manager: a binary file that becomes ``path`` only when the block ends cleanly.
+
+    The data go to an exclusive temporary file beside ``path`` (see
+    :func:`atomic_write_bytes` for ``root`` and links); an exception inside the block
+    deletes it and leaves ``path`` as it was.
+    """
+    p = Path(os.path.abspath(path))
+    inside = root if root is not None else p.parent
+    check_inside(inside, p)
+    with _temp_beside(p) as (tmp, f):
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        check_inside(inside, p)
+        os.replace(tmp, p)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from werkzeug import Request, Response
@@ -41,3 +46,48 @@ def _no_proxy_for_local_servers(monkeypatch):
     """Requests to the test servers never go through a proxy set in the environment."""
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.setenv(var, "127.0.0.1,localhost")
+
+
+@pytest.fixture(autouse=True)
+def _test_servers_may_receive_credentials(monkeypatch):
+    """The loopback test servers stand for Earthdata hosts: the test-only allow-list switches."""
+    monkeypatch.setenv("FIRESMOKE_EARTHDATA_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv("FIRESMOKE_ALLOW_HTTP_LOOPBACK", "1")
+
+
+@contextlib.contextmanager
+def raw_server(write: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A bare TCP server on 127.0.0.1 whose replies ``write(sock, stop)`` sends byte by byte.
+
+    For what pytest-httpserver cannot do: endless bodies, a byte every few seconds. Yields
+    the base URL; on exit ``stop`` is set and the server shut down.
+    """
+    stop = threading.Event()
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.settimeout(10)
+            data = b""
+            while b"\r\n\r\n" not in data:  # read the request head
+                chunk = self.request.recv(4096)
+                if not chunk:
+                    return
+                data += chunk
+            try:
+                write(self.request, stop)
+            except OSError:  # the client hung up: what the test wants
+                pass
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        stop.set()
+        srv.shutdown()
+        srv.server_close()

@@ -117,6 +117,7 @@ def _window_product(
     device: str,
     rules: BurnedRules,
     zero_days: np.ndarray | None = None,
+    tasks: int | str | None = "auto",
 ) -> Any:
     """The reduced product of one window (lazy ``(R, H, W)``), computed by the engine with
     the inputs, tile plan and blending precision of ``rules``."""
@@ -127,7 +128,7 @@ def _window_product(
     # the model computes (and the engine blends) only the kept days
     return predict_array(x, keep_days(model, keep), tile=tile, step=step,
                          batch_size=batch_size, window=blend, device=device, reduce=reduce,
-                         **rules.engine_options())
+                         tasks=tasks, **rules.engine_options())
 
 
 def _coverage(cube: xr.Dataset, windows: Sequence[Window], allow_partial: bool) -> list[int]:
@@ -188,6 +189,7 @@ def predict_burned(
     device: str | None = None,
     compat: str | BurnedRules | None = None,
     allow_partial: bool = False,
+    tasks: int | str | None = "auto",
 ) -> xr.Dataset:
     """Burned-area product of a cube.
 
@@ -225,6 +227,12 @@ def predict_burned(
         :class:`~firesmoke.errors.InputError` unless this is true; then the product is
         computed with those days as missing data and ``observed_days`` (per period) says
         how many of the window days the cube held.
+    tasks
+        Inference tasks per window (:func:`~firesmoke.inference.model.predict_array`):
+        ``"auto"`` shares the tiles of each chunk among a few tasks per worker thread of
+        the current ``distributed.Client`` (so build the product inside the client's
+        block to use every worker on a region of few chunks), an int, or ``None`` (one
+        task per chunk). The numbers do not depend on it.
 
     Returns
     -------
@@ -235,8 +243,10 @@ def predict_burned(
         as ``_FillValue`` in ``encoding``, coordinates ``period`` (first day, datetime64),
         ``period_label`` (e.g. ``"2020-08"``), ``period_end`` (last day) and
         ``observed_days`` (:func:`~firesmoke.burned.periods.period_coords`), the cube's CRS,
-        and provenance attrs. Lazy. :func:`unobserved_periods` names the periods with no
-        observation at all (a warning).
+        and provenance attrs. Lazy: the work is done where it is computed, e.g.
+        :func:`firesmoke.store.write_product` (``progress=True`` shows it) or
+        :func:`firesmoke.store.progress.compute`. :func:`unobserved_periods` names the
+        periods with no observation at all (a warning).
 
     Raises
     ------
@@ -259,7 +269,7 @@ def predict_burned(
     counts = _coverage(cube, windows, allow_partial)
     dev = resolve_device(device)
     kw: dict[str, Any] = dict(tile=tile, step=step, blend=blend, batch_size=batch_size,
-                              device=dev, rules=rules)
+                              device=dev, rules=rules, tasks=tasks)
     zero = rules.zero_days(cube, windows)
     n_out = len(rules.outputs)
 

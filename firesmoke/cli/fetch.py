@@ -19,7 +19,7 @@ products:
                               (VJ102MOD+VJ103MOD), or the short names themselves
   burned area (CMR):          MCD64A1 (MODIS C6.1), VNP64A1 (VIIRS)
   FIRMS area API:             VIIRS_SNPP_NRT VIIRS_SNPP_SP VIIRS_NOAA20_NRT VIIRS_NOAA20_SP
-                              VIIRS_NOAA21_NRT MODIS_NRT MODIS_SP (max 10 days per request;
+                              VIIRS_NOAA21_NRT MODIS_NRT MODIS_SP (max 5 days per request;
                               longer periods are split)
   Sentinel-2 (STAC):          sentinel-2-l2a, sentinel-2-l1c (item JSONs; --assets downloads bands)
 
@@ -33,11 +33,17 @@ credentials (never put them on the command line; they are never logged):
 
 mirrors / test servers (arguments override these):
   FIRESMOKE_CMR_URL, FIRESMOKE_EDL_HOST, FIRESMOKE_FIRMS_URL, FIRESMOKE_STAC_URL,
-  FIRESMOKE_PC_STAC_URL, FIRESMOKE_PC_SAS_URL
+  FIRESMOKE_PC_STAC_URL, FIRESMOKE_PC_SAS_URL, FIRESMOKE_S3_ENDPOINT_URL;
+  FIRESMOKE_EARTHDATA_HOSTS (extra hosts/domains that may receive Earthdata credentials),
+  FIRESMOKE_ALLOW_HTTP_LOOPBACK=1 (credentials over plain http to 127.0.0.1: test servers only)
 
 Downloads resume from OUT/**/*.part after an interruption, are checked against the size and
-checksum CMR/STAC publish, retried on 429/5xx, and listed in OUT/manifest.jsonl. Files already
-present and verified are skipped, so re-running the same command is cheap.
+checksum CMR/STAC publish (else the ones OUT/manifest.jsonl recorded), retried on 429/5xx, and
+listed in OUT/manifest.jsonl. Files already present and verified are skipped, so re-running the
+same command is cheap, and two runs into one folder wait for each other file by file.
+Credentials go only to Earthdata hosts over https (FIRESMOKE_EARTHDATA_HOSTS adds mirrors).
+A damaged record or file is one "failed" line; exit status 1 when any failed, 2 for a bad value.
+See docs/fetch.md ("Damaged and hostile input - downloads") for every limit.
 
 example:
   firesmoke fetch --region PT --start 2017-06-01 --end 2017-06-30 \\
@@ -52,16 +58,27 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def _check_site(name: str, lon: float, lat: float, buffer_m: float) -> None:
+    if not name.strip() or len(name) > 200:
+        raise ValueError("a site needs a name (at most 200 characters)")
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValueError(f"lon {lon} / lat {lat} outside -180..180 / -90..90")
+    if not 0 < buffer_m <= 100_000:
+        raise ValueError(f"buffer_m {buffer_m} not in (0, 100000] metres")
+
+
 def _site(text: str):
     from firesmoke.fetch import Site
 
     parts = text.split(",")
     try:
         if len(parts) not in (3, 4):
-            raise ValueError
-        return Site(parts[0], float(parts[1]), float(parts[2]), *(float(p) for p in parts[3:]))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"site must be NAME,LON,LAT[,BUFFER_M]: {text!r}") from None
+            raise ValueError("needs 3 or 4 fields")
+        site = Site(parts[0], float(parts[1]), float(parts[2]), *(float(p) for p in parts[3:]))
+        _check_site(site.name, site.lon, site.lat, site.buffer_m)
+        return site
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"site must be NAME,LON,LAT[,BUFFER_M] ({exc}): {text!r}") from None
 
 
 def _version(text: str) -> tuple[str, str]:
@@ -87,7 +104,7 @@ def add_fetch(sub: argparse._SubParsersAction, commands: dict | None = None) -> 
     p.add_argument("--start", type=_date, required=True, help="first day, YYYY-MM-DD")
     p.add_argument("--end", type=_date, required=True, help="last day, YYYY-MM-DD (inclusive)")
     p.add_argument("--products", nargs="+", required=True, metavar="PRODUCT", help="what to fetch (see below)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    p.add_argument("--out", required=True, help="output folder (created; a local path)")
     p.add_argument("--version", dest="versions", type=_version, action="append", default=[],
                    metavar="PRODUCT=VERSION", help="pin a CMR collection version, e.g. VNP64A1=002")
     p.add_argument("--site", dest="sites", type=_site, action="append", default=[], metavar="NAME,LON,LAT[,BUFFER_M]",
@@ -149,17 +166,50 @@ def _read_sites(path: Path) -> list:
             name = r.get("name") or r.get("site_id")
             if not name:
                 raise KeyError("name")
-            out.append(Site(name, float(r["lon"]), float(r["lat"]), float(r.get("buffer_m") or 2000.0)))
+            site = Site(name, float(r["lon"]), float(r["lat"]), float(r.get("buffer_m") or 2000.0))
+            _check_site(site.name, site.lon, site.lat, site.buffer_m)
+            out.append(site)
         except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"line {i}: needs name (or site_id), lon, lat[, buffer_m] ({exc})", path=path) from exc
+            raise InputError(f"line {i}: needs name (or site_id), lon, lat[, buffer_m] ({exc})", path=path) from None
+    if not out:
+        raise InputError("no sites in the file (a header alone would search the whole region)", path=path)
     return out
 
 
+def _fail(exc: Exception, verbose: int, code: int) -> int:
+    """One line on stderr (the traceback too with -v); -> the exit code."""
+    from firesmoke.fetch.config import redact
+
+    if verbose:
+        import traceback
+
+        print(redact("".join(traceback.format_exception(exc))), file=sys.stderr)
+    print(f"firesmoke fetch: error: {redact(exc)}", file=sys.stderr)
+    return code
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Run ``firesmoke fetch``; exit status 1 when any file failed."""
+    """Run ``firesmoke fetch``; exit status 1 when any file failed, 2 for a bad value."""
+    from firesmoke.errors import FiresmokeError
+    from firesmoke.fetch.region import check_fetch_values
+
+    verbose = getattr(args, "verbose", 0) or 0
+    try:
+        check_fetch_values(args.start, args.end, out=args.out, workers=args.workers,
+                           max_cloud=args.max_cloud, catalog=args.catalog, cmr_url=args.cmr_url,
+                           firms_url=args.firms_url, archive_urls=args.firms_archive, field_prefix="--")
+        sites = list(args.sites) + (_read_sites(args.sites_csv) if args.sites_csv else [])
+        args.out = Path(args.out)
+        return _run(args, sites)
+    except InputError as exc:
+        return _fail(exc, verbose, 2)
+    except FiresmokeError as exc:
+        return _fail(exc, verbose, 1)
+
+
+def _run(args: argparse.Namespace, sites: list) -> int:
     from firesmoke.fetch import fetch_firms_archive, fetch_for_region
 
-    sites = list(args.sites) + (_read_sites(args.sites_csv) if args.sites_csv else [])
     bars = _ByteBars(disable=getattr(args, "quiet", False))
     try:
         result = fetch_for_region(
@@ -180,5 +230,5 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         return 0
     print(f"fetch: {result.summary()}; manifest: {result.manifest}")
     for e in result.failed:
-        print(f"  failed: {e.path}: {e.error}", file=sys.stderr)
+        print(f"  failed: {e.path}: {' '.join(str(e.error).split())[:500]}", file=sys.stderr)
     return 1 if result.failed else 0

@@ -579,6 +579,10 @@ def cli_message(exc: BaseException, flags: dict[str, str]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # run as the program: allocator settings before any thread starts
+        from firesmoke.inference.runtime import reexec_with_worker_environment
+
+        reexec_with_worker_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

@@ -14,8 +14,11 @@ No xarray object is built inside a task. The task graph has, per day and spatial
 1. a small per-day task ranks the day's granules by mean sensor zenith over the grid
    (the reference compositing order; only needed for ``composite="reference"``);
 2. per (day, block) task: read the block's window of every granule of the day (gridded
-   granules window by window; swath granules are decoded once per process and regridded
-   onto the block only), composite the overpasses, compute MIR;
+   granules window by window: a granule grid aligned with the region -- the same grid, a
+   larger one, or one covering part of the region -- reads only the window the block
+   covers, NaN elsewhere; a grid of another pixel size or alignment is resampled onto
+   the block with ``regrid``, as swaths are; swath granules are decoded once per process
+   and regridded onto the block only), composite the overpasses, compute MIR;
 3. FRP per (time chunk, block) from the hotspot table, each task given only the
    detections that fall in its chunk (:func:`firesmoke.cube.frp.rasterize_hotspots`
    with ``chunks``).
@@ -38,7 +41,7 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dask
@@ -55,6 +58,7 @@ from firesmoke.errors import InputError, SkippedInput
 from firesmoke.grid import Region
 from firesmoke.io.viirs.readers import CUBE_BANDS, open_reader
 from firesmoke.store.cubes import open_cube_store, write_cube_store
+from firesmoke.store.progress import Progress, part_progress
 from firesmoke.store.zarr_store import report_location, write_report
 
 __all__ = [
@@ -84,11 +88,37 @@ _ATTRS = {
 
 
 # --------------------------------------------------------------------------- day tasks
+def _gridded_block(reader: Any, region: Region, window: tuple[int, int, int, int],
+                   regrid: str, bands: Sequence[str] = CUBE_BANDS) -> np.ndarray:
+    """``(len(bands), h, w)`` float32 of a gridded granule on one block of the region grid.
+
+    An aligned grid reads the granule window the block covers (NaN elsewhere); another
+    pixel size or alignment reads the granule window around the block and regrids its
+    pixel centres onto the block with the swath kernels (``regrid``; one "scan" = the
+    whole window, so there are no scan seams; ``nearest`` searches 1.5 granule pixels;
+    ``bucket`` suits granules finer than the region only).
+    """
+    p = reader.placement
+    if p is None or p.kind == "aligned":
+        return reader.read_region(window, bands) if p is not None else reader.read(window, bands)
+    _, _, h, w = window
+    src = p.source_window(window)
+    if src is None:
+        return np.full((len(bands), h, w), np.nan, np.float32)
+    lat, lon = p.centres(src)
+    values = reader.read(src, bands)
+    # nearest: search far enough to reach a coarser granule's nearest pixel centre
+    ratio = max(abs(p.transform[0] / p.region_transform[0]), abs(p.transform[4] / p.region_transform[4]))
+    return ops.regrid_swath(lat, lon, values, tuple(region.transform)[:6], region.shape,
+                            method=regrid, rows_per_scan=src[2], window=window,
+                            radius=max(1.5, 1.5 * ratio))
+
+
 def _reader_block(reader: Any, region: Region, window: tuple[int, int, int, int],
                   regrid: str) -> np.ndarray:
     """``(6, h, w)`` float32 of one granule on one block of the region grid."""
     if reader.kind == "vmaes":
-        return reader.read(window, CUBE_BANDS)
+        return _gridded_block(reader, region, window, regrid)
     sw = reader.read_swath(CUBE_BANDS)
     return ops.regrid_swath(sw.lat, sw.lon, sw.values, tuple(region.transform)[:6], region.shape,
                             method=regrid, rows_per_scan=sw.rows_per_scan, window=window)
@@ -98,7 +128,8 @@ def _reader_mean_zenith(reader: Any, region: Region) -> float:
     """Mean sensor zenith of a granule over the region grid (NaN ignored)."""
     try:
         if reader.kind == "vmaes":
-            z = reader.read(None, ("sensor_zenith",))[0]
+            z = _gridded_block(reader, region, (0, 0, *region.shape), "bilinear",
+                               ("sensor_zenith",))[0]
         else:
             sw = reader.read_swath(CUBE_BANDS)
             left, bottom, right, top = region.bbox
@@ -285,7 +316,9 @@ def build_cube(
         Dask/Zarr chunks, default :data:`DEFAULT_CHUNKS`.
     regrid
         Swath regridding method: ``"bilinear"`` (as the reference data), ``"nearest"``,
-        ``"bucket"``.
+        ``"bucket"``; also used for gridded granules whose grid has another pixel size
+        or alignment than the region (aligned grids are read as they are; a granule
+        that does not overlap the region is skipped and listed).
     validate
         Open every granule's reader now (each file's metadata read and checked once) so
         that bad granules are skipped and listed in ``attrs["skipped_inputs"]`` before
@@ -437,7 +470,7 @@ def write_cube(
     ds: xr.Dataset,
     store: Any,
     mode: str = "auto",
-    progress: Callable[[int, int, str], None] | None = None,
+    progress: Progress = None,
     compute_kwargs: Mapping[str, Any] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     zarr_format: int = 3,
@@ -466,7 +499,9 @@ def write_cube(
         store's last day are appended; a day before it is an error). A template torn by
         an interrupted run is rebuilt.
     progress
-        Optional callback ``(done, total, label)``.
+        A callback ``(done, total, label)`` called as time chunks are written, ``True``
+        for a tqdm bar over the time chunks, ``False``/``None`` for nothing
+        (:mod:`firesmoke.store.progress`).
     compute_kwargs
         Passed to ``dask.config.set`` for each chunk (e.g. a scheduler).
     storage_options
@@ -483,7 +518,8 @@ def write_cube(
     sidecar = report_location(store, opts)
     ds, reports = _split_reports(ds, sidecar.name)
     out = write_cube_store(ds, store, CUBE_VARIABLES, DEFAULT_CHUNKS, mode=mode,
-                           progress=progress, compute_kwargs=compute_kwargs,
+                           progress=part_progress(progress, "cube chunks"),
+                           compute_kwargs=compute_kwargs,
                            storage_options=opts, zarr_format=zarr_format)
     if reports:
         write_report(store, reports, opts)

@@ -2,16 +2,18 @@
 
 One entry point per source, plus :func:`fetch_for_region` for "this region, these days,
 these products"; every download goes through :func:`firesmoke.fetch.download.download_file`
-(resumable, verified, atomic, retried) and is listed in ``manifest.jsonl``. Base URLs and
+(resumable, verified, atomic, retried, locked, bounded) and is listed in ``manifest.jsonl``;
+limits and hostile-input rules: ``docs/fetch.md``. Base URLs and
 credentials: :mod:`firesmoke.fetch.config`.
 
 ==========================================  ==============================================
 module                                      what
 ==========================================  ==============================================
 :mod:`~firesmoke.fetch.config`              base URLs (env overrides), credentials, redaction
-:mod:`~firesmoke.fetch.http`                sessions, retries with backoff, errors
+:mod:`~firesmoke.fetch.http`                sessions, credentials by host, retries, limits
 :mod:`~firesmoke.fetch.download`            one resumable, verified, atomic download
 :mod:`~firesmoke.fetch.remote`              many downloads into a folder + manifest
+:mod:`~firesmoke.fetch.s3`                  ``s3://`` objects through s3fs (requester pays)
 :mod:`~firesmoke.fetch.manifest`            the JSON-lines manifest
 :mod:`~firesmoke.paths`                     safe output paths (server-chosen names cleaned)
 :mod:`~firesmoke.fetch.cmr`                 CMR search (UMM-JSON/JSON, CMR-Search-After)

@@ -10,6 +10,15 @@ empty). Each UMM-G record becomes a :class:`Granule`: the ``GET DATA`` HTTPS URL
 size in bytes and the checksum from ``DataGranule.ArchiveAndDistributionInformation``
 (when the DAAC publishes them), the start time and concept id.
 
+Limits (CMR Search API documentation, "Paging Details" and "Search After"): ``page_size``
+is 1..2000 (:data:`PAGE_SIZE`), paging goes by the ``CMR-Search-After`` header (CMR
+refuses deep ``page_num`` paging), and one query serves at most 1,000,000 results. A
+search stops with a :class:`FetchError` after :data:`MAX_PAGES` pages or
+:data:`MAX_RESULTS` granules (an endless or repeating paging is a broken server), unless
+``max_results`` asks for fewer. A page that is not a JSON object with a list of items is an
+error; one record that cannot be used (no usable URL, a URL with ``..`` or NUL, a
+malformed size or checksum) is one listed failure (``failures=``), the rest is kept.
+
 Products (:data:`EARTHDATA_PRODUCTS`)
 -------------------------------------
 VIIRS L1B 750 m swaths come in observation/geolocation pairs: ``VNP02MOD``/``VNP03MOD``
@@ -39,8 +48,16 @@ import requests
 from firesmoke.errors import InputError
 from firesmoke.fetch.config import EarthdataCredentials, earthdata_credentials, redact, service_url
 from firesmoke.fetch.download import Checksum, ProgressCallback
-from firesmoke.fetch.http import FetchError, RetryPolicy, new_session, request
-from firesmoke.fetch.manifest import Manifest
+from firesmoke.fetch.http import (
+    AuthError,
+    FetchError,
+    RetryPolicy,
+    check_url,
+    new_session,
+    request,
+    shown,
+)
+from firesmoke.fetch.manifest import Manifest, ManifestEntry
 from firesmoke.fetch.remote import FetchResult, RemoteFile, download_all
 from firesmoke.paths import filename_from_url
 
@@ -55,7 +72,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Largest ``page_size`` CMR accepts (1..2000; CMR Search API, "Paging Details").
 PAGE_SIZE = 2000
+#: Most pages one search follows (at 2000 a page: 1,000,000 results, CMR's own ceiling).
+MAX_PAGES = 500
+#: Most granules one search returns unless ``max_results`` says otherwise.
+MAX_RESULTS = 200_000
 _DATA_REL = "http://esipfed.org/ns/fedsearch/1.1/data#"
 _GRANULE_KEY = re.compile(r"\.A(\d{7}\.\d{4})\.")
 
@@ -122,41 +144,75 @@ def _cmr_bbox(bbox: Sequence[float]) -> str:
     return ",".join(f"{v:g}" for v in (left, max(bottom, -90.0), right, min(top, 90.0)))
 
 
-def _umm_granule(item: dict[str, Any], short_name: str) -> Granule | None:
-    umm = item.get("umm", {})
-    meta = item.get("meta", {})
-    infos = (umm.get("DataGranule") or {}).get("ArchiveAndDistributionInformation") or []
-    by_name = {i.get("Name"): i for i in infos if isinstance(i, dict)}
-    urls = [u for u in umm.get("RelatedUrls") or []
-            if u.get("Type") == "GET DATA" and str(u.get("URL", "")).startswith(("https://", "http://"))]
-    if not urls:
-        log.warning("granule %s has no HTTPS GET DATA URL; skipped", meta.get("concept-id") or umm.get("GranuleUR"))
+def _size(value: Any) -> int | None:
+    """A byte count from metadata: a non-negative integer (an integral float too), else None."""
+    if isinstance(value, bool):
         return None
-    chosen = next((u for u in urls if filename_from_url(u["URL"]) in by_name), urls[0])
-    url = chosen["URL"]
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and 0 <= value < 2**62:
+        return int(value)
+    return None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _umm_granule(item: Any, short_name: str) -> Granule | None:
+    """One UMM-G record -> a granule; None when it has no download URL; FetchError if damaged."""
+    if not isinstance(item, dict):
+        raise FetchError(f"record is a {type(item).__name__}, not an object")
+    umm = _dict(item.get("umm"))
+    meta = _dict(item.get("meta"))
+    infos = _dict(umm.get("DataGranule")).get("ArchiveAndDistributionInformation") or []
+    infos = infos if isinstance(infos, list) else []
+    by_name = {i.get("Name"): i for i in infos if isinstance(i, dict) and isinstance(i.get("Name"), str)}
+    related = umm.get("RelatedUrls") or []
+    urls = [u for u in (related if isinstance(related, list) else [])
+            if isinstance(u, dict) and u.get("Type") == "GET DATA" and isinstance(u.get("URL"), str)
+            and u["URL"].lower().startswith(("https://", "http://"))]
+    if not urls:
+        log.warning("granule %s has no HTTPS GET DATA URL; skipped",
+                    shown(str(meta.get("concept-id") or umm.get("GranuleUR")), 100))
+        return None
+    chosen = next((u for u in urls if _safe_name(u["URL"]) in by_name), urls[0])
+    url = check_url(chosen["URL"])
     name = filename_from_url(url)
     info = by_name.get(name) or (infos[0] if len(infos) == 1 and isinstance(infos[0], dict) else {})
-    size = info.get("SizeInBytes")
-    ck = info.get("Checksum") or {}
-    checksum = Checksum(ck["Algorithm"], ck["Value"]) if ck.get("Algorithm") and ck.get("Value") else None
-    start = (umm.get("TemporalExtent") or {}).get("RangeDateTime", {}).get("BeginningDateTime")
+    ck = _dict(info.get("Checksum"))
+    checksum = Checksum.make(ck.get("Algorithm"), ck.get("Value"))
+    start = _dict(_dict(umm.get("TemporalExtent")).get("RangeDateTime")).get("BeginningDateTime")
+    short = _dict(umm.get("CollectionReference")).get("ShortName", short_name)
+    concept = meta.get("concept-id", "")
     return Granule(
-        short_name=(umm.get("CollectionReference") or {}).get("ShortName", short_name),
-        name=name, url=url, size=int(size) if isinstance(size, (int, float)) else None,
-        checksum=checksum, start=_parse_time(start), concept_id=meta.get("concept-id", ""),
+        short_name=short if isinstance(short, str) else short_name,
+        name=name, url=url, size=_size(info.get("SizeInBytes")),
+        checksum=checksum, start=_parse_time(start), concept_id=concept if isinstance(concept, str) else "",
     )
 
 
-def _json_granule(entry: dict[str, Any], short_name: str) -> Granule | None:
-    links = [lk for lk in entry.get("links") or []
-             if lk.get("rel") == _DATA_REL and str(lk.get("href", "")).startswith(("https://", "http://"))
-             and not lk.get("inherited")]
-    if not links:
-        log.warning("granule %s has no HTTPS data link; skipped", entry.get("id"))
+def _safe_name(url: str) -> str | None:
+    try:
+        return filename_from_url(url)
+    except (InputError, ValueError):
         return None
-    url = links[0]["href"]
+
+
+def _json_granule(entry: Any, short_name: str) -> Granule | None:
+    if not isinstance(entry, dict):
+        raise FetchError(f"entry is a {type(entry).__name__}, not an object")
+    links = entry.get("links") or []
+    links = [lk for lk in (links if isinstance(links, list) else [])
+             if isinstance(lk, dict) and lk.get("rel") == _DATA_REL and isinstance(lk.get("href"), str)
+             and lk["href"].lower().startswith(("https://", "http://")) and not lk.get("inherited")]
+    if not links:
+        log.warning("granule %s has no HTTPS data link; skipped", shown(str(entry.get("id")), 100))
+        return None
+    url = check_url(links[0]["href"])
+    cid = entry.get("id", "")
     return Granule(short_name=short_name, name=filename_from_url(url), url=url,
-                   start=_parse_time(entry.get("time_start")), concept_id=entry.get("id", ""))
+                   start=_parse_time(entry.get("time_start")), concept_id=cid if isinstance(cid, str) else "")
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -168,41 +224,101 @@ def _parse_time(text: Any) -> datetime | None:
         return None
 
 
-def parse_granules(body: dict[str, Any], short_name: str) -> list[Granule]:
-    """Granules of one CMR response page (UMM-JSON ``items`` or JSON ``feed.entry``)."""
+def _record_id(rec: Any) -> str:
+    if isinstance(rec, dict):
+        meta = _dict(rec.get("meta"))
+        for v in (meta.get("concept-id"), _dict(rec.get("umm")).get("GranuleUR"), rec.get("id")):
+            if isinstance(v, str) and v:
+                return shown(v, 100)
+    return "?"
+
+
+def parse_granules(body: Any, short_name: str,
+                   failures: list[tuple[str, str]] | None = None) -> list[Granule]:
+    """Granules of one CMR response page (UMM-JSON ``items`` or JSON ``feed.entry``).
+
+    A record that cannot be used is logged and appended to ``failures`` as ``(record id,
+    reason)``; the page itself must be a JSON object with a list of records
+    (:class:`FetchError` otherwise).
+    """
+    if not isinstance(body, dict):
+        raise FetchError("unexpected CMR response: not a JSON object")
     if "items" in body:
-        out = [_umm_granule(i, short_name) for i in body["items"]]
+        records, parse = body["items"], _umm_granule
     elif "feed" in body:
-        out = [_json_granule(e, short_name) for e in body["feed"].get("entry", [])]
+        records, parse = _dict(body["feed"]).get("entry", []), _json_granule
     else:
         raise FetchError("unexpected CMR response: neither UMM-JSON 'items' nor JSON 'feed'")
-    return [g for g in out if g is not None]
+    if not isinstance(records, list):
+        raise FetchError(f"unexpected CMR response: the records are {type(records).__name__}, not a list")
+    out: list[Granule] = []
+    for rec in records:
+        try:
+            g = parse(rec, short_name)
+        except (FetchError, InputError, TypeError, ValueError, AttributeError, KeyError) as exc:
+            reason = f"unusable CMR record: {redact(exc)}"
+            log.warning("%s %s: %s", short_name, _record_id(rec), reason)
+            if failures is not None:
+                failures.append((_record_id(rec), reason))
+            continue
+        if g is not None:
+            out.append(g)
+    return out
+
+
+def _hits(value: Any) -> int | None:
+    """``CMR-Hits`` / ``hits`` as an int, or None when missing or not an integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 19:
+        return int(value.strip())
+    return None
 
 
 def _pages(session: requests.Session, url: str, params: dict[str, Any], policy: RetryPolicy | None,
            max_results: int | None) -> Iterator[dict[str, Any]]:
     search_after: str | None = None
     seen = 0
-    while True:
+    cap = max_results if max_results is not None else MAX_RESULTS
+    for page in range(MAX_PAGES):
         headers = {"Accept": "application/json"}
         if search_after:
             headers["CMR-Search-After"] = search_after
         resp = request(session, "GET", url, params=params, headers=headers, policy=policy)
         try:
             body = resp.json()
-        except ValueError as exc:
-            raise FetchError(f"{url}: CMR answered something that is not JSON") from exc
-        if "errors" in body:
-            raise FetchError(f"{url}: CMR error: {'; '.join(map(str, body['errors']))}")
-        n = len(body.get("items", body.get("feed", {}).get("entry", [])))
+        except ValueError:
+            raise FetchError(f"{shown(url)}: CMR answered something that is not JSON") from None
+        if isinstance(body, dict) and "errors" in body:
+            errors = body["errors"] if isinstance(body["errors"], list) else [body["errors"]]
+            raise FetchError(f"{shown(url)}: CMR error: {redact('; '.join(map(str, errors)))[:300]}")
+        if not isinstance(body, dict):
+            raise FetchError(f"{shown(url)}: CMR answered a JSON {type(body).__name__}, not an object")
+        records = body.get("items", _dict(body.get("feed")).get("entry", []))
+        if not isinstance(records, list):
+            raise FetchError(f"{shown(url)}: CMR page {page + 1}: the records are "
+                             f"{type(records).__name__}, not a list")
+        n = len(records)
         yield body
         seen += n
-        search_after = resp.headers.get("CMR-Search-After")
-        hits = resp.headers.get("CMR-Hits") or body.get("hits")
-        if not search_after or n == 0 or (hits is not None and seen >= int(hits)):
+        after = resp.headers.get("CMR-Search-After")
+        hits = _hits(resp.headers.get("CMR-Hits"))
+        if hits is None:
+            hits = _hits(body.get("hits"))
+        if not after or n == 0 or (hits is not None and seen >= hits):
             return
         if max_results is not None and seen >= max_results:
             return
+        if seen >= cap:
+            raise FetchError(f"{shown(url)}: more than {cap} granules (MAX_RESULTS); narrow the "
+                             "period or region, or pass max_results")
+        if after == search_after:
+            raise FetchError(f"{shown(url)}: CMR sent the same CMR-Search-After twice (a paging loop); "
+                             f"stopped after {page + 1} pages")
+        search_after = after
+    raise FetchError(f"{shown(url)}: more than {MAX_PAGES} pages (MAX_PAGES); stopped")
 
 
 def search_granules(
@@ -219,14 +335,22 @@ def search_granules(
     page_size: int = PAGE_SIZE,
     max_results: int | None = None,
     provider: str | None = None,
+    failures: list[tuple[str, str]] | None = None,
 ) -> list[Granule]:
     """Granules of ``short_name`` between ``start`` and ``end`` (inclusive days) over ``bbox``.
 
     ``fmt`` is ``"umm_json"`` (sizes and checksums) or ``"json"`` (links only). The CMR
-    base URL is ``cmr_url``, else ``FIRESMOKE_CMR_URL``, else the public CMR.
+    base URL is ``cmr_url``, else ``FIRESMOKE_CMR_URL``, else the public CMR. Records that
+    cannot be used are appended to ``failures`` as ``(record id, reason)``.
     """
     if fmt not in ("umm_json", "json"):
-        raise InputError("fmt must be 'umm_json' or 'json'")
+        raise InputError("fmt must be 'umm_json' or 'json'", field="fmt")
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= PAGE_SIZE:
+        raise InputError(f"page_size must be an integer 1..{PAGE_SIZE} (CMR's limit), got {page_size!r}",
+                         field="page_size")
+    if max_results is not None and (isinstance(max_results, bool) or not isinstance(max_results, int)
+                                    or max_results < 1):
+        raise InputError(f"max_results must be a positive integer, got {max_results!r}", field="max_results")
     url = f"{service_url('cmr', cmr_url)}/search/granules.{fmt}"
     params: dict[str, Any] = {
         "short_name": short_name,
@@ -243,7 +367,7 @@ def search_granules(
     session = session or new_session()
     out: list[Granule] = []
     for body in _pages(session, url, params, policy, max_results):
-        out.extend(parse_granules(body, short_name))
+        out.extend(parse_granules(body, short_name, failures))
     if max_results is not None:
         out = out[:max_results]
     log.info("CMR: %d %s granule(s) %s..%s", len(out), short_name, params["temporal"].split(",")[0],
@@ -294,10 +418,23 @@ def fetch_earthdata(
     credentials = credentials or earthdata_credentials()
     search_session = new_session()  # public search: the credentials go only to the data hosts
     found: dict[str, list[Granule]] = {}
+    bad: list[ManifestEntry] = []  # searches and records that failed: listed, the rest goes on
     for n in names:
         version = (versions or {}).get(n, EARTHDATA_PRODUCTS[n].version)
-        found[n] = search_granules(n, start, end, bbox, version=version, cmr_url=cmr_url,
-                                   session=search_session, policy=policy)
+        failures: list[tuple[str, str]] = []
+        folder = EARTHDATA_PRODUCTS[n].folder
+        try:
+            found[n] = search_granules(n, start, end, bbox, version=version, cmr_url=cmr_url,
+                                       session=search_session, policy=policy, failures=failures)
+        except AuthError:
+            raise
+        except FetchError as exc:
+            log.error("CMR search for %s failed: %s", n, exc)
+            found[n] = []
+            bad.append(ManifestEntry(shown(service_url("cmr", cmr_url)), f"{folder}/search:{n}", None, None,
+                                     "failed", f"cmr:{n}", error=f"search failed: {redact(exc)}"))
+        bad.extend(ManifestEntry(shown(service_url("cmr", cmr_url)), f"{folder}/record:{rid}", None, None,
+                                 "failed", f"cmr:{n}", error=reason) for rid, reason in failures)
     files: list[RemoteFile] = []
     for n, granules in found.items():
         pair = EARTHDATA_PRODUCTS[n].pair
@@ -308,12 +445,13 @@ def fetch_earthdata(
                 continue
             files.append(g.remote(EARTHDATA_PRODUCTS[n].folder))
     if dry_run:
-        from firesmoke.fetch.manifest import ManifestEntry
-
-        return FetchResult([ManifestEntry(redact(f.url), f.relpath, f.size, str(f.checksum) if f.checksum else None,
-                                          "planned", f.source) for f in files], None)
+        return FetchResult([ManifestEntry(shown(f.url), f.relpath, f.size, str(f.checksum) if f.checksum else None,
+                                          "planned", f.source) for f in files] + bad, None)
     if not credentials.present:
         log.warning("no Earthdata credentials (EARTHDATA_TOKEN or ~/.netrc machine %s); "
                     "protected downloads will fail", credentials.host)
-    return download_all(new_session(credentials), files, out, manifest=manifest, policy=policy,
-                        progress=progress, workers=workers)
+    manifest = manifest or Manifest(out)
+    failed = [manifest.add(e) for e in bad]
+    res = download_all(new_session(credentials), files, out, manifest=manifest, policy=policy,
+                       progress=progress, workers=workers)
+    return FetchResult(res.entries + failed, res.manifest)

@@ -1,24 +1,36 @@
-"""Resumable, verified, atomic downloads of one file.
+"""Resumable, verified, atomic, bounded downloads of one file, safe under concurrency.
 
 :func:`download_file` writes ``dest`` only through ``dest.part``:
 
-1. ``dest`` already there and verified (size and checksum when known) -> ``skipped``;
-   a ``dest`` that fails verification is downloaded again (and replaced at the end).
+0. The URL is checked (http(s), no control characters, no ``..`` segment) and a lock
+   ``dest.lock`` is taken (``flock``; a second process, e.g. another ``firesmoke fetch``
+   into the same folder, waits for the first and then finds the file verified). The lock
+   file is removed on release; a waiter that wakes on a removed lock file tries again.
+1. ``dest`` already there and verified -> ``skipped``. Verified means: the size and
+   checksum the service published when it did, else the size and SHA-256 this folder's
+   manifest recorded when it was downloaded; an empty file with nothing to check it
+   against is never taken as complete. A ``dest`` that fails verification (a right size
+   with a wrong checksum included) is downloaded again (and replaced at the end).
 2. ``dest.part`` there (an earlier interrupted run) -> resumed with ``Range: bytes=N-``;
-   a server that answers 200 instead of 206 restarts the file from zero. Otherwise the
-   part file is created exclusively (``O_EXCL``) and never through a symlink
-   (``O_NOFOLLOW``; a symlinked ``.part`` or ``dest`` is refused).
+   a server that answers 200 instead of 206 restarts the file from zero. The part file is
+   never opened through a symlink (``O_NOFOLLOW``; a symlinked ``.part`` or ``dest`` is
+   refused) and is locked too.
 3. A connection dropped mid-file, HTTP 429 or 5xx -> retried with backoff (honouring
    ``Retry-After``), continuing from the bytes already in the part file.
-4. The part file is checked against the expected size (CMR metadata, else
-   ``Content-Length`` / ``Content-Range``) and checksum (MD5 / SHA-1 / SHA-256 /
-   SHA-512 when known); a mismatch deletes it and raises :class:`ChecksumError`.
-5. Only then is it flushed to disk and renamed to ``dest`` (atomic on POSIX): a file
-   with the final name is always complete.
+4. Bounded: writing stops at the expected size (metadata, else ``Content-Length`` /
+   ``Content-Range``; extra bytes are dropped), or at :attr:`RetryPolicy.max_download`
+   when no size is known (an endless stream fails there); every try has a total deadline
+   (:attr:`RetryPolicy.deadline`) besides the per-read timeout.
+5. The part file is checked against the expected size and checksum (MD5 / SHA-1 /
+   SHA-256 / SHA-512 when known); a mismatch deletes it and raises :class:`ChecksumError`.
+6. Only then is it flushed to disk and renamed to ``dest`` (atomic on POSIX): a file
+   with the final name is always complete. The manifest entry records its size and
+   checksum (the published one, else a SHA-256 computed here) for step 1 of later runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -31,8 +43,16 @@ from pathlib import Path
 import requests
 
 from firesmoke.errors import InputError
-from firesmoke.fetch.config import redact
-from firesmoke.fetch.http import AuthError, ChecksumError, FetchError, RetryPolicy, request
+from firesmoke.fetch.http import (
+    AuthError,
+    ChecksumError,
+    FetchError,
+    RetryPolicy,
+    Watchdog,
+    check_url,
+    request,
+    shown,
+)
 from firesmoke.fetch.manifest import ManifestEntry
 
 __all__ = ["Checksum", "ProgressCallback", "download_file", "file_digest"]
@@ -65,11 +85,32 @@ class Checksum:
         return f"{self.algorithm.upper()}:{self.value.lower()}"
 
     @classmethod
-    def parse(cls, text: str | None) -> Checksum | None:
-        if not text or ":" not in text:
+    def parse(cls, text: object) -> Checksum | None:
+        """``"ALGO:hex"`` -> a checksum; None for anything else (not a string, no colon)."""
+        if not isinstance(text, str) or ":" not in text:
             return None
         algo, value = text.split(":", 1)
-        return cls(algo, value)
+        return cls.make(algo, value)
+
+    @classmethod
+    def make(cls, algorithm: object, value: object) -> Checksum | None:
+        """A checksum from metadata fields, or None when they are not a known algorithm and hex.
+
+        Raises
+        ------
+        FetchError
+            When the fields are there but malformed (not strings, not hex): the record is
+            damaged and its file cannot be verified.
+        """
+        if algorithm in (None, "") and value in (None, ""):
+            return None
+        if not isinstance(algorithm, str) or not isinstance(value, str):
+            raise FetchError(f"checksum fields are not text ({type(algorithm).__name__}, "
+                             f"{type(value).__name__})")
+        v = value.strip().lower()
+        if not v or len(v) > 256 or any(c not in "0123456789abcdef" for c in v):
+            raise FetchError("checksum value is not hexadecimal")
+        return cls(algorithm.strip(), v)
 
 
 def file_digest(path: Path, algorithm: str) -> str:
@@ -83,13 +124,13 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 def _verify(path: Path, size: int | None, checksum: Checksum | None) -> str | None:
     """None if ``path`` matches ``size`` and ``checksum`` (those known), else the problem."""
-    actual = path.stat().st_size
+    actual = os.stat(path, follow_symlinks=False).st_size
     if size is not None and actual != size:
         return f"size {actual} bytes, expected {size}"
     if checksum is not None:
         try:
             algo = checksum.hashlib_name
-        except ValueError as exc:
+        except ValueError as exc:  # an algorithm hashlib lacks: size only
             log.warning("%s: %s; checksum not verified", path, exc)
             return None
         digest = file_digest(path, algo)
@@ -120,6 +161,52 @@ def _lock(fd: int, part: Path) -> None:
         raise FetchError(f"{part}: being downloaded by another process (locked)") from exc
 
 
+#: Poll interval while another process holds a download's lock, seconds.
+LOCK_POLL = 0.2
+
+
+def _acquire(lock_path: Path, wait: float) -> int:
+    """Hold ``lock_path`` exclusively (``flock``) -> its fd; wait at most ``wait`` seconds.
+
+    A lock file removed by its holder between our open and our lock is detected (inode
+    check) and the lock is taken again on the new file, so two waiters never both hold it.
+    """
+    import fcntl
+
+    t_end = time.monotonic() + wait
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        _refuse_symlink(lock_path)
+        try:
+            fd = os.open(lock_path, flags, 0o644)
+        except OSError as exc:
+            raise FetchError(f"{lock_path}: cannot create the download lock ({exc.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            if time.monotonic() >= t_end:
+                raise FetchError(f"{lock_path.with_suffix('')}: being downloaded by another process "
+                                 f"(locked for more than {wait:g} s)") from None
+            time.sleep(LOCK_POLL)
+            continue
+        try:
+            same = os.stat(lock_path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # its holder removed it while we waited: lock the new one
+
+
+def _release(lock_path: Path, fd: int) -> None:
+    try:
+        os.unlink(lock_path)  # while still holding it: waiters see the inode change
+    except FileNotFoundError:  # pragma: no cover - removed by hand
+        pass
+    os.close(fd)
+
+
 def _open_part(part: Path, resume: bool) -> tuple[int, int]:
     """Open (and lock) the part file for appending -> ``(fd, bytes already there)``; never follows symlinks."""
     _refuse_symlink(part)
@@ -128,8 +215,7 @@ def _open_part(part: Path, resume: bool) -> tuple[int, int]:
         fd = os.open(part, flags | os.O_APPEND)
         _lock(fd, part)
         return fd, os.fstat(fd).st_size
-    if part.exists():
-        part.unlink()
+    part.unlink(missing_ok=True)
     fd = os.open(part, flags | os.O_CREAT | os.O_EXCL, 0o644)
     _lock(fd, part)
     return fd, 0
@@ -142,7 +228,7 @@ def _total_from(resp: requests.Response, offset: int) -> int | None:
         if tail.isdigit():
             return int(tail)
     cl = resp.headers.get("Content-Length")
-    if cl and cl.isdigit() and resp.headers.get("Content-Encoding", "identity") == "identity":
+    if cl and cl.isdigit() and len(cl) < 19 and resp.headers.get("Content-Encoding", "identity") == "identity":
         return int(cl) + (offset if resp.status_code == 206 else 0)
     return None
 
@@ -159,6 +245,8 @@ def download_file(
     source: str = "",
     root: str | os.PathLike[str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    recorded: tuple[int | None, Checksum | None] | None = None,
+    lock_wait: float | None = None,
 ) -> ManifestEntry:
     """Download ``url`` to ``dest`` (see the module docstring); return its manifest entry.
 
@@ -167,43 +255,93 @@ def download_file(
     session
         :class:`requests.Session` (credentials attached, see :mod:`firesmoke.fetch.http`).
     url
-        File URL.
+        File URL (http or https).
     dest
         Final path (its folder is created). Callers build it with
         :func:`firesmoke.paths.server_path`.
     size, checksum
         Expected size in bytes and checksum, when known (CMR metadata).
     policy
-        Retry policy (attempts also bound the resumptions after dropped connections).
+        Retry policy and limits (attempts also bound the resumptions after dropped
+        connections; ``deadline``, ``max_download``).
     progress
         ``progress(done, total, label)`` called as bytes arrive (``total`` 0 if unknown).
     root
         Folder the manifest path is made relative to.
+    recorded
+        ``(size, checksum)`` an earlier run recorded for ``dest`` in the manifest: what a
+        file already present is checked against when ``size`` and ``checksum`` are None.
+    lock_wait
+        Longest wait for another process downloading the same file, seconds (default: the
+        policy's deadline).
 
     Raises
     ------
     ChecksumError
         Wrong size or checksum (the part file is deleted).
     FetchError, AuthError
-        HTTP failures after retries.
+        HTTP failures after retries, a refused URL, a download over the limits.
     """
     policy = policy or RetryPolicy()
     dest = Path(dest)
-    label = dest.name
-    rel = os.path.relpath(dest, root) if root is not None else str(dest)
-    shown_url = redact(url)
+    check_url(url)
+    shown_url = shown(url)
     dest.parent.mkdir(parents=True, exist_ok=True)
     _refuse_symlink(dest)
+    lock_path = dest.with_name(dest.name + ".lock")
+    fd_lock = _acquire(lock_path, policy.deadline if lock_wait is None else lock_wait)
+    try:
+        return _download_locked(session, url, shown_url, dest, size=size, checksum=checksum,
+                                policy=policy, progress=progress, source=source, root=root,
+                                sleep=sleep, recorded=recorded)
+    finally:
+        _release(lock_path, fd_lock)
+
+
+def _present(dest: Path, size: int | None, checksum: Checksum | None,
+             recorded: tuple[int | None, Checksum | None] | None) -> str | None:
+    """None when ``dest`` is complete by what is known of it, else why it is not."""
+    if size is None and checksum is None and recorded is not None:
+        size, checksum = recorded
+    if size is None and checksum is None and os.stat(dest, follow_symlinks=False).st_size == 0:
+        return "empty, and no size or checksum to tell whether that is right"
+    return _verify(dest, size, checksum)
+
+
+def _download_locked(session: requests.Session, url: str, shown_url: str, dest: Path, *,
+                     size: int | None, checksum: Checksum | None, policy: RetryPolicy,
+                     progress: ProgressCallback | None, source: str,
+                     root: str | os.PathLike[str] | None, sleep: Callable[[float], None],
+                     recorded: tuple[int | None, Checksum | None] | None) -> ManifestEntry:
+    label = dest.name
+    rel = os.path.relpath(dest, root) if root is not None else str(dest)
+    _refuse_symlink(dest)
     if dest.exists():
-        problem = _verify(dest, size, checksum)
+        problem = _present(dest, size, checksum, recorded)
         if problem is None:
             log.debug("%s: present and verified, skipped", dest)
             n = dest.stat().st_size
             if progress:
                 progress(n, n, label)
-            return ManifestEntry(shown_url, rel, n, str(checksum) if checksum else None, "skipped", source)
+            known = checksum or (recorded[1] if recorded and size is None else None)
+            return ManifestEntry(shown_url, rel, n, str(known) if known else None, "skipped", source)
         log.warning("%s: present but %s; downloading again", dest, problem)
     part = dest.with_name(dest.name + ".part")
+    try:
+        return _fetch_part(session, url, shown_url, dest, part, rel, size=size, checksum=checksum,
+                           policy=policy, progress=progress, source=source, sleep=sleep)
+    except BaseException:
+        with contextlib.suppress(OSError):  # an empty part file is no progress worth keeping
+            if os.stat(part, follow_symlinks=False).st_size == 0:
+                part.unlink()
+        raise
+
+
+def _fetch_part(session: requests.Session, url: str, shown_url: str, dest: Path, part: Path, rel: str, *,
+                size: int | None, checksum: Checksum | None, policy: RetryPolicy,
+                progress: ProgressCallback | None, source: str,
+                sleep: Callable[[float], None]) -> ManifestEntry:
+    label = dest.name
     resumed = part.exists()
     expected = size
     attempt = 0
@@ -211,7 +349,11 @@ def download_file(
         fd, offset = _open_part(part, resume=True)
         try:
             if expected is not None and offset >= expected:
-                break  # complete part from an earlier run: verify below
+                if offset > expected:  # more than the file should hold: start again
+                    os.ftruncate(fd, 0)
+                    offset = 0
+                else:
+                    break  # complete part from an earlier run: verify below
             # identity: byte offsets of ranges and Content-Length must be those of the file itself
             headers = {"Accept-Encoding": "identity"}
             if offset:
@@ -225,7 +367,7 @@ def download_file(
                         os.ftruncate(fd, 0)
                         os.close(fd)
                         fd = -1
-                        part.unlink()
+                        part.unlink(missing_ok=True)
                         attempt += 1
                         if attempt >= policy.attempts:
                             raise FetchError(f"{shown_url}: server refuses ranges")
@@ -250,26 +392,56 @@ def download_file(
                     expected = total
                 elif total is not None and total != expected:
                     log.warning("%s: server says %d bytes, metadata %d", dest, total, expected)
+                # stop at the larger announced size (a disagreement fails verification below)
+                announced = [x for x in (expected, total) if x is not None]
+                limit = max(announced) if announced else policy.max_download
+                if limit > policy.max_download:
+                    raise FetchError(f"{shown_url}: {limit} bytes announced, more than the limit "
+                                     f"of {policy.max_download} (RetryPolicy.max_download)")
                 done = offset
+                over = False
                 try:
-                    for block in resp.iter_content(_CHUNK):
-                        os.write(fd, block)
-                        done += len(block)
-                        if progress:
-                            progress(done, expected or 0, label)
+                    with Watchdog(resp, policy.deadline) as dog:
+                        for block in resp.iter_content(_CHUNK):
+                            if done + len(block) > limit:
+                                block = block[: limit - done]
+                                over = True
+                            if block:
+                                os.write(fd, block)
+                                done += len(block)
+                            if progress:
+                                progress(done, expected or 0, label)
+                            if over:
+                                break
                 except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError,
-                        requests.Timeout) as exc:
+                        requests.Timeout, requests.exceptions.ContentDecodingError) as exc:
+                    if dog.fired:
+                        raise FetchError(f"{shown_url}: not complete within the deadline of "
+                                         f"{policy.deadline:g} s; {done} bytes kept in {part.name} "
+                                         "for the next run") from None
                     attempt += 1
                     if attempt >= policy.attempts:
                         raise FetchError(
                             f"{shown_url}: connection lost {attempt} times; {done} bytes kept in {part} "
-                            "for the next run") from exc
+                            "for the next run") from None
                     wait = policy.wait(attempt - 1)
                     log.info("%s: connection lost after %d bytes (%s); resuming in %.1f s",
                              dest, done, type(exc).__name__, wait)
                     resumed = True
                     sleep(wait)
                     continue
+                if dog.fired and not over and (expected is None or done < expected):
+                    raise FetchError(f"{shown_url}: not complete within the deadline of "
+                                     f"{policy.deadline:g} s; {done} bytes kept in {part.name} "
+                                     "for the next run")
+                if over:
+                    if not announced:
+                        os.ftruncate(fd, 0)
+                        raise FetchError(f"{shown_url}: no size announced and more than "
+                                         f"{policy.max_download} bytes sent (RetryPolicy.max_download); "
+                                         "stopped and discarded")
+                    log.warning("%s: the server sent more than the %d bytes announced; stopped there",
+                                dest, limit)
                 if expected is not None and done < expected:
                     attempt += 1
                     if attempt >= policy.attempts:
@@ -286,8 +458,13 @@ def download_file(
     if problem is not None:
         part.unlink(missing_ok=True)
         raise ChecksumError(f"{shown_url}: downloaded file rejected: {problem} (deleted {part.name})")
+    if os.stat(part).st_size == 0 and expected is None and checksum is None:
+        part.unlink(missing_ok=True)
+        raise ChecksumError(f"{shown_url}: empty answer and no size announced; nothing kept")
+    if checksum is None:  # record what we got, so that later runs can verify it
+        checksum = Checksum("SHA-256", file_digest(part, "sha256"))
+    _refuse_symlink(dest)
     os.replace(part, dest)
     n = dest.stat().st_size
     log.info("%s: %s (%d bytes)", dest, "resumed" if resumed else "downloaded", n)
-    return ManifestEntry(shown_url, rel, n, str(checksum) if checksum else None,
-                         "resumed" if resumed else "downloaded", source)
+    return ManifestEntry(shown_url, rel, n, str(checksum), "resumed" if resumed else "downloaded", source)

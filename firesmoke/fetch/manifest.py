@@ -6,6 +6,10 @@ Each line holds ``url`` (secrets masked), ``path`` (relative to the output folde
 STAC item JSON), ``failed``), ``error`` (for failures), ``source`` (which client) and
 ``time`` (UTC, ISO 8601). Appending one line at a time means an interrupted run still has
 a manifest of what it finished; readers take the last line per path.
+
+The manifest is never opened through a symbolic link (``O_NOFOLLOW``; a planted link is
+refused, not followed) and each line goes out in one ``write`` on an ``O_APPEND`` file, so
+two processes fetching into one folder do not interleave lines.
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import stat
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from firesmoke.errors import UnsafePathError
 
 __all__ = ["Manifest", "ManifestEntry", "read_manifest"]
 
@@ -55,11 +62,22 @@ class Manifest:
         rec["time"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if not rec["extra"]:
             rec.pop("extra")
-        line = json.dumps(rec, sort_keys=True) + "\n"
+        line = (json.dumps(rec, sort_keys=True) + "\n").encode("utf-8")
         with self._lock:
             self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(line)
+            flags = (os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+            try:
+                fd = os.open(self.path, flags, 0o644)
+            except OSError as exc:
+                raise UnsafePathError(f"cannot append to the manifest ({exc.strerror}; "
+                                      "a symbolic link is refused, not followed)", path=self.path) from None
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise UnsafePathError("the manifest is not a regular file", path=self.path)
+                os.write(fd, line)
+            finally:
+                os.close(fd)
             self.entries.append(entry)
         return entry
 
@@ -70,10 +88,22 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     if p.is_dir():
         p = p / MANIFEST_NAME
     out: dict[str, dict[str, Any]] = {}
-    if not p.exists():
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
         return out
-    for line in p.read_text(encoding="utf-8").splitlines():
-        if line.strip():
+    except OSError as exc:
+        raise UnsafePathError(f"cannot read the manifest ({exc.strerror}; a symbolic link is "
+                              "refused, not followed)", path=p) from None
+    with os.fdopen(fd, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        try:
             rec = json.loads(line)
+        except ValueError:  # a line cut by a crash: the others still count
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("path"), str):
             out[rec["path"]] = rec
     return out

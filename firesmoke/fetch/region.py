@@ -63,8 +63,11 @@ from firesmoke.fetch.stac import COLLECTIONS, fetch_sentinel2
 from firesmoke.grid import Region
 
 __all__ = [
+    "MAX_PERIOD_DAYS",
+    "MAX_WORKERS",
     "PRODUCT_ALIASES",
     "FetchSpec",
+    "check_fetch_values",
     "fetch_for_region",
     "parse_fetch_table",
     "resolve_bbox",
@@ -79,6 +82,98 @@ PRODUCT_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 _L1B = frozenset(p for pair in PRODUCT_ALIASES.values() for p in pair)
+
+#: Earliest day a fetch may ask for (no satellite record firesmoke reads is older).
+EARLIEST_DAY = dt.date(1970, 1, 1)
+#: Longest period one fetch covers, days (30 years); longer is surely a typo.
+MAX_PERIOD_DAYS = 30 * 366
+#: Most parallel downloads.
+MAX_WORKERS = 64
+#: Most days ``pad_days`` may add.
+MAX_PAD_DAYS = 3660
+
+
+def check_fetch_values(
+    start: Any = None,
+    end: Any = None,
+    *,
+    out: Any = None,
+    workers: Any = None,
+    max_cloud: Any = None,
+    catalog: Any = None,
+    cmr_url: Any = None,
+    firms_url: Any = None,
+    archive_urls: Sequence[Any] = (),
+    field_prefix: str = "",
+    path: str | os.PathLike[str] | None = None,
+) -> tuple[dt.date | None, dt.date | None]:
+    """Check the values a fetch takes, before any request; -> ``(start, end)`` as dates.
+
+    The same bounds for the API, the CLI and the ``[fetch]`` table: days within
+    :data:`EARLIEST_DAY` .. a year from today, ``end >= start``, at most
+    :data:`MAX_PERIOD_DAYS`; ``workers`` 1..:data:`MAX_WORKERS`; ``max_cloud`` 0..100;
+    service URLs http(s) with a host; ``out`` a local folder (not a URL, not a file).
+
+    Raises
+    ------
+    InputError
+        Naming the field (with ``field_prefix``) and ``path`` when given.
+    """
+    from firesmoke.fetch.http import FetchError, check_url
+    from firesmoke.fetch.stac import _catalog_url
+    from firesmoke.paths import is_url
+
+    def bad(msg: str, key: str) -> InputError:
+        return InputError(msg, path=path, field=f"{field_prefix}{key}")
+
+    d0 = d1 = None
+    latest = dt.date.today() + dt.timedelta(days=366)
+    for key, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        try:
+            day = _day(value)
+        except (InputError, ValueError, TypeError, OverflowError) as exc:
+            raise bad(f"not a day ({exc})", key) from None
+        if not EARLIEST_DAY <= day <= latest:
+            raise bad(f"{day} is outside {EARLIEST_DAY}..{latest}", key)
+        if key == "start":
+            d0 = day
+        else:
+            d1 = day
+    if d0 is not None and d1 is not None:
+        if d1 < d0:
+            raise bad(f"end {d1} is before start {d0}", "end")
+        if (d1 - d0).days + 1 > MAX_PERIOD_DAYS:
+            raise bad(f"{(d1 - d0).days + 1} days is longer than {MAX_PERIOD_DAYS}; fetch in parts", "end")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 1 <= workers <= MAX_WORKERS):
+        raise bad(f"must be an integer 1..{MAX_WORKERS}, got {workers!r}", "workers")
+    if max_cloud is not None and (isinstance(max_cloud, bool) or not isinstance(max_cloud, (int, float))
+                                  or not 0 <= max_cloud <= 100):
+        raise bad(f"must be a number 0..100 (percent), got {max_cloud!r}", "max_cloud")
+    for key, url in (("cmr_url", cmr_url), ("firms_url", firms_url)):
+        if url is not None:
+            try:
+                check_url(url)
+            except FetchError as exc:
+                raise bad(str(exc), key) from None
+    if catalog is not None:
+        try:
+            _catalog_url(catalog)
+        except InputError as exc:
+            raise bad(exc.reason, "catalog") from None
+    for url in archive_urls:
+        try:
+            check_url(url)
+        except FetchError as exc:
+            raise bad(str(exc), "firms_archive") from None
+    if out is not None:
+        if is_url(out) or "://" in os.fspath(out):
+            raise bad("fetch writes to a local folder, not a URL", "out")
+        if Path(out).exists() and not Path(out).is_dir():
+            raise bad("exists and is not a folder", "out")
+    return d0, d1
 
 
 def resolve_bbox(region: Any) -> tuple[str, tuple[float, float, float, float]]:
@@ -161,9 +256,9 @@ def fetch_for_region(
     ``result.failed`` (and in the manifest), not raised.
     """
     name, bbox = resolve_bbox(region)
-    d0, d1 = _day(start), _day(end)
-    if d1 < d0:
-        raise InputError(f"end {d1} is before start {d0}", field="end")
+    d0, d1 = check_fetch_values(start, end, out=out, workers=workers, max_cloud=max_cloud,
+                                catalog=catalog, cmr_url=cmr_url, firms_url=firms_url)
+    assert d0 is not None and d1 is not None
     earth, firms, stac = split_products(products)
     root = Path(out)
     manifest = Manifest(root)
@@ -273,8 +368,8 @@ def parse_fetch_table(table: Mapping[str, Any], base_dir: str | os.PathLike[str]
     if not out_path.is_absolute() and base_dir is not None:
         out_path = Path(base_dir) / out_path
     pad = table.get("pad_days", 0)
-    if not isinstance(pad, int) or isinstance(pad, bool) or pad < 0:
-        raise bad("must be an integer >= 0", "pad_days")
+    if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad <= MAX_PAD_DAYS:
+        raise bad(f"must be an integer 0..{MAX_PAD_DAYS}", "pad_days")
     versions = table.get("versions", {})
     if not isinstance(versions, Mapping) or not all(isinstance(v, str) for v in versions.values()):
         raise bad("must be a table of product = \"version\" strings", "versions")
@@ -290,6 +385,9 @@ def parse_fetch_table(table: Mapping[str, Any], base_dir: str | os.PathLike[str]
     for key in ("catalog", "cmr_url", "firms_url", "stac_url"):
         if table.get(key) is not None and not isinstance(table[key], str):
             raise bad("must be a string", key)
+    check_fetch_values(workers=workers, cmr_url=table.get("cmr_url"), firms_url=table.get("firms_url"),
+                       catalog=table.get("stac_url") or table.get("catalog"), out=out,
+                       field_prefix="fetch.", path=path)
     return FetchSpec(
         products=tuple(products), out=out_path, pad_days=pad,
         versions={str(k).upper(): v for k, v in versions.items()},

@@ -1,4 +1,15 @@
-"""Remote files and downloading many of them into one folder with a manifest."""
+"""Remote files and downloading many of them into one folder with a manifest.
+
+:func:`download_all` turns every per-file problem (a refused URL, a name that would leave
+the folder, an HTTP failure, a wrong checksum, an ``s3://`` object it cannot read) into
+one ``failed`` manifest entry and goes on with the others; only an :class:`AuthError`
+stops it (every other file would fail the same way). Files without a published size or
+checksum are checked against what this folder's manifest recorded for them.
+
+``s3://`` URLs (Earth Search ``sentinel-2-l1c`` assets, in a requester-pays bucket) are
+read with fsspec/s3fs when it is installed and AWS credentials are found (the requester
+pays); otherwise they are listed as failed with the reason.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +27,9 @@ import requests
 from firesmoke.errors import InputError
 from firesmoke.fetch.config import redact
 from firesmoke.fetch.download import Checksum, ProgressCallback, download_file
-from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy
-from firesmoke.fetch.manifest import Manifest, ManifestEntry
+from firesmoke.fetch.http import AuthError, FetchError, RetryPolicy, shown
+from firesmoke.fetch.manifest import Manifest, ManifestEntry, read_manifest
+from firesmoke.fetch.s3 import download_s3
 from firesmoke.paths import server_path
 
 __all__ = ["FetchResult", "RemoteFile", "download_all"]
@@ -35,6 +47,9 @@ class RemoteFile:
     checksum: Checksum | None = None
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    resolve: Callable[[str], str] | None = field(default=None, compare=False, hash=False)
+    """Turns ``url`` into the URL to download, called just before the download (e.g. signing
+    it with a fresh SAS token); the manifest shows ``url``."""
 
 
 @dataclass
@@ -83,23 +98,47 @@ def download_all(
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     manifest = manifest or Manifest(root)
+    before = read_manifest(manifest.path)
+
+    def recorded(rel: str) -> tuple[int | None, Checksum | None] | None:
+        rec = before.get(rel)
+        if not rec or rec.get("status") not in ("downloaded", "resumed", "skipped"):
+            return None
+        size = rec.get("size")
+        try:
+            checksum = Checksum.parse(rec.get("checksum"))
+        except FetchError:  # a damaged manifest line: verify by size alone
+            checksum = None
+        return (size if isinstance(size, int) and not isinstance(size, bool) else None, checksum)
 
     def one(f: RemoteFile) -> ManifestEntry:
+        url = f.url if isinstance(f.url, str) else str(f.url)
         try:
             dest = server_path(root, f.relpath)
         except InputError as exc:  # a server-given name that would leave the folder
-            log.error("%s: %s; not downloaded", redact(f.url), exc)
-            return manifest.add(ManifestEntry(redact(f.url), f.relpath, f.size, None, "failed", f.source,
+            log.error("%s: %s; not downloaded", shown(url), exc)
+            return manifest.add(ManifestEntry(shown(url), str(f.relpath), f.size, None, "failed", f.source,
                                               error=str(exc)))
+        rel = os.path.relpath(dest, root)
         try:
-            entry = download_file(session, f.url, dest, size=f.size, checksum=f.checksum, policy=policy,
-                                  progress=progress, source=f.source, root=root, sleep=sleep)
+            if f.resolve is not None and not url.startswith("s3://"):
+                url_get = f.resolve(url)
+            else:
+                url_get = url
+            if url.startswith("s3://"):
+                entry = download_s3(url, dest, size=f.size, checksum=f.checksum, policy=policy,
+                                    source=f.source, root=root, recorded=recorded(rel))
+            else:
+                entry = download_file(session, url_get, dest, size=f.size, checksum=f.checksum, policy=policy,
+                                      progress=progress, source=f.source, root=root, sleep=sleep,
+                                      recorded=recorded(rel))
+                entry.url = shown(url)  # the URL as listed, not as signed
         except AuthError:
             raise
-        except FetchError as exc:
-            log.error("%s", exc)
-            entry = ManifestEntry(redact(f.url), os.path.relpath(dest, root), f.size,
-                                  str(f.checksum) if f.checksum else None, "failed", f.source, error=str(exc))
+        except (FetchError, InputError) as exc:
+            log.error("%s", redact(exc))
+            entry = ManifestEntry(shown(url), rel, f.size, str(f.checksum) if f.checksum else None,
+                                  "failed", f.source, error=redact(exc))
         return manifest.add(entry)
 
     if workers <= 1 or len(files) <= 1:

@@ -26,7 +26,7 @@ from typing import Any
 
 from firesmoke.errors import InputError
 
-__all__ = ["dask_client", "default_torch_threads", "visible_gpus"]
+__all__ = ["close_cluster", "current_client", "dask_client", "default_torch_threads", "task_target", "visible_gpus"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,45 @@ def visible_gpus() -> int:
 def default_torch_threads(n_workers: int, threads_per_worker: int) -> int:
     """Intra-op torch threads per worker thread: the cores shared among all worker threads."""
     return max(1, (os.cpu_count() or 1) // max(1, n_workers * threads_per_worker))
+
+
+def current_client() -> Any | None:
+    """The ``distributed.Client`` that ``compute()`` would use now, or None (none is made;
+    :func:`firesmoke.store.progress.current_client`)."""
+    from firesmoke.store.progress import current_client as _current
+
+    return _current()
+
+
+TASKS_PER_THREAD = 2
+"""Inference tasks per worker thread that :func:`task_target` aims for: more than one so a
+worker that finishes early takes the next task instead of idling behind a long one."""
+
+
+def task_target(client: Any | None = None) -> int:
+    """How many inference tasks keep ``client``'s workers busy (default: the current client).
+
+    ``TASKS_PER_THREAD`` per worker thread (a GPU worker runs its block slots in its
+    threads); 1 without a client (the threads scheduler, whose CPU forwards already use
+    every core through torch's own threads) or with an asynchronous one.
+    ``FIRESMOKE_INFERENCE_TASKS`` overrides it.
+    """
+    env = os.environ.get("FIRESMOKE_INFERENCE_TASKS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError as exc:
+            raise InputError(f"FIRESMOKE_INFERENCE_TASKS must be an integer, got {env!r}",
+                             field="FIRESMOKE_INFERENCE_TASKS") from exc
+    client = client if client is not None else current_client()
+    if client is None or getattr(client, "asynchronous", False):
+        return 1
+    try:
+        threads = sum(client.nthreads().values())
+    except (OSError, TimeoutError) as exc:  # a scheduler that went away: no split
+        log.debug("cannot count the workers' threads (%s)", exc)
+        return 1
+    return max(1, TASKS_PER_THREAD * threads)
 
 
 def _gpu_ids(gpus: int) -> list[str]:
@@ -90,6 +129,7 @@ def dask_client(
     processes: bool = True,
     gpus: int | None = 0,
     timeout: str = "30s",
+    close_timeout: float = 30.0,
 ) -> Iterator[Any]:
     """A ``distributed.Client`` on ``address`` or on a new local cluster (closed on exit).
 
@@ -103,6 +143,12 @@ def dask_client(
     gpus
         ``0``: CPU workers; ``N``: one worker per GPU (the first N visible); ``None``:
         every visible GPU, or CPU workers when there is none.
+    timeout, close_timeout
+        Connecting to ``address``; seconds a local worker process is given to exit on
+        close (:func:`close_cluster`) before it is killed.
+
+    The dashboard of a local cluster is on a free port (``client.dashboard_link``, logged
+    at INFO); it needs ``bokeh`` (``pip install firesmoke[dashboard]``).
 
     Raises
     ------
@@ -133,6 +179,41 @@ def dask_client(
             cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker or 2,
                                    processes=processes, memory_limit=memory_limit,
                                    dashboard_address=":0")
-    with cluster, Client(cluster) as client:
-        log.info("started %s", cluster)
+    try:
+        client = Client(cluster)
+    except BaseException:
+        close_cluster(cluster, None, close_timeout)
+        raise
+    log.info("started %s (dashboard %s)", cluster, client.dashboard_link)
+    try:
         yield client
+    finally:
+        close_cluster(cluster, client, close_timeout)
+
+
+async def _close_workers(workers: list[Any], timeout: float) -> None:
+    import asyncio
+
+    await asyncio.gather(*(w.close(timeout=timeout) for w in workers), return_exceptions=True)
+
+
+def close_cluster(cluster: Any, client: Any | None, timeout: float = 30.0) -> None:
+    """Close ``client``, then ``cluster``'s workers (each given ``timeout`` s to exit), then
+    the cluster.
+
+    ``LocalCluster.close()`` gives a worker process 4 s to exit before killing it (with a
+    "Worker process still alive after 4.0 seconds, killing" warning); a worker that ran
+    torch models takes about 2 s to tear its interpreter down on an idle 2-core VM and
+    more when the machine is busy. Closing the workers first, with a longer timeout, lets
+    them exit on their own.
+    """
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close(timeout=timeout)
+    workers = list(getattr(cluster, "workers", {}).values())
+    if workers:
+        try:
+            cluster.sync(_close_workers, workers, timeout)
+        except Exception as exc:  # the cluster's close below still runs
+            log.debug("closing the workers: %s", exc)
+    cluster.close(timeout=timeout)

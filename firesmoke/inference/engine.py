@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,7 @@ __all__ = [
     "accumulate_block",
     "predict_blocks",
     "run_block",
+    "task_grid",
     "to_device",
 ]
 
@@ -425,6 +427,87 @@ def _merge_small_chunks(chunks: Sequence[int], minimum: int) -> tuple[int, ...]:
     return tuple(out)
 
 
+# ----------------------------------------------------------------------------- task grid
+def _group_floor(plan: TilePlan) -> int:
+    """Fewest tile origins per task along an axis so that a task's tiles spill only into
+    the next task (a tile reaches ``tile`` px, a task of ``k`` origins spans ``k * step``)."""
+    return max(1, math.ceil(plan.tile / plan.step) - 1)
+
+
+def _spills_stay_adjacent(bounds: Sequence[int], origins: np.ndarray, tile: int,
+                          length: int) -> bool:
+    """Whether the tiles whose origin lies in each ``[bounds[i], bounds[i+1])`` reach no
+    further than the next interval (what the two-pass overlap-add needs)."""
+    for i in range(len(bounds) - 2):
+        o = origins[(origins >= bounds[i]) & (origins < bounds[i + 1])]
+        if o.size and min(length, int(o.max()) + tile) > bounds[i + 2]:
+            return False
+    return True
+
+
+def _split_axis(bounds: Sequence[int], origins: np.ndarray, groups: int, floor: int,
+                tile: int, length: int) -> list[int]:
+    """Boundaries of ``bounds`` with each interval split, at tile origins, into up to
+    ``groups`` runs of consecutive origins (at least ``floor`` each, sizes balanced);
+    ``bounds`` unchanged when the split would let a spill skip a task."""
+    out = [int(bounds[0])]
+    for a, b in itertools.pairwise(bounds):
+        o = origins[(origins >= a) & (origins < b)]
+        n = max(1, min(groups, len(o) // floor))
+        out += [int(part[0]) for part in np.array_split(o, n)[1:]]
+        out.append(int(b))
+    if not _spills_stay_adjacent(out, origins, tile, length):
+        return [int(v) for v in bounds]
+    return out
+
+
+def _origin_counts(bounds: Sequence[int], origins: np.ndarray) -> list[int]:
+    return [int(((origins >= a) & (origins < b)).sum()) for a, b in itertools.pairwise(bounds)]
+
+
+def _task_splits(target: int, n_blocks: int, max_y: int, max_x: int) -> tuple[int, int]:
+    """Groups per block along y and x: the fewest tasks reaching ``target`` over the
+    ``n_blocks`` blocks (squarest first), or as many as the tiles allow."""
+    need = math.ceil(max(1, target) / max(1, n_blocks))
+    if need <= 1:
+        return 1, 1
+    best: tuple[int, int] | None = None
+    for gy in range(1, max_y + 1):
+        gx = min(max_x, math.ceil(need / gy))
+        if gy * gx < need:
+            continue
+        key = (gy * gx, abs(gy - gx))
+        if best is None or key < (best[0] * best[1], abs(best[0] - best[1])):
+            best = (gy, gx)
+    return best if best is not None else (max_y, max_x)
+
+
+def task_grid(plan: TilePlan, ych: Sequence[int], xch: Sequence[int],
+              tasks: int | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Spatial chunks of the inference tasks: the data chunks ``ych`` x ``xch`` split at
+    tile origins until there are about ``tasks`` first-pass tasks (the tiles of a block
+    shared among several tasks, so that a region of one or few chunks still keeps every
+    worker busy). ``tasks=None`` or ``1``: the data chunks. A refinement of the data
+    chunks; each tile of ``plan`` still belongs to exactly one task.
+    """
+    if not tasks or tasks <= 1:
+        return tuple(ych), tuple(xch)
+    ys = [0, *np.cumsum(ych).tolist()]
+    xs = [0, *np.cumsum(xch).tolist()]
+    floor = _group_floor(plan)
+    max_y = max(1, max(_origin_counts(ys, plan.rows)) // floor)
+    max_x = max(1, max(_origin_counts(xs, plan.cols)) // floor)
+    gy, gx = _task_splits(int(tasks), len(ych) * len(xch), max_y, max_x)
+    ty = _split_axis(ys, plan.rows, gy, floor, plan.tile, plan.height)
+    tx = _split_axis(xs, plan.cols, gx, floor, plan.tile, plan.width)
+    return tuple(np.diff(ty).tolist()), tuple(np.diff(tx).tolist())
+
+
+def _chunks_meeting(bounds: np.ndarray, lo: int, hi: int) -> list[int]:
+    """Indices of the chunks ``[bounds[k], bounds[k+1])`` that meet ``[lo, hi)``."""
+    return [k for k in range(len(bounds) - 1) if bounds[k] < hi and bounds[k + 1] > lo]
+
+
 def predict_blocks(
     array: Any,
     model: Any,
@@ -436,6 +519,7 @@ def predict_blocks(
     device: str,
     acc_dtype: str = "float64",
     plan_order: bool = False,
+    tasks: int | None = None,
 ) -> Any:
     """Overlap-add over a dask array ``(C, ..., H, W)`` -> ``(*out_lead, H, W)`` float32.
 
@@ -448,6 +532,13 @@ def predict_blocks(
     ``plan_order=True`` instead runs, for each block, every tile touching it and adds
     them in plan order (as one pass over the whole array would: what float16 blending
     needs to be reproducible), at the price of running tiles near block edges twice.
+
+    ``tasks``: about how many inference tasks to make (e.g. a few per worker thread of
+    the cluster; see :func:`firesmoke.inference.cluster.task_target`): the tiles of a
+    block are then shared among several tasks (:func:`task_grid`), each reading the
+    parts of the blocks its tiles need; the result is rechunked to the data's chunks and
+    is the same whatever ``tasks``. ``None``/``1``: one task per block. Not used with
+    ``plan_order``.
     """
     import dask.array as da
     from dask.base import tokenize
@@ -492,28 +583,39 @@ def predict_blocks(
             dsk[(name, *zero_out, i, j)] = (fn, *keys)
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=arrs)
         return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
+    tych, txch = task_grid(plan, ych, xch, tasks)
+    if (tych, txch) != (ych, xch):
+        first, name = f"{first}-t{len(tych)}x{len(txch)}", f"{name}-t{len(tych)}x{len(txch)}"
+        chunks = (*((n,) for n in out_lead), tych, txch)
+    tys = np.concatenate([[0], np.cumsum(tych)]).astype(int)
+    txs = np.concatenate([[0], np.cumsum(txch)]).astype(int)
+    nty, ntx = len(tych), len(txch)
     geoms = {}
-    for i, j in itertools.product(range(ny), range(nx)):
-        g, origins = _geometry(plan, int(ys[i]), int(ys[i + 1]), int(xs[j]), int(xs[j + 1]))
+    for i, j in itertools.product(range(nty), range(ntx)):
+        g, origins = _geometry(plan, int(tys[i]), int(tys[i + 1]), int(txs[j]),
+                               int(txs[j + 1]))
         geoms[i, j] = g
         keys, offs = [], []
-        for di, dj in ((0, 0), (0, 1), (1, 0), (1, 1)):  # the block and what its tiles reach
-            bi, bj = i + di, j + dj
-            if bi < ny and bj < nx and ys[bi] < g.ya1 and xs[bj] < g.xa1:
-                keys += block_keys(bi, bj)
-                offs.append((int(ys[bi]), int(xs[bj])))
+        # the data blocks that hold the task's tiles: its own area and what its tiles reach
+        for bi, bj in itertools.product(_chunks_meeting(ys, g.y0, g.ya1),
+                                        _chunks_meeting(xs, g.x0, g.xa1)):
+            keys += block_keys(bi, bj)
+            offs.append((int(ys[bi]), int(xs[bj])))
         fn = _partial(_first_pass, origins_of_parts=tuple(offs), geometry=g, origins=origins,
                       model=model, plan=plan, reduce=reduce, batch_size=batch_size,
                       window=window, device=device, acc_dtype=acc_dtype,
                       n_channels=n_channels)
         dsk[(first, i, j)] = (fn, *keys)
-    for i, j in itertools.product(range(ny), range(nx)):
+    for i, j in itertools.product(range(nty), range(ntx)):
         deps = [(first, a, b) for a, b in ((i - 1, j - 1), (i - 1, j), (i, j - 1), (i, j))
                 if a >= 0 and b >= 0]
         fn = _partial(_second_pass, geometry=geoms[i, j], reduce=reduce, out_lead=out_lead)
         dsk[(name, *zero_out, i, j)] = (fn, *deps)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=arrs)
-    return da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
+    out = da.Array(graph, name, chunks=chunks, dtype=np.float32, meta=meta)
+    if (nty, ntx) != (ny, nx):  # back to the data's chunks (a refinement: concatenations)
+        out = out.rechunk({out.ndim - 2: ych, out.ndim - 1: xch})
+    return out
 
 
 def _halo_task(*blocks: np.ndarray, offsets: tuple[tuple[int, int], ...], model: Any,

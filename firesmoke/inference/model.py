@@ -387,6 +387,7 @@ def predict_array(
     plan_rule: str = "firesmoke",
     acc_dtype: str = "float64",
     plan_order: bool = False,
+    tasks: int | str | None = "auto",
 ) -> Any:
     """Run a tile model over a dask (or numpy) array ``(C, ..., H, W)``.
 
@@ -424,6 +425,13 @@ def predict_array(
         in plan order (each block then runs every tile touching it; see
         :func:`firesmoke.inference.engine.predict_blocks`). The BA-Net-compatible mode uses
         ``"reference"``, ``"float16"``, ``True``.
+    tasks
+        About how many inference tasks to make: ``"auto"`` (default) a few per worker
+        thread of the current ``distributed.Client`` (:func:`~firesmoke.inference.cluster.
+        task_target`; one per chunk without a client), an int, or ``None`` for one task per
+        chunk. With more tasks than chunks, the tiles of a chunk are shared among several
+        tasks (:func:`firesmoke.inference.engine.task_grid`), so that a region of one
+        chunk keeps several workers busy; the result is the same.
 
     Returns
     -------
@@ -456,6 +464,14 @@ def predict_array(
         out_lead = tuple(getattr(reduce, "out_lead", out_lead or ()))
     dev = resolve_device(device)
     plan = TilePlan(H, W, tile=tile, step=step, rule=plan_rule)
+    if tasks == "auto":
+        from firesmoke.inference.cluster import task_target
+
+        tasks = task_target()
+    elif tasks is not None and (isinstance(tasks, str) or int(tasks) < 1):
+        raise InputError(f"tasks must be 'auto', None or a positive int, got {tasks!r}",
+                         field="tasks")
     return predict_blocks(arr, model, plan, reduce, out_lead,
                           batch_size or default_batch_size(dev), window, dev,
-                          acc_dtype=acc_dtype, plan_order=plan_order)
+                          acc_dtype=acc_dtype, plan_order=plan_order,
+                          tasks=None if tasks is None else int(tasks))

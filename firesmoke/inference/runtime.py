@@ -25,10 +25,14 @@ platforms without glibc.
 The settings help threads that allocate from glibc's main arena. A thread that had its
 own arena before the tuning (e.g. a thread of Dask's threads scheduler in a process
 where some other thread allocated before firesmoke: the arena limit is fixed then) gets
-no benefit, and its large blocks take a slow path: CPU forwards there measured about
-1.6x slower than in the main thread (2026-12-05, 2-core VM). ``MALLOC_ARENA_MAX=1`` in
-the environment *before Python starts* avoids it, as do the synchronous scheduler and
-firesmoke's own Dask workers; :func:`warn_thread_arena` says so once per process.
+no benefit, and its large blocks take a slow path: CPU forwards there measured 1.6x
+slower than in the main thread (2026-12-05, 2-core VM) and 1.26x slower than with
+``MALLOC_ARENA_MAX=1`` (2026-12-06, busy 2-core VM; ``benchmarks/bench_parallel.py``).
+``MALLOC_ARENA_MAX=1`` in the environment *before Python starts* avoids it, as do the
+synchronous scheduler and firesmoke's own Dask workers. The ``firesmoke`` command
+restarts itself with the settings (:func:`reexec_with_worker_environment`), so
+:func:`warn_thread_arena` speaks (once per process) only where the user must act: their
+own process or workers.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from collections.abc import Iterator
 
 __all__ = [
     "inference_worker_env",
+    "reexec_with_worker_environment",
     "tune_allocator",
     "tuning_enabled",
     "warn_thread_arena",
@@ -142,10 +147,13 @@ def warn_thread_arena() -> bool:
             return False
         _STATE["arena_warned"] = True
     log.warning(
-        "CPU models run in a worker thread (e.g. dask's threads scheduler) whose malloc arena "
-        "firesmoke's allocator tuning may not reach: forwards can be about 1.6x slower than "
-        "in the main thread. Start Python with MALLOC_ARENA_MAX=1, compute with "
-        "scheduler='synchronous', or use firesmoke.inference.cluster.dask_client() workers.")
+        "CPU models run in a thread (e.g. of dask's threads scheduler or of a Dask worker "
+        "started without firesmoke) whose malloc arena firesmoke's allocator tuning may not "
+        "reach: CPU forwards can be slower there (1.3-1.6x measured on 2-core VMs). Start the "
+        "process with MALLOC_ARENA_MAX=1 (Dask workers: the variables of "
+        "firesmoke.inference.runtime.worker_environment()), compute with "
+        "scheduler='synchronous', or use firesmoke.inference.cluster.dask_client(); see "
+        "docs/clusters.md.")
     return True
 
 
@@ -163,6 +171,39 @@ def worker_environment() -> dict[str, str]:
         "MALLOC_MMAP_MAX_": "0",
         "MALLOC_TRIM_THRESHOLD_": str(2**62),
     }
+
+
+REEXEC_GUARD = "FIRESMOKE_ALLOCATOR_REEXEC"
+"""Set in the environment of a process that :func:`reexec_with_worker_environment` started."""
+
+
+def reexec_with_worker_environment() -> bool:
+    """Run this program again, once, with :func:`worker_environment` in its environment.
+
+    glibc reads ``MALLOC_ARENA_MAX`` and the other ``MALLOC_*`` variables when the process
+    starts, so a program that will run CPU models in threads (the ``firesmoke`` command:
+    the threads scheduler of ``demo``/``predict``) gets them by re-executing itself
+    before any thread exists. Nothing happens (returns False) when
+    ``FIRESMOKE_MALLOC_TUNING=0``, off Linux, when ``MALLOC_ARENA_MAX`` is already set
+    (the user's choice is kept) or in the process started by a previous call
+    (:data:`REEXEC_GUARD`). Otherwise it does not return (``os.execve``); if the exec
+    fails, it logs why and returns False.
+    """
+    env = worker_environment()
+    if not env or os.environ.get(REEXEC_GUARD) or "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    argv = list(getattr(sys, "orig_argv", []) or [])
+    if not argv or not sys.executable:
+        return False
+    new_env = {**env, **os.environ, REEXEC_GUARD: "1"}  # the user's own values win
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        os.execve(sys.executable, argv, new_env)
+    except OSError as exc:  # pragma: no cover - exec refused (e.g. a seccomp sandbox)
+        log.info("could not restart with the allocator settings (%s); continuing", exc)
+    return False
 
 
 @contextlib.contextmanager

@@ -18,13 +18,14 @@ import pandas as pd
 from firesmoke._version import __version__
 from firesmoke.errors import CorruptFileError, InputError
 from firesmoke.inference.model import resolve_device
-from firesmoke.io.sentinel2.chips import CHIP_SIZE, parse_chip_name, read_chips
+from firesmoke.io.sentinel2.chips import CHIP_SIZE, check_chip_bands, parse_chip_name, read_chips
 from firesmoke.io.sentinel2.dataset import SmokeDataset, open_smoke_dataset
 from firesmoke.smoke.weights import (
     DEFAULT_CLASSIFIER,
     DEFAULT_SEGMENTER,
     load_smoke_model,
     normalization_from_meta,
+    weights_bands,
 )
 
 __all__ = [
@@ -106,7 +107,10 @@ def classify_chips(
     Parameters
     ----------
     paths_or_dataset
-        Chip GeoTIFFs (13 bands, see :data:`~firesmoke.io.sentinel2.chips.BANDS`): a list of
+        Chip GeoTIFFs holding the bands the models use (the 12 bands without B10 for the
+        shipped weights), found by the band names in the file (descriptions or name
+        tags; aliases such as ``B8`` or ``b04`` accepted) or, for 13 unnamed bands, in
+        the order :data:`~firesmoke.io.sentinel2.chips.BANDS`: a list of
         paths, one path, a folder of ``.tif`` files, a dataset folder with ``positive/``
         / ``negative/``, or a :class:`~firesmoke.io.sentinel2.dataset.SmokeDataset`.
         Chips smaller than 120 px are padded like the reference.
@@ -137,9 +141,16 @@ def classify_chips(
 
     if classifier is None and segmenter is None:
         raise InputError("give a classifier, a segmenter or both", field="classifier")
-    dev = resolve_device(device)
     table = _chip_table(paths_or_dataset)
     n = len(table)
+    batch_size = max(int(batch_size), 1)
+    # the bands the models use, known from their cards: a chip without them is refused
+    # here, before torch or any model is loaded (later batches are checked as they are read)
+    pre = tuple(dict.fromkeys(b for w in (classifier, segmenter)
+                              for b in (weights_bands(w) or ())))
+    if pre:
+        check_chip_bands(list(table["path"])[:batch_size], pre)
+    dev = resolve_device(device)
     cls = load_smoke_model(classifier, dev, "smoke_resnet50") if classifier is not None else (None, None)
     seg = load_smoke_model(segmenter, dev, "smoke_unet") if segmenter is not None else (None, None)
     prob = np.full(n, np.nan, np.float32)
@@ -151,7 +162,6 @@ def classify_chips(
     models = [(w, m, normalization_from_meta(meta)) for w, (m, meta) in (("cls", cls), ("seg", seg))
               if m is not None]
     wanted = tuple(dict.fromkeys(b for _, _, norm in models for b in norm.bands))
-    batch_size = max(int(batch_size), 1)
     for start in range(0, n, batch_size):
         sl = slice(start, min(start + batch_size, n))
         raw = read_chips(paths[sl], bands=wanted, pad_to=CHIP_SIZE)  # each file read once

@@ -88,10 +88,14 @@ def scene_probability(
     Parameters are those of :func:`segment_scene` (without ``threshold``). Pixels without
     data in every band get NaN.
     """
-    from firesmoke.io.sentinel2.scenes import open_scene
+    from firesmoke.io.sentinel2.scenes import check_scene_bands, open_scene
+    from firesmoke.smoke.weights import weights_bands
 
     if tile % 16:
         raise InputError(f"tile must be a multiple of 16 for the U-Net, got {tile}", field="tile")
+    pre = weights_bands(segmenter)
+    if pre is not None:  # scenes without the model's bands are refused before it is built
+        check_scene_bands(items_or_paths, pre)
     model, meta = _tile_model(segmenter)
     wbands = model.normalization.bands
     if bands is not None and tuple(bands) != wbands:
@@ -156,8 +160,11 @@ def segment_scene(
     Parameters
     ----------
     items_or_paths
-        STAC items / item collections / catalogs (objects or JSON paths) or 13-band
-        GeoTIFFs, as :func:`~firesmoke.io.sentinel2.scenes.open_scene` accepts.
+        STAC items / item collections / catalogs (objects or JSON paths) or multi-band
+        GeoTIFFs with named bands (or 13 unnamed bands), as
+        :func:`~firesmoke.io.sentinel2.scenes.open_scene` accepts. Only the bands the
+        model uses are needed (12: all but B10, for the shipped weights), so L2A stacks
+        work; a scene without them is refused before the model is built.
     segmenter
         U-Net weights path or name (default: the shipped synthetic-data weights), or an
         in-memory ``SmokeUNet`` (reference normalisation assumed).

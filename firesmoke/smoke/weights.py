@@ -9,6 +9,8 @@ see their model cards); any path or name that
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
 from firesmoke.errors import WeightsError
@@ -19,6 +21,7 @@ __all__ = [
     "DEFAULT_SEGMENTER",
     "load_smoke_model",
     "normalization_from_meta",
+    "weights_bands",
 ]
 
 logger = logging.getLogger(__name__)
@@ -27,6 +30,54 @@ logger = logging.getLogger(__name__)
 #: Named weights used by default (shipped with the package; synthetic training data only).
 DEFAULT_CLASSIFIER = "smoke_classifier_synthetic"
 DEFAULT_SEGMENTER = "smoke_segmenter_synthetic"
+
+
+def _card_path(weights: str | os.PathLike[str]) -> Path | None:
+    """The model card (``<stem>.json``) of a weights path or name, found without importing
+    torch: beside an existing file, else in the folders that
+    :func:`firesmoke.models.weights.weights_dirs` searches, in its order."""
+    p = Path(weights).expanduser()
+    if p.is_file():
+        return p.with_suffix(".json")
+    text = os.fspath(weights)
+    if os.sep in text or "/" in text:
+        return None
+    env = os.environ.get("FIRESMOKE_WEIGHTS")
+    if env:
+        dirs = [Path(d).expanduser() for d in env.split(os.pathsep) if d]
+    else:
+        dirs = [Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "firesmoke"]
+    dirs.append(Path(__file__).resolve().parents[1] / "data" / "weights")
+    stem = text.removesuffix(".pt").removesuffix(".pth")
+    for d in dirs:
+        if any((d / (stem + s)).is_file() for s in ("", ".pt", ".pth")):
+            return d / (stem + ".json")
+    return None
+
+
+def weights_bands(weights: Any) -> tuple[str, ...] | None:
+    """The Sentinel-2 bands a model uses, known without building it (nor importing torch):
+    the reference bands for an in-memory module, the ``bands`` of a weights file's model
+    card (the ``.json`` beside it) for a path or name; None when no card says (the bands
+    are then known when the weights are loaded). Used to refuse inputs without those
+    bands before any model is built (loading torch and a model takes seconds)."""
+    import json
+
+    if weights is None:
+        return None
+    if not isinstance(weights, str | os.PathLike):
+        if hasattr(weights, "state_dict"):  # an in-memory module: the reference bands
+            return tuple(b for b in BANDS if b != "B10")
+        return None
+    card = _card_path(weights)
+    try:
+        bands = json.loads(card.read_text()).get("bands") if card is not None and card.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        logger.debug("unreadable model card %s", card, exc_info=True)
+        return None
+    if not isinstance(bands, list) or not bands or any(b not in BANDS for b in bands):
+        return None
+    return tuple(bands)
 
 
 def load_smoke_model(weights: Any, device: str, want: str) -> tuple[Any, dict[str, Any]]:

@@ -38,6 +38,7 @@ from firesmoke.grid import grid_mapping_name
 from firesmoke.paths import UnsafePathError
 from firesmoke.store.ledger import Ledger, StoreLock
 from firesmoke.store.location import META, Location, StoreOptions
+from firesmoke.store.progress import Progress, compute
 
 __all__ = [
     "CF_CONVENTIONS",
@@ -296,6 +297,7 @@ def write_product(
     store: Any,
     storage_options: StoreOptions = None,
     zarr_format: int = 2,
+    progress: Progress = False,
 ) -> Any:
     """Write a product Dataset (computed or lazy: streamed chunk by chunk) to a Zarr store.
 
@@ -306,6 +308,10 @@ def write_product(
     (``.firesmoke/template.json``). An existing store is replaced only if it is a Zarr
     or firesmoke store. ``zarr_format=2`` (default) gives stores GDAL's Zarr driver
     opens (``rasterio.open('ZARR:"p.zarr":/confidence')``); 3 is the newer spec.
+    ``progress``: where a lazy product is computed (the chunks are computed and written
+    by the scheduler in use): ``True`` shows a bar (``distributed.progress`` with a
+    current Client, else tqdm), a callable gets ``(done, total, label)``
+    (:mod:`firesmoke.store.progress`).
 
     Returns
     -------
@@ -317,7 +323,7 @@ def write_product(
     if not loc.local:
         with StoreLock(loc, purpose="write_product"):
             prepare_overwrite(loc)
-            _write_whole(ds, loc, fmt)
+            _write_whole(ds, loc, fmt, progress)
             Ledger(loc).mark_template({"complete": True, "zarr_format": fmt})
         return loc.url
     path = loc.path
@@ -327,7 +333,7 @@ def write_product(
     with StoreLock(tmp, purpose="write_product") as lock:
         prepare_overwrite(tmp)  # leftovers of an interrupted write (firesmoke's only)
         Ledger(tmp).create()
-        _write_whole(ds, tmp, fmt)
+        _write_whole(ds, tmp, fmt, progress)
         Ledger(tmp).mark_template({"complete": True, "zarr_format": fmt})
         if os.path.lexists(path):
             prepare_overwrite(loc)  # refuses what is not a store
@@ -344,15 +350,20 @@ def vlen_labels(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords(fixed) if fixed else ds
 
 
-def _write_whole(ds: xr.Dataset, loc: Location, fmt: int) -> None:
+def _write_whole(ds: xr.Dataset, loc: Location, fmt: int, progress: Progress = False) -> None:
     ds = vlen_labels(ds).copy()
     for v in ds.variables.values():  # encodings read from a store of another format; the
         # nodata value and the dtype it belongs to are kept
         v.encoding = {k: v.encoding[k] for k in ("_FillValue", "dtype") if k in v.encoding}
     ds = cf_georeferenced(ds)
     with quiet_zarr():
-        ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False,
-                   encoding=_time_encoding(ds))
+        if progress:  # metadata now, the chunks as one computation shown as it runs
+            job = ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt,
+                             consolidated=False, encoding=_time_encoding(ds), compute=False)
+            compute(job, progress, label=f"writing {loc.name}")
+        else:
+            ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt, consolidated=False,
+                       encoding=_time_encoding(ds))
     finalize_store(loc)
 
 

@@ -47,6 +47,8 @@ __all__ = [
     "mcd64_file_name",
     "month_arrays",
     "region_tiles",
+    "struct_metadata",
+    "tile_datasets",
     "tile_mapping",
     "write_mcd64_month",
 ]
@@ -226,23 +228,38 @@ def mcd64_file_name(month: np.datetime64, h: int, v: int, production: np.datetim
 
 def _struct_metadata(h: int, v: int) -> str:
     x0, y0 = tile_upper_left(h, v)
-    x1, y1 = x0 + TILE_SIZE, y0 - TILE_SIZE
-    fields = [
-        ("Burn Date", "DFNT_INT16"),
-        ("Burn Date Uncertainty", "DFNT_UINT8"),
-        ("QA", "DFNT_UINT8"),
-        ("First Day", "DFNT_INT16"),
-        ("Last Day", "DFNT_INT16"),
-    ]
+    return struct_metadata(GRID_NAME, (x0, y0), (x0 + TILE_SIZE, y0 - TILE_SIZE),
+                           (TILE_PIXELS, TILE_PIXELS))
+
+
+#: The SDS of a monthly burned-area tile and their HDF-EOS2 types (MCD64A1 and VNP64A1).
+TILE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("Burn Date", "DFNT_INT16"),
+    ("Burn Date Uncertainty", "DFNT_UINT8"),
+    ("QA", "DFNT_UINT8"),
+    ("First Day", "DFNT_INT16"),
+    ("Last Day", "DFNT_INT16"),
+)
+
+
+def struct_metadata(grid_name: str, ul: tuple[float, float], lr: tuple[float, float],
+                    shape: tuple[int, int], fields: Any = None) -> str:
+    """HDF-EOS2 ``StructMetadata.0`` of one GCTP_SNSOID grid (padded to 32000 characters).
+
+    ``ul``/``lr`` are the outer corners in metres, ``shape`` ``(YDim, XDim)``, ``fields``
+    the ``(name, DFNT type)`` of its data fields (default :data:`TILE_FIELDS`).
+    """
+    (x0, y0), (x1, y1) = ul, lr
+    ny, nx = shape
     parts = [
         "GROUP=SwathStructure\nEND_GROUP=SwathStructure\nGROUP=GridStructure\n\tGROUP=GRID_1\n",
-        f'\t\tGridName="{GRID_NAME}"\n\t\tXDim={TILE_PIXELS}\n\t\tYDim={TILE_PIXELS}\n',
+        f'\t\tGridName="{grid_name}"\n\t\tXDim={nx}\n\t\tYDim={ny}\n',
         f"\t\tUpperLeftPointMtrs=({x0:.6f},{y0:.6f})\n\t\tLowerRightMtrs=({x1:.6f},{y1:.6f})\n",
         f"\t\tProjection=GCTP_SNSOID\n\t\tProjParams=({SIN_RADIUS:.6f},0,0,0,0,0,0,0,0,0,0,0,0)\n",
         "\t\tSphereCode=-1\n\t\tGridOrigin=HDFE_GD_UL\n\t\tGROUP=Dimension\n\t\tEND_GROUP=Dimension\n",
         "\t\tGROUP=DataField\n",
     ]
-    for k, (name, typ) in enumerate(fields, start=1):
+    for k, (name, typ) in enumerate(TILE_FIELDS if fields is None else fields, start=1):
         parts.append(
             f'\t\t\tOBJECT=DataField_{k}\n\t\t\t\tDataFieldName="{name}"\n\t\t\t\tDataType={typ}\n'
             f'\t\t\t\tDimList=("YDim","XDim")\n\t\t\tEND_OBJECT=DataField_{k}\n'
@@ -405,6 +422,43 @@ def _archive_metadata(h: int, v: int, burned: int) -> str:
     return _odl(L)
 
 
+def tile_datasets(arrays: Any, grid_name: str) -> list[tuple[str, np.ndarray, tuple[str, str], list]]:
+    """The SDS of a monthly burned-area tile as :func:`~firesmoke.synthetic.hdf4write.write_hdf4`
+    datasets (names, types, attributes and fill values of MCD64A1, shared by VNP64A1);
+    ``arrays`` maps SDS names to arrays (``Burn Date`` required, the others when given)."""
+    burn = np.asarray(arrays["Burn Date"], np.int16)
+    dims = (f"YDim:{grid_name}", f"XDim:{grid_name}")
+    date_attrs = [
+        ("valid_range", "INT16", [0, 366]),
+        ("_FillValue", "FILL", FILL),
+        ("water", "INT16", WATER_VALUE),
+    ]
+    window_attrs = [
+        ("valid_range", "INT16", [1, 366]),
+        ("_FillValue", "FILL", FILL),
+        ("water", "INT16", WATER_VALUE),
+    ]
+    spec = {
+        "Burn Date": (np.int16, [("long_name", "CHAR8", "ordinal day of burn"), *date_attrs]),
+        "Burn Date Uncertainty": (np.uint8, [("long_name", "CHAR8", "uncertainty in day of burn"),
+                                             ("units", "CHAR8", "days")]),
+        "QA": (np.uint8, [("units", "CHAR8", "bit field")]),
+        "First Day": (np.int16, [("long_name", "CHAR8", "first day of reliable change detection"),
+                                 *window_attrs]),
+        "Last Day": (np.int16, [("long_name", "CHAR8", "last day of reliable change detection"),
+                                *window_attrs]),
+    }
+    out = []
+    for name, (dtype, attrs) in spec.items():
+        if name not in arrays:
+            continue
+        arr = burn if name == "Burn Date" else np.asarray(arrays[name], dtype)
+        if arr.shape != burn.shape:
+            raise ValueError(f"layer {name!r} has shape {arr.shape}, 'Burn Date' {burn.shape}")
+        out.append((name, arr, dims, attrs))
+    return out
+
+
 def write_mcd64_month(
     out_dir: str | os.PathLike[str],
     truth: BurnTruth,
@@ -447,39 +501,7 @@ def write_mcd64_month(
         ("CoreMetadata.0", "CHAR8", _core_metadata(name, h, v, month, production)),
         ("ArchiveMetadata.0", "CHAR8", _archive_metadata(h, v, burned)),
     ]
-    dims = (f"YDim:{GRID_NAME}", f"XDim:{GRID_NAME}")
-    date_attrs = [
-        ("valid_range", "INT16", [0, 366]),
-        ("_FillValue", "FILL", FILL),
-        ("water", "INT16", WATER_VALUE),
-    ]
-    window_attrs = [
-        ("valid_range", "INT16", [1, 366]),
-        ("_FillValue", "FILL", FILL),
-        ("water", "INT16", WATER_VALUE),
-    ]
-    datasets = [
-        ("Burn Date", burn, dims, [("long_name", "CHAR8", "ordinal day of burn"), *date_attrs]),
-        (
-            "Burn Date Uncertainty",
-            arrays["Burn Date Uncertainty"],
-            dims,
-            [("long_name", "CHAR8", "uncertainty in day of burn"), ("units", "CHAR8", "days")],
-        ),
-        ("QA", arrays["QA"], dims, [("units", "CHAR8", "bit field")]),
-        (
-            "First Day",
-            arrays["First Day"],
-            dims,
-            [("long_name", "CHAR8", "first day of reliable change detection"), *window_attrs],
-        ),
-        (
-            "Last Day",
-            arrays["Last Day"],
-            dims,
-            [("long_name", "CHAR8", "last day of reliable change detection"), *window_attrs],
-        ),
-    ]
+    datasets = tile_datasets(arrays, GRID_NAME)
     stage = Path(staging) if staging is not None else out / ".staging"
     path = write_hdf4(out / name, gattrs, datasets, stage)
     try:

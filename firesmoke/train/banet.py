@@ -375,7 +375,7 @@ def _is_zarr_store(path: Path) -> bool:
 
 def _prepare_targets(cube: Any, targets: Any, out: Path, i: int,
                      denominator: str = "observed") -> Any:
-    """A target store for ``cube``: the given store, or one built from MCD64A1 sources."""
+    """A target store for ``cube``: the given store, or one built from MCD64A1/VNP64A1 sources."""
     if isinstance(targets, str | os.PathLike) and _is_zarr_store(Path(targets)):
         return targets
     if not isinstance(targets, str | os.PathLike | list | tuple):

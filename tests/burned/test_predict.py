@@ -92,3 +92,21 @@ def test_lacking_variables():
     with pytest.raises(Exception, match="lacks"):
         predict_burned(cube, frp_oracle, "2020-07-01", "2020-07-31")
     assert isinstance(cube, xr.Dataset)
+
+
+@pytest.mark.parametrize("mode", ["monthly", "range"])
+def test_tiles_shared_among_tasks_give_the_same_product(mode):
+    """predict_burned(tasks=N) splits each chunk's tiles among tasks: the same product."""
+    days = pd.date_range("2020-06-01", "2020-09-30")
+    cube = make_cube(days, shape=(60, 70)).chunk({"time": 16, "y": 60, "x": 70})
+    rng = np.random.default_rng(4)
+    cube["frp"] = (("time", "y", "x"), (rng.random((len(days), 60, 70)) * 0.6).astype(np.float32))
+
+    def soft(batch):
+        return np.clip(np.nan_to_num(batch[:, 3:4]), 0, 1).astype(np.float32)
+
+    kw = dict(mode=mode, tile=32, step=24)
+    one = predict_burned(cube, soft, "2020-07-01", "2020-08-31", tasks=None, **kw)
+    many = predict_burned(cube, soft, "2020-07-01", "2020-08-31", tasks=6, **kw)
+    assert len(many.confidence.data.__dask_graph__()) > len(one.confidence.data.__dask_graph__())
+    xr.testing.assert_identical(many.drop_attrs().compute(), one.drop_attrs().compute())

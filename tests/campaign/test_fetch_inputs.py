@@ -80,17 +80,17 @@ def test_fetch_table_gives_the_inputs(tmp_path):
     assert spec.fetch is not None and spec.fetch.out == inputs
     assert spec.inputs.firms == (inputs / "firms",) and spec.inputs.viirs == ()  # no L1B fetched
     assert spec.to_dict()["fetch"]["products"] == ["VIIRS_SNPP_SP", "VNP64A1"]
-    l1b = load_spec(_spec(tmp_path, "u", products=["viirs-l1b-noaa20"]), base_dir=tmp_path)
+    l1b = load_spec(_spec(tmp_path, "http://127.0.0.1:9", products=["viirs-l1b-noaa20"]), base_dir=tmp_path)
     assert l1b.inputs.viirs == (inputs / "viirs_l1b",) and l1b.inputs.firms == ()
     # explicit [inputs] win over the fetched folders
-    both = load_spec({**_spec(tmp_path, "u"), "inputs": {"firms": ["mine"]}}, base_dir=tmp_path)
+    both = load_spec({**_spec(tmp_path, "http://127.0.0.1:9"), "inputs": {"firms": ["mine"]}}, base_dir=tmp_path)
     assert both.inputs.firms == (tmp_path.resolve() / "mine",)
     # burned-area tiles alone cannot build a cube
     with pytest.raises(InputError, match="no cube store") as info:
-        load_spec(_spec(tmp_path, "u", products=["VNP64A1"]), base_dir=tmp_path)
+        load_spec(_spec(tmp_path, "http://127.0.0.1:9", products=["VNP64A1"]), base_dir=tmp_path)
     assert info.value.field == "inputs"
     with pytest.raises(InputError) as info:
-        load_spec(_spec(tmp_path, "u", colour="red"), base_dir=tmp_path)
+        load_spec(_spec(tmp_path, "http://127.0.0.1:9", colour="red"), base_dir=tmp_path)
     assert info.value.field == "fetch.colour"
 
 
@@ -99,7 +99,7 @@ def test_campaign_fetches_before_building_the_cube(servers, tmp_path):
     rep = run_campaign(spec, model=standin_model((0,)), progress=False)
     assert rep.ok and len(rep.done) == 1 and not rep.warnings
     inputs = tmp_path / "inputs"
-    # FIRMS over the cube's days (the 64-day window of 2020-08), in spans of 10 days
+    # FIRMS over the cube's days (the 64-day window of 2020-08), in spans of <= 5 days
     spans = servers["asked"]["firms"]
     assert spans[0][3] == "2020-07-15" and sum(s[2] for s in spans) == 64
     assert {s[1] for s in spans} == {"-8,40,-7,41"}

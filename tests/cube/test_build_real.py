@@ -58,3 +58,28 @@ def test_reader_windows_equal_direct_decoding(real_viirs_dir):
         np.testing.assert_array_equal(got[0], full["sensor_zenith"][r0:r0 + h, c0:c0 + w])
         np.testing.assert_array_equal(got[1], full["M05"][r0:r0 + h, c0:c0 + w])
     close_cached_handles()
+
+
+def test_subset_region_cube_equals_cropped_full_cube(real_viirs_dir):
+    """A 256 px region inside PI reads its window of the granule: exactly the full cube
+    cropped; a region half outside the granule gets the covered half, NaN elsewhere."""
+    from firesmoke.grid import Region
+
+    full = build_cube("PI", "2017-10-27", "2017-10-27", viirs=real_viirs_dir, angles=True,
+                      chunks={"y": 400, "x": 500}).compute()
+    names = ("red", "nir", "mir", "solar_zenith", "sensor_zenith")
+    pi = Region.named("PI")
+    sub = build_cube(pi.subset("PI_256", 544, 800, 700, 956), "2017-10-27", "2017-10-27",
+                     viirs=real_viirs_dir, angles=True, chunks={"y": 128, "x": 128}).compute()
+    assert sub.attrs["n_granules"] == 1 and sub.attrs["skipped_inputs"] == "[]"
+    for n in names:
+        np.testing.assert_array_equal(sub[n].values, full[n].values[:, 544:800, 700:956], n)
+    assert np.isfinite(sub["red"].values).sum() == 248  # every valid pixel of the sample
+    t = pi.transform
+    part = Region.from_shape("PI_south", t.c + 700 * t.a, t.f + 672 * t.e, t.a, 256, 256)
+    half = build_cube(part, "2017-10-27", "2017-10-27", viirs=real_viirs_dir, angles=True,
+                      chunks={"y": 128, "x": 128}).compute()
+    assert half.attrs["n_granules"] == 1
+    for n in names:
+        np.testing.assert_array_equal(half[n].values[:, :128], full[n].values[:, 672:800, 700:956])
+        assert np.isnan(half[n].values[:, 128:]).all()

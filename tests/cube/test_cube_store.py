@@ -96,3 +96,16 @@ def test_open_cube_errors(tmp_path):
     xr.Dataset({"a": ("x", np.arange(3))}).to_zarr(tmp_path / "other.zarr", zarr_format=3)
     with pytest.raises(InputError, match="not a firesmoke cube"):
         open_cube(tmp_path / "other.zarr")
+
+
+def test_write_cube_progress_bar(tmp_path, capsys):
+    """progress=True: a tqdm bar over the time chunks (stderr); the store is the same."""
+    days = pd.date_range("2021-01-01", periods=10)
+    cube = fake_cube(days)
+    store = write_cube(cube, tmp_path / "c.zarr", progress=True)
+    err = capsys.readouterr().err
+    assert "cube chunks" in err
+    assert "3/3" in err
+    np.testing.assert_array_equal(open_cube(store)["red"].values, cube["red"].values)
+    write_cube(cube, tmp_path / "d.zarr", progress=False)
+    assert capsys.readouterr().err == ""

@@ -246,6 +246,7 @@ def test_part_file_locked_by_another_download(httpserver, tmp_path):
 
 def test_bearer_token_is_not_forwarded_to_another_host(httpserver, tmp_path, monkeypatch):
     monkeypatch.setenv("EARTHDATA_TOKEN", "tok-do-not-forward-1")
+    monkeypatch.setenv("FIRESMOKE_EARTHDATA_HOSTS", "localhost")  # the DAAC; 127.0.0.1 is "S3"
     seen = {}
 
     def first(req):

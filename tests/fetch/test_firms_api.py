@@ -1,4 +1,4 @@
-"""FIRMS area API (10-day spans, MAP_KEY masking) and archive CSV/ZIP files, on 127.0.0.1."""
+"""FIRMS area API (5-day spans, MAP_KEY masking) and archive CSV/ZIP files, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -36,10 +36,13 @@ def _client_log(caplog) -> str:
     return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("werkzeug"))
 
 
-def test_day_spans_split_at_ten_days():
-    spans = day_spans("2020-08-01", "2020-08-25")
-    assert [(s.isoformat(), n) for s, n in spans] == [("2020-08-01", 10), ("2020-08-11", 10), ("2020-08-21", 5)]
+def test_day_spans_split_at_five_days():
+    """The area API accepts DAY_RANGE 1..5 ("Invalid day range. Expects [1..5].")."""
+    spans = day_spans("2020-08-01", "2020-08-13")
+    assert [(s.isoformat(), n) for s, n in spans] == [("2020-08-01", 5), ("2020-08-06", 5), ("2020-08-11", 3)]
     assert day_spans("2020-08-01", "2020-08-01") == [(dt.date(2020, 8, 1), 1)]
+    with pytest.raises(ValueError, match="DAY_RANGE"):
+        day_spans("2020-08-01", "2020-08-13", max_days=10)
 
 
 def test_area_api_spans_files_readable_and_key_masked(httpserver, tmp_path, monkeypatch, caplog):
@@ -52,7 +55,8 @@ def test_area_api_spans_files_readable_and_key_masked(httpserver, tmp_path, monk
         assert parts[:3] == ["api", "area", "csv"] and parts[3] == KEY
         source, box, days, first = parts[4], parts[5], int(parts[6]), dt.date.fromisoformat(parts[7])
         asked.append((source, box, days, first))
-        assert 1 <= days <= 10
+        if not 1 <= days <= 5:  # what the real API answers
+            return Response("Invalid day range. Expects [1..5].", status=400)
         return Response(_viirs_rows(first, days), content_type="text/csv")
 
     httpserver.expect_request(__import__("re").compile(r"/api/area/csv/.*")).respond_with_handler(handler)
@@ -60,8 +64,10 @@ def test_area_api_spans_files_readable_and_key_masked(httpserver, tmp_path, monk
     res = fetch_firms_area(["VIIRS_SNPP_SP"], (-10, 36, 5, 44), "2020-08-01", "2020-08-15", tmp_path,
                            policy=FAST, today=dt.date(2026, 1, 1))
     assert [(s, b, n, f.isoformat()) for s, b, n, f in asked] == [
-        ("VIIRS_SNPP_SP", "-10,36,5,44", 10, "2020-08-01"), ("VIIRS_SNPP_SP", "-10,36,5,44", 5, "2020-08-11")]
-    assert [e.path for e in res.entries] == ["firms/VIIRS_SNPP_SP_20200801_20200810.csv",
+        ("VIIRS_SNPP_SP", "-10,36,5,44", 5, "2020-08-01"), ("VIIRS_SNPP_SP", "-10,36,5,44", 5, "2020-08-06"),
+        ("VIIRS_SNPP_SP", "-10,36,5,44", 5, "2020-08-11")]
+    assert [e.path for e in res.entries] == ["firms/VIIRS_SNPP_SP_20200801_20200805.csv",
+                                             "firms/VIIRS_SNPP_SP_20200806_20200810.csv",
                                              "firms/VIIRS_SNPP_SP_20200811_20200815.csv"]
     df = read_firms(tmp_path / "firms")
     assert len(df) == 15
@@ -70,11 +76,11 @@ def test_area_api_spans_files_readable_and_key_masked(httpserver, tmp_path, monk
     assert KEY not in _client_log(caplog)  # urllib3 debug lines included
     assert "***" in _client_log(caplog)
     assert KEY not in (tmp_path / "manifest.jsonl").read_text()
-    assert "***" in read_manifest(tmp_path)["firms/VIIRS_SNPP_SP_20200801_20200810.csv"]["url"]
+    assert "***" in read_manifest(tmp_path)["firms/VIIRS_SNPP_SP_20200801_20200805.csv"]["url"]
     # a second run skips the finished spans
     res2 = fetch_firms_area(["VIIRS_SNPP_SP"], (-10, 36, 5, 44), "2020-08-01", "2020-08-15", tmp_path,
                             policy=FAST, today=dt.date(2026, 1, 1))
-    assert {e.status for e in res2.entries} == {"skipped"} and len(asked) == 2
+    assert {e.status for e in res2.entries} == {"skipped"} and len(asked) == 3
 
 
 def test_recent_nrt_spans_are_refreshed(httpserver, tmp_path, monkeypatch):

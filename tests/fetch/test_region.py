@@ -62,7 +62,7 @@ def test_fetch_for_region_cmr_and_firms(servers, tmp_path):
     res = fetch_for_region("PT", "2017-06-01", "2017-06-30", ["VNP64A1", "VIIRS_SNPP_SP"], tmp_path)
     assert not res.failed
     assert (tmp_path / "burned_area" / servers["name"]).read_bytes() == servers["blob"]
-    assert len(read_firms(tmp_path / "firms")) == 3  # 3 spans of 10 days, one detection each
+    assert len(read_firms(tmp_path / "firms")) == 6  # 6 spans of <= 5 days, one detection each
     man = read_manifest(tmp_path)
     assert man[f"burned_area/{servers['name']}"]["checksum"].startswith("SHA-256:")
     assert servers["cmr_args"][0]["short_name"] == "VNP64A1"

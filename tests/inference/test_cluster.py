@@ -48,3 +48,72 @@ def test_cpu_cluster_and_bad_scheduler():
         with dask_client(address="tcp://127.0.0.1:1", timeout="1s"):
             pass
     assert default_torch_threads(1, 1) == max(1, os.cpu_count() or 1)
+
+
+
+class _SlowModel:
+    """A plain callable model that takes a while per tile (work the workers can share)."""
+
+    def __call__(self, batch):
+        import time
+
+        time.sleep(0.15 * len(batch))
+        return batch[:, :1] * 0.5 + batch[:, 1:2]
+
+
+def test_a_one_chunk_month_keeps_both_workers_busy():
+    """256 px in one chunk on 2 workers: the tiles are shared among tasks that run on both
+    workers, and the mosaic is the one of a single task."""
+    import dask.array as da
+    import numpy as np
+    from distributed import get_task_stream
+
+    from firesmoke.inference.cluster import task_target
+    from firesmoke.inference.model import predict_array
+
+    rng = np.random.default_rng(0)
+    x = da.from_array(rng.random((4, 2, 256, 256), dtype=np.float32), chunks=(4, 2, 256, 256))
+    model = _SlowModel()
+    with dask_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as client:
+        assert task_target() == 4  # 2 per worker thread
+        one = predict_array(x, model, out_channels=1, device="cpu", tasks=None)
+        split = predict_array(x, model, out_channels=1, device="cpu")  # tasks="auto"
+        assert len([k for k in split.__dask_graph__() if "engine-tiles" in str(k)]) == 4
+        ref = client.compute(one).result()
+        with get_task_stream(client) as stream:
+            got = client.compute(split).result()
+    workers = {t["worker"] for t in stream.data if "engine-tiles" in str(t["key"])}
+    assert len(workers) == 2
+    np.testing.assert_array_equal(got, ref)
+
+
+def _torch_forward() -> float:
+    import torch
+
+    with torch.inference_mode():
+        return float(torch.nn.Conv3d(4, 2, 3)(torch.ones(2, 4, 8, 16, 16)).sum())
+
+
+def test_client_closes_without_killing_workers(caplog):
+    """Workers that ran torch get the time to exit (no "still alive ... killing")."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="distributed")
+    with dask_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as client:
+        workers = list(client.scheduler_info()["workers"])
+        futures = [client.submit(_torch_forward, workers=[w], pure=False) for w in workers]
+        assert len(client.gather(futures)) == 2
+    assert not [r for r in caplog.records if "still alive" in r.getMessage()]
+    assert [r for r in caplog.records if "Nanny at" in r.getMessage() and "closed" in r.getMessage()]
+
+
+def test_task_target_without_a_client_and_from_the_environment(monkeypatch):
+    from firesmoke.inference.cluster import task_target
+
+    monkeypatch.delenv("FIRESMOKE_INFERENCE_TASKS", raising=False)
+    assert task_target() == 1  # no client: one task per chunk
+    monkeypatch.setenv("FIRESMOKE_INFERENCE_TASKS", "12")
+    assert task_target() == 12
+    monkeypatch.setenv("FIRESMOKE_INFERENCE_TASKS", "many")
+    with pytest.raises(InputError, match="FIRESMOKE_INFERENCE_TASKS"):
+        task_target()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 
 import dask
@@ -13,7 +14,7 @@ import torch
 
 from firesmoke.burned.rules import BurnedRangeStats, BurnedWindow, combine_range
 from firesmoke.errors import InputError
-from firesmoke.inference.engine import run_block
+from firesmoke.inference.engine import run_block, task_grid
 from firesmoke.inference.model import (
     TileModel,
     clear_model_cache,
@@ -125,6 +126,55 @@ def test_each_plan_tile_runs_once(chunk):
     assert counter.n <= 1.1 * len(plan)
     assert counter.n == len(plan)  # exactly once
     np.testing.assert_allclose(got[0], a[0] * 0.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize("window", ["mean", "centre"])
+@pytest.mark.parametrize(("chunks", "tasks"), [((203, 261), 2), ((203, 261), 9), ((203, 261), 99),
+                                               ((100, 90), 12), ((150, 40), 7)])
+def test_tiles_shared_among_tasks_give_the_same_mosaic(arr, window, chunks, tasks):
+    """A chunk's tiles split among several tasks: same mosaic bit for bit, same chunks,
+    every tile of the plan still run exactly once."""
+    x = da.from_array(arr, chunks=(3, *chunks))
+    counts, outs, chunked = [], [], []
+    for t in (None, tasks):
+        counter = _Counting()
+        out = predict_array(x, counter, tile=48, step=36, window=window, batch_size=4,
+                            device="cpu", tasks=t)
+        chunked.append(out.chunks)
+        outs.append(out.compute(scheduler="threads"))
+        counts.append(counter.n)
+    assert chunked[0] == chunked[1]
+    assert counts[0] == counts[1] == len(TilePlan(203, 261, tile=48, step=36))
+    np.testing.assert_array_equal(outs[1], outs[0])
+    model = _model((0, 1))
+    ref = predict_array(x, model, out_channels=2, tile=48, step=36, window=window,
+                        device="cpu", tasks=None).compute(scheduler="threads")
+    got = predict_array(x, model, out_channels=2, tile=48, step=36, window=window,
+                        device="cpu", tasks=tasks).compute(scheduler="threads")
+    np.testing.assert_array_equal(got, ref)
+
+
+def test_task_grid_splits_at_tile_origins():
+    plan = TilePlan(256, 256, tile=128, step=100)  # origins 0, 100, 200
+    assert task_grid(plan, (256,), (256,), None) == ((256,), (256,))
+    assert task_grid(plan, (256,), (256,), 2) == ((256,), (200, 56))
+    assert task_grid(plan, (256,), (256,), 4) == ((200, 56), (200, 56))
+    assert task_grid(plan, (256,), (256,), 8) == ((100, 100, 56), (100, 100, 56))
+    assert task_grid(plan, (256,), (256,), 1000) == ((100, 100, 56), (100, 100, 56))
+    # a refinement of the data chunks; with step 32 a task needs 3 origins (tile 128)
+    fine = TilePlan(512, 512, tile=128, step=32)
+    ych, _ = task_grid(fine, (256, 256), (512,), 8)
+    ends = np.cumsum(ych).tolist()
+    assert ends[-1] == 512
+    assert 256 in ends
+    rows = fine.rows
+    bounds = [0, *ends]
+    assert all(((rows >= a) & (rows < b)).sum() >= 3 for a, b in itertools.pairwise(bounds))
+
+
+def test_bad_tasks_is_an_input_error(arr):
+    with pytest.raises(InputError, match="tasks"):
+        predict_array(da.from_array(arr), _Counting(), tile=48, step=36, tasks=0)
 
 
 def test_burned_reductions_equal_numpy():

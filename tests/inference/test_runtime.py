@@ -125,3 +125,54 @@ def test_a_thread_with_its_own_arena_is_not_helped_and_is_told():
     shared = _thread_probe(MALLOC_ARENA_MAX="1")  # the documented remedy
     assert shared["faults"] < pages // 20
     assert shared["warned"] is False
+
+
+_REEXEC_PROBE = r"""
+import json, os, sys
+from firesmoke.inference.runtime import reexec_with_worker_environment
+before = os.environ.get("FIRESMOKE_ALLOCATOR_REEXEC")
+again = reexec_with_worker_environment()
+print(json.dumps({"arena": os.environ.get("MALLOC_ARENA_MAX"), "guard": before,
+                  "again": again, "argv": sys.argv[1:]}))
+"""
+
+
+def _reexec_probe(**env: str) -> dict:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("MALLOC_") and k != "FIRESMOKE_ALLOCATOR_REEXEC"}
+    proc = subprocess.run([sys.executable, "-c", _REEXEC_PROBE, "x", "--y"],
+                          capture_output=True, text=True, env={**clean, **env}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not worker_environment(), reason="allocator tuning needs glibc (Linux)")
+def test_program_restarts_once_with_the_allocator_settings():
+    got = _reexec_probe()
+    # the restarted process has the settings from its start, and does not restart again
+    assert got == {"arena": "1", "guard": "1", "again": False, "argv": ["x", "--y"]}
+    assert _reexec_probe(MALLOC_ARENA_MAX="4")["arena"] == "4"  # the user's choice: no restart
+    assert _reexec_probe(FIRESMOKE_MALLOC_TUNING="0")["arena"] is None
+
+
+def test_the_command_restarts_itself_only_as_a_program(monkeypatch):
+    import firesmoke.inference.runtime as runtime
+    from firesmoke.cli.main import main
+
+    calls = []
+    monkeypatch.setattr(runtime, "reexec_with_worker_environment", lambda: calls.append(1))
+    monkeypatch.setattr(sys, "argv", ["firesmoke"])
+    assert main() == 2  # no command: help, exit status 2
+    assert calls == [1]
+    assert main([]) == 2  # called from Python (tests, notebooks): no restart
+    assert calls == [1]
+
+
+def test_library_warnings_are_never_printed_bare():
+    """A process that configured no logging (e.g. a Dask worker) prints nothing of
+    firesmoke's logs: no bare line without a logger name (logging's last resort)."""
+    code = ("import logging, firesmoke.inference.runtime as r\n"
+            "r.log.warning('a firesmoke warning')\n"
+            "logging.getLogger('firesmoke.inference.model').error('an error')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stderr == ""

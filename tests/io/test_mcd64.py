@@ -346,7 +346,7 @@ def test_several_months_skips_and_nan_days(tmp_path: Path) -> None:
 
     explicit = plan_burned_fraction(region, [src / "notes.hdf", tmp_path / "missing.hdf"], "2001-08-03", "2001-08-04")
     assert [(Path(s.path).name, s.reason) for s in explicit.skipped] == [
-        ("notes.hdf", "not an MCD64A1 tile or MCD64monthly burndate GeoTIFF name"),
+        ("notes.hdf", "not an MCD64A1/VNP64A1 tile or MCD64monthly burndate GeoTIFF name"),
         ("missing.hdf", "file not found"),
         ("MCD64A1 2001-08 M", "no usable MCD64A1/VNP64A1/MCD64monthly file for 2001-08 covering region M: "
                               "burned fraction is NaN on 2001-08-03..2001-08-04"),

@@ -47,12 +47,16 @@ def test_vmaes_reader_equals_open_vmaes_granule(scn, monkeypatch):
     assert not rd._SD_HANDLES
 
 
-def test_vmaes_reader_refuses_another_grid_and_a_rewritten_file(scn, tmp_path):
+def test_vmaes_reader_places_its_grid_refuses_a_grid_away_and_a_rewritten_file(scn, tmp_path):
     import shutil
 
     g = find_granules(scn.viirs_dir).granules[0]
-    with pytest.raises(GridMismatchError):
-        rd.open_reader(g, Region.from_shape("OTHER", -7.0, 41.0, 0.01, 40, 40))
+    part = rd.open_reader(g, Region.from_shape("OTHER", -7.0, 41.0, 0.01, 40, 40))
+    assert (part.placement.kind, part.placement.row_off, part.placement.col_off) == ("aligned", 0, 0)
+    np.testing.assert_array_equal(part.read_region((0, 0, 40, 40), ("M05",)),
+                                  part.read((0, 0, 40, 40), ("M05",)))
+    with pytest.raises(GridMismatchError, match="does not cover any of region AWAY"):
+        rd.open_reader(g, Region.from_shape("AWAY", 20.0, 41.0, 0.01, 40, 40))
     folder = tmp_path / "copy"
     shutil.copytree(scn.viirs_dir, folder)
     g2 = next(x for x in find_granules(folder).granules if x.granule_id == g.granule_id)

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from matplotlib.path import Path as MplPath
 
-from firesmoke.errors import CorruptFileError, InputError, WrongProductError
+from firesmoke.errors import CorruptFileError, InputError, MissingLayerError, WrongProductError
 from firesmoke.io.sentinel2.chips import (
     BANDS,
     SMOKE_BANDS,
@@ -188,8 +188,8 @@ def test_open_chip_errors(tmp_path, chips):
     _write_tif(png, 3, driver="PNG")
     with pytest.raises(WrongProductError, match="not a GeoTIFF"):
         open_chip(png)
-    with pytest.raises(WrongProductError, match=r"twelve\.tif"):
-        read_chips([twelve])
+    with pytest.raises(MissingLayerError, match=r"twelve\.tif.*12 bands without names"):
+        read_chips([twelve])  # 12 bands can be read only when the file names them
 
 
 # --------------------------------------------------------------------------- labels

@@ -94,3 +94,44 @@ def test_export_geotiff_and_png(tmp_path):
     png = quicklook_png([("a", da, {"cmap": "viridis"}), ("b", da.values, {})], tmp_path / "q.png", "t")
     assert png.stat().st_size > 1000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _lazy_product(region):
+    rng = np.random.default_rng(2)
+    data = rng.random((2, *region.shape)).astype(np.float32)
+    ds = region.coords_dataset()
+    ds["confidence"] = (("period", "y", "x"), dsa.from_array(data, chunks=(1, 32, 32)))
+    return ds, data
+
+
+@pytest.mark.parametrize("how", ["bar", "callback", "off"])
+def test_write_product_shows_progress_locally(tmp_path, capsys, how):
+    from firesmoke.store import write_product
+
+    region = Region.from_shape("P", 0.0, 1.0, 0.01, 64, 64)
+    ds, data = _lazy_product(region)
+    calls = []
+    progress = {"bar": True, "callback": lambda *a: calls.append(a), "off": False}[how]
+    write_product(ds, tmp_path / "p.zarr", progress=progress)
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "p.zarr")["confidence"].values, data)
+    err = capsys.readouterr().err
+    assert ("writing p.zarr" in err) == (how == "bar")  # tqdm over the dask tasks, on stderr
+    if how == "callback":
+        assert [c[:2] for c in calls] == [(0, 1), (1, 1)]
+
+
+def test_write_product_progress_on_a_client(tmp_path, capsys):
+    """With a current Client, the chunks are computed by its workers, shown by
+    distributed.progress."""
+    distributed = pytest.importorskip("distributed")
+    from firesmoke.store import write_product
+
+    region = Region.from_shape("P", 0.0, 1.0, 0.01, 64, 64)
+    ds, data = _lazy_product(region)
+    with distributed.Client(n_workers=1, threads_per_worker=1, processes=False,
+                            dashboard_address=":0") as client:
+        with distributed.get_task_stream(client) as stream:
+            write_product(ds, tmp_path / "p.zarr", progress=True)
+    assert stream.data  # the writes ran on the client's worker
+    np.testing.assert_array_equal(xr.open_zarr(tmp_path / "p.zarr")["confidence"].values, data)
+    assert "100%" in capsys.readouterr().out  # distributed's text bar, finished

@@ -295,3 +295,35 @@ def test_targets_built_from_mcd64_with_either_denominator(tmp_path):
     assert (np.nan_to_num(every[3]) <= np.nan_to_num(obs[3]) + 1e-6).all()
     assert (every[3] < obs[3] - 1e-3).any()
     assert np.isnan(obs).sum() > np.isnan(every).sum()
+
+
+def test_vnp64a1_hdf4_tiles_train_banet_as_targets(tmp_path):
+    """A VNP64A1 v002 HDF4 tile (as NASA distributes it) is a BA-Net target like MCD64A1:
+    burned cells give the day's fraction, unmapped cells (-1) give NaN, and training runs."""
+    from firesmoke.grid import Region
+    from firesmoke.synthetic.mcd64 import TILE_PIXELS, tile_mapping
+    from firesmoke.synthetic.vnp64 import vnp64_file_name, write_vnp64a1
+    from firesmoke.train.banet import _prepare_targets
+    from firesmoke.train.sampler import open_targets
+
+    x, y = make_arrays(16, 32, 32, burns=((5, 4, 4, 8),))
+    cube, _ = write_pair(tmp_path, "VNP", x, y, chunks=(16, 32, 32))  # 10.0..10.32 E, 19.68..20 N
+    region = Region.from_shape("VNP", 10.0, 20.0, 0.01, 32, 32)
+    m = tile_mapping(region, 18, 7)
+    row, col = np.divmod(m.pixel, 32)
+    bd = np.full((TILE_PIXELS, TILE_PIXELS), -1, np.int16)          # unmapped outside the cube
+    bd[m.cell_row, m.cell_col] = 0                                  # observed, unburned
+    bd[m.cell_row[(row >= 8) & (row < 20) & (col >= 8) & (col < 20)],
+       m.cell_col[(row >= 8) & (row < 20) & (col >= 8) & (col < 20)]] = 152 + 3  # 2021-06-04
+    bd[m.cell_row[row >= 28], m.cell_col[row >= 28]] = -1           # an unmapped strip
+    src = tmp_path / "vnp"
+    write_vnp64a1(src / vnp64_file_name("2021-06", 18, 7), {"Burn Date": bd}, (18, 7), "2021-06")
+    t = open_targets(_prepare_targets(str(cube), str(src), tmp_path / "run", 0)).values
+    assert t.shape == (16, 32, 32)
+    np.testing.assert_array_equal(t[3, 9:19, 9:19], 1.0)  # burned pixels, whole
+    assert np.nansum(t[:3]) == 0 and np.nansum(t[4:]) == 0
+    assert (t[:, :6, :] == 0).all()        # observed, unburned (cells of ~463 m: a margin)
+    assert np.isnan(t[:, 29:, :]).all()    # unmapped: no target
+    r = train_banet_stores(str(cube), str(src), str(tmp_path / "train"), steps=2, batch_size=2,
+                           seq_len=16, patch=32, progress=False)
+    assert r.weights is not None and r.weights.is_file()

@@ -3,8 +3,14 @@
 What the burned-area readers share, with no file I/O: the burn date codes, the variable
 names and CF attributes of the layers, and the file-name patterns
 (:func:`parse_mcd64_name` -> :class:`BurnedAreaSource`). The readers
-:mod:`firesmoke.io.burned_area.mcd64` (HDF4 tiles, GeoTIFF windows) and :mod:`firesmoke.io.burned_area.vnp64`
-(HDF5 tiles) import this module; it imports neither.
+:mod:`firesmoke.io.burned_area.mcd64` (HDF4 tiles of MCD64A1 and VNP64A1, GeoTIFF windows)
+and :mod:`firesmoke.io.burned_area.vnp64` import this module; it imports neither.
+
+MCD64A1 and VNP64A1 (and NOAA-20's VJ164A1) tiles share one layout: HDF-EOS2 / HDF4,
+``<PRODUCT>.AYYYYDDD.hHHvVV.CCC.<production>.hdf`` (the LAADS VNP64A1 file
+specification: "distributed as HDF4 files nearly identical in format to the MODIS
+Collection 6 MCD64A1"). Both are kind ``"hdf"``; :attr:`BurnedAreaSource.product` says
+which.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ __all__ = [
     "BURN_DATE_WATER",
     "GEOTIFF_LAYERS",
     "SDS_VARIABLES",
+    "TILE_PRODUCTS",
     "BurnedAreaSource",
     "parse_mcd64_name",
     "parse_vnp64_name",
@@ -77,8 +84,11 @@ _VAR_ATTRS: dict[str, dict[str, Any]] = {
     "last_day": {"long_name": "last day of reliable change detection", "units": "1", **_DAY_FLAGS},
 }
 
+#: the sinusoidal monthly burned-area tiles read by one HDF4 code path
+TILE_PRODUCTS = ("MCD64A1", "VNP64A1", "VJ164A1")
+
 _HDF_NAME = re.compile(
-    r"^(?P<product>MCD64A1)\.A(?P<year>\d{4})(?P<doy>\d{3})\.h(?P<h>\d{2})v(?P<v>\d{2})"
+    r"^(?P<product>MCD64A1|VNP64A1|VJ164A1)\.A(?P<year>\d{4})(?P<doy>\d{3})\.h(?P<h>\d{2})v(?P<v>\d{2})"
     r"(?:\.(?P<collection>\d{3}))?(?:\.(?P<production>\d+))?.*\.hdf$",
     re.IGNORECASE,
 )
@@ -95,7 +105,7 @@ class BurnedAreaSource:
 
     path: Path
     kind: str
-    """``"hdf"`` (MCD64A1 tile), ``"h5"`` (VNP64A1 tile) or ``"tif"`` (MCD64monthly window)."""
+    """``"hdf"`` (MCD64A1 or VNP64A1 HDF4 tile) or ``"tif"`` (MCD64monthly window)."""
     month_start: date
     month_end: date
     tile: tuple[int, int] | None = None
@@ -103,6 +113,8 @@ class BurnedAreaSource:
     collection: str = ""
     production: str = ""
     layer: str = "burndate"
+    product: str = "MCD64A1"
+    """``MCD64A1``, ``VNP64A1``, ``VJ164A1`` or ``MCD64monthly`` (upper case, from the name)."""
 
 
 def _month_end(start: date) -> date:
@@ -111,11 +123,11 @@ def _month_end(start: date) -> date:
 
 
 def parse_mcd64_name(path: str | os.PathLike[str]) -> BurnedAreaSource | None:
-    """Recognise an MCD64A1 HDF tile, a VNP64A1 HDF5 tile or an MCD64monthly GeoTIFF window by its name."""
+    """Recognise an MCD64A1 or VNP64A1 HDF4 tile or an MCD64monthly GeoTIFF window by its name."""
     p = Path(path)
     m = _HDF_NAME.match(p.name) or _TIF_NAME.match(p.name)
     if not m:
-        return parse_vnp64_name(p)  # VIIRS VNP64A1 HDF5 tiles: kind "h5"
+        return None
     try:
         start = date(int(m["year"]), 1, 1) + timedelta(days=int(m["doy"]) - 1)
     except ValueError:
@@ -127,32 +139,18 @@ def parse_mcd64_name(path: str | os.PathLike[str]) -> BurnedAreaSource | None:
         return BurnedAreaSource(
             p, "hdf", start, _month_end(start), tile=(int(m["h"]), int(m["v"])),
             collection=m["collection"] or "", production=m["production"] or "",
+            product=m["product"].upper(),
         )
     return BurnedAreaSource(
         p, "tif", start, _month_end(start), window=int(m["window"]),
-        collection=m["collection"] or "", layer=m["layer"].lower(),
+        collection=m["collection"] or "", layer=m["layer"].lower(), product="MCD64monthly",
     )
 
 
-_VNP64_NAME = re.compile(
-    r"^(?P<product>VNP64A1|VJ164A1)\.A(?P<year>\d{4})(?P<doy>\d{3})\.h(?P<h>\d{2})v(?P<v>\d{2})"
-    r"(?:\.(?P<collection>\d{3}))?(?:\.(?P<production>\d+))?.*\.h5$",
-    re.IGNORECASE,
-)
-
-
 def parse_vnp64_name(path: str | os.PathLike[str]) -> Any:
-    """A :class:`BurnedAreaSource` of kind ``"h5"`` for a VNP64A1 name, else None."""
-    p = Path(path)
-    m = _VNP64_NAME.match(p.name)
-    if not m:
-        return None
-    try:
-        start = date(int(m["year"]), 1, 1) + timedelta(days=int(m["doy"]) - 1)
-    except ValueError:
-        return None
-    return BurnedAreaSource(p, "h5", start, _month_end(start), tile=(int(m["h"]), int(m["v"])),
-                            collection=m["collection"] or "", production=m["production"] or "")
+    """A :class:`BurnedAreaSource` for a VNP64A1 (or VJ164A1) tile name, else None."""
+    src = parse_mcd64_name(path)
+    return src if src is not None and src.product in ("VNP64A1", "VJ164A1") else None
 
 
 def tile_month(named: BurnedAreaSource | None, attrs: dict[str, Any], path: Path) -> date:

@@ -1,4 +1,4 @@
-"""The BA-Net daily burned-fraction target from MCD64A1 tiles / MCD64monthly windows.
+"""The BA-Net daily burned-fraction target from MCD64A1 / VNP64A1 tiles and MCD64monthly windows.
 
 :func:`plan_burned_fraction` chooses the files to read (:class:`BurnedFractionPlan`), which
 are opened with the readers of :mod:`firesmoke.io.burned_area.mcd64` (its module docstring describes
@@ -54,7 +54,6 @@ from firesmoke.io.burned_area.mcd64 import (
     parse_mcd64_name,
 )
 from firesmoke.io.burned_area.sinusoidal import _lon_intervals, cell_footprints, x_range_of_band
-from firesmoke.io.burned_area.vnp64 import read_vnp64_layer, vnp64_meta
 
 __all__ = [
     "DENOMINATORS",
@@ -134,7 +133,8 @@ def plan_burned_fraction(
     """Choose the MCD64 files needed for ``region`` and days ``[start, end]`` (inclusive).
 
     Folders are searched recursively for ``MCD64*.hdf`` / ``MCD64*.tif`` and VIIRS
-    ``VNP64A1*.h5`` files (other products in the same tree are ignored). Files are first
+    ``VNP64A1*.hdf`` / ``VJ164A1*.hdf`` files (other products in the same tree are
+    ignored; an ``.h5`` file of these names is listed as skipped: the tiles are HDF4). Files are first
     sorted out by name alone
     (month outside the period, tile not touching the region: left out without being
     opened, logged at debug level). The remaining files have their metadata checked
@@ -156,22 +156,24 @@ def plan_burned_fraction(
         if src is None:
             if not path.exists():
                 skipped.append(SkippedInput(str(path), "file not found"))
+            elif path.suffix.lower() == ".h5":
+                skipped.append(SkippedInput(str(path), "HDF5 file: MCD64A1 and VNP64A1 tiles are "
+                                                       "distributed as HDF4 (.hdf, HDF-EOS2)"))
             else:
-                skipped.append(SkippedInput(str(path), "not an MCD64A1 tile or MCD64monthly burndate GeoTIFF name"))
+                skipped.append(SkippedInput(str(path), "not an MCD64A1/VNP64A1 tile or MCD64monthly "
+                                                       "burndate GeoTIFF name"))
             continue
         if src.kind == "tif" and src.layer != "burndate":
             continue  # sibling layers are read with their burndate file
         if src.month_end < d0 or src.month_start > d1:
             log.debug("%s: month %s outside %s..%s", path, src.month_start, d0, d1)
             continue
-        if src.kind in ("hdf", "h5") and src.tile not in tiles:
+        if src.kind == "hdf" and src.tile not in tiles:
             log.debug("%s: tile h%02dv%02d does not touch region %s", path, *src.tile, reg.name)
             continue
         try:
             if src.kind == "hdf":
                 _hdf_meta(path)
-            elif src.kind == "h5":
-                vnp64_meta(path)
             elif not _intersects(_tif_bounds_lonlat(path), reg.bbox):
                 log.debug("%s: window does not touch region %s", path, reg.name)
                 continue
@@ -179,7 +181,7 @@ def plan_burned_fraction(
             log.warning("skipping %s: %s", path, exc.reason)
             skipped.append(SkippedInput(str(path), exc.reason))
             continue
-        key = (src.tile if src.kind in ("hdf", "h5") else ("win", src.window), src.month_start)
+        key = (src.tile if src.kind == "hdf" else ("win", src.window), src.month_start)
         old = chosen.get(key)
         if old is not None:
             keep, drop = (src, old) if (src.collection, src.production) > (old.collection, old.production) else (old, src)
@@ -232,9 +234,9 @@ def _tif_window(src: Any, region: Region) -> tuple[int, int, int, int]:
 
 def _read_source(src: BurnedAreaSource, region: Region) -> tuple[np.ndarray, Affine, tuple[int, int, int, int], str, Any]:
     """Read the burn dates of one source over the region window -> (data, transform, window, kind, to_lonlat)."""
-    if src.kind in ("hdf", "h5"):  # sinusoidal tiles: MCD64A1 (HDF4) or VNP64A1 (HDF5)
-        meta = _hdf_meta(src.path) if src.kind == "hdf" else vnp64_meta(src.path)
-        read = _read_sds if src.kind == "hdf" else read_vnp64_layer
+    if src.kind == "hdf":  # sinusoidal HDF4 tiles: MCD64A1 or VNP64A1
+        meta = _hdf_meta(src.path)
+        read = _read_sds
         win = _sinusoidal_window(meta.transform, meta.shape, region)
         if win[0] == win[1] or win[2] == win[3]:
             return np.empty((0, 0), np.int16), meta.transform, win, "sinusoidal", None
@@ -335,8 +337,8 @@ def daily_burned_fraction(
     region
         Target grid (:class:`~firesmoke.grid.Region`, shipped name or JSON path).
     sources
-        Files, folders (searched recursively) or glob patterns of MCD64A1 HDF tiles, VNP64A1
-        HDF5 tiles and/or MCD64monthly ``*.burndate.tif`` windows; several tiles and months
+        Files, folders (searched recursively) or glob patterns of MCD64A1 and VNP64A1 HDF4
+        tiles and/or MCD64monthly ``*.burndate.tif`` windows; several tiles and months
         are combined (for one tile-month present in both, the first by collection/production
         order is used and the other listed as superseded).
     start, end

@@ -1,9 +1,15 @@
-"""MODIS MCD64A1 burned area: readers of the monthly tiles and GeoTIFF windows.
+"""MCD64A1 / VNP64A1 burned area: readers of the monthly tiles and GeoTIFF windows.
 
 Readers
 -------
-:func:`open_mcd64a1` opens one HDF4-EOS sinusoidal tile (``MCD64A1.AYYYYDDD.hHHvVV.CCC.
-PRODUCTION.hdf``) as a lazy :class:`xarray.Dataset`; :func:`open_mcd64_geotiff` opens the
+:func:`open_burned_area_tile` opens one HDF4-EOS sinusoidal tile of MODIS MCD64A1
+(``MCD64A1.AYYYYDDD.hHHvVV.CCC.PRODUCTION.hdf``) or of its VIIRS successor VNP64A1
+(``VNP64A1.AYYYYDDD.hHHvVV.002.PRODUCTION.hdf``, and NOAA-20's VJ164A1) as a lazy
+:class:`xarray.Dataset`: the two products share one layout (grid, SDS names and codes,
+global attributes), so one code path reads both, parametrised by the product (from the
+file name, else the ``ShortName`` attribute). :func:`open_mcd64a1` and
+:func:`firesmoke.io.burned_area.vnp64.open_vnp64a1` are that reader.
+:func:`open_mcd64_geotiff` opens the
 UMD monthly GeoTIFF windows (``MCD64monthly.AYYYYDDD.WinNN.CCC.burndate.tif``) with
 rioxarray into the same variable names. Both read nothing but metadata when opening.
 
@@ -80,6 +86,7 @@ __all__ = [
     "BURN_DATE_WATER",
     "BurnedAreaSource",
     "mcd64_tiles_for_region",
+    "open_burned_area_tile",
     "open_mcd64",
     "open_mcd64_geotiff",
     "open_mcd64a1",
@@ -91,6 +98,7 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- HDF4 tile
 @dataclass(frozen=True)
 class _HdfMeta:
+    product: str
     grid: hdf4.GridInfo
     transform: Affine
     shape: tuple[int, int]
@@ -100,21 +108,37 @@ class _HdfMeta:
     month_start: date
 
 
+def _product_of(named: Any, attrs: dict[str, Any]) -> str:
+    """The tile's product: from its name, else its ``ShortName`` attribute, else MCD64A1
+    (whose files carry the short name only inside ``CoreMetadata.0``)."""
+    if named is not None:
+        return named.product
+    short = attrs.get("ShortName")
+    return short.strip().upper() if isinstance(short, str) and short.strip() else "MCD64A1"
+
+
 def _hdf_meta(path: Path) -> _HdfMeta:
-    """Metadata of an MCD64A1 tile (no pixel read); raise CorruptFileError/WrongProductError.
+    """Metadata of an MCD64A1 or VNP64A1 tile (no pixel read); raise
+    CorruptFileError/WrongProductError.
 
     Truncated files are refused by :func:`firesmoke.io._core.hdf4.check_hdf4_complete`, which
     :func:`firesmoke.io._core.hdf4.open_sd` runs before pyhdf opens the file.
     """
+    named = parse_mcd64_name(path)
+    if path.suffix.lower() == ".h5":
+        raise WrongProductError(
+            "HDF5 file: MCD64A1 and VNP64A1 tiles are distributed as HDF4 (.hdf, HDF-EOS2); "
+            "download the tile again from LP DAAC / LAADS", path=path)
     attrs = hdf4.read_attributes(path)
+    product = _product_of(named, attrs)
     text = attrs.get("StructMetadata.0")
     if not isinstance(text, str):
-        raise WrongProductError("no HDF-EOS StructMetadata.0: not an MCD64A1 tile", path=path)
+        raise WrongProductError(f"no HDF-EOS StructMetadata.0: not an {product} tile", path=path)
     grid = hdf4.grid_info(text, path=path)
     sds = hdf4.sds_info(path)
     if "Burn Date" not in sds or "SNSOID" not in grid.projection.upper():
         raise WrongProductError(
-            f"not an MCD64A1 tile: grid {grid.name!r} ({grid.projection}) with layers "
+            f"not an {product} tile: grid {grid.name!r} ({grid.projection}) with layers "
             f"{', '.join(sorted(sds)) or 'none'}; expected a GCTP_SNSOID grid with 'Burn Date'",
             path=path,
         )
@@ -127,10 +151,9 @@ def _hdf_meta(path: Path) -> _HdfMeta:
         )
     transform = Affine((lrx - ulx) / grid.xdim, 0.0, ulx, 0.0, (lry - uly) / grid.ydim, uly)
     tile = tile_of_point(ulx + 0.5 * (lrx - ulx) / grid.xdim, uly + 0.5 * (lry - uly) / grid.ydim)
-    named = parse_mcd64_name(path)
     _check_tile_corner(path, (ulx, uly), abs(transform.a), tile, named.tile if named is not None else None)
     month = tile_month(named, attrs, path)
-    return _HdfMeta(grid, transform, (grid.ydim, grid.xdim), attrs, sds, tile, month)
+    return _HdfMeta(product, grid, transform, (grid.ydim, grid.xdim), attrs, sds, tile, month)
 
 
 def _check_tile_corner(
@@ -200,35 +223,56 @@ class _SdsArray:
         return ("firesmoke-sds", str(self.path), st.st_size, st.st_mtime_ns, self.name)
 
 
+#: Titles of the tile products (the dataset's ``title``).
+_TITLES = {"MCD64A1": "MODIS MCD64A1 monthly burned area",
+           "VNP64A1": "VIIRS S-NPP VNP64A1 monthly burned area",
+           "VJ164A1": "VIIRS NOAA-20 VJ164A1 monthly burned area"}
+#: Global attributes of the tiles kept in the dataset's attributes.
+_KEPT_ATTRS = ("BurnedCells", "MissingCells", "LandCells", "ValidLandCells", "ProductStartDay",
+               "ProductEndDay", "year", "CodeVersion", "identifier_product_doi")
+
+
 def open_mcd64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
-    """Open an MCD64A1 HDF4 tile lazily (dask), with sinusoidal x/y and the CRS attached.
+    """Open an MCD64A1 HDF4 tile lazily: :func:`open_burned_area_tile` (which reads the
+    VNP64A1 tiles of the same layout too; ``attrs["product"]`` says which)."""
+    return open_burned_area_tile(path, chunks=chunks)
+
+
+def open_burned_area_tile(path: str | os.PathLike[str], chunks: Any = None,
+                          product: str | None = None) -> xr.Dataset:
+    """Open an MCD64A1 or VNP64A1 HDF4 tile lazily (dask), with sinusoidal x/y and the CRS attached.
 
     Parameters
     ----------
     path
-        ``MCD64A1.AYYYYDDD.hHHvVV.CCC.PRODUCTION.hdf``.
+        ``MCD64A1.AYYYYDDD.hHHvVV.CCC.PRODUCTION.hdf`` or
+        ``VNP64A1.AYYYYDDD.hHHvVV.002.PRODUCTION.hdf``.
     chunks
         Dask chunks: None (one chunk per layer, the default), an int, a ``(y, x)`` tuple,
         a ``{"y": .., "x": ..}`` dict or ``"auto"``.
+    product
+        Expected product (``"MCD64A1"``, ``"VNP64A1"``); None accepts any tile product.
 
     Returns
     -------
     xarray.Dataset
         Variables ``burn_date``, ``burn_date_uncertainty``, ``qa``, ``first_day``,
         ``last_day`` (those present) with raw codes (see the module docstring); dims
-        ``(y, x)``; scalar ``time`` = first day of the month.
+        ``(y, x)``; scalar ``time`` = first day of the month; ``attrs["product"]``.
 
     Raises
     ------
     CorruptFileError
         Missing, empty, truncated or undecodable file.
     WrongProductError
-        Readable HDF4 that is not an MCD64A1 sinusoidal tile.
+        Readable HDF4 that is not an MCD64A1/VNP64A1 sinusoidal tile (or not ``product``).
     """
     import dask.array as da
 
     p = Path(path)
     meta = _hdf_meta(p)
+    if product is not None and meta.product != product.upper():
+        raise WrongProductError(f"a {meta.product} tile, not {product.upper()}", path=p)
     t = meta.transform
     data_vars = {}
     for sds_name, var in SDS_VARIABLES.items():
@@ -245,16 +289,15 @@ def open_mcd64a1(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset
             chunks=_chunks_arg(chunks, meta.shape),
             lock=False,  # hdf4.read_sds holds the process-wide HDF4 lock
             meta=np.empty((0, 0), dtype),
-            name=f"mcd64a1-{var}-" + _token(p, chunks),
+            name=f"{meta.product.lower()}-{var}-" + _token(p, chunks),
         )
         attrs = dict(_VAR_ATTRS[var])
         attrs["hdf4_sds"] = sds_name
         data_vars[var] = (("y", "x"), arr, attrs)
-    extra = {k: _plain(meta.attrs[k]) for k in ("BurnedCells", "MissingCells", "LandCells", "ValidLandCells",
-                                                 "ProductStartDay", "ProductEndDay", "year", "CodeVersion",
-                                                 "identifier_product_doi") if k in meta.attrs}
+    extra = {k: _plain(meta.attrs[k]) for k in _KEPT_ATTRS if k in meta.attrs}
     return sinusoidal_tile_dataset(data_vars, t, meta.shape, meta.month_start, meta.tile,
-                                   product="MCD64A1", title="MODIS MCD64A1 monthly burned area",
+                                   product=meta.product,
+                                   title=_TITLES.get(meta.product, f"{meta.product} monthly burned area"),
                                    source=p, grid_name=meta.grid.name, extra_attrs=extra)
 
 
@@ -336,17 +379,11 @@ def open_mcd64_geotiff(path: str | os.PathLike[str], chunks: Any = None) -> xr.D
 
 
 def open_mcd64(path: str | os.PathLike[str], chunks: Any = None) -> xr.Dataset:
-    """Open an MCD64A1 HDF4 tile, a VNP64A1 HDF5 tile or an MCD64monthly GeoTIFF window (by file type)."""
+    """Open an MCD64A1 or VNP64A1 HDF4 tile or an MCD64monthly GeoTIFF window (by file type)."""
     p = Path(path)
     if p.suffix.lower() in (".tif", ".tiff"):
         return open_mcd64_geotiff(p, chunks=chunks)
-    if p.suffix.lower() == ".h5":
-        from firesmoke.io.burned_area.vnp64 import (
-            open_vnp64a1,  # one direction: vnp64 never imports mcd64
-        )
-
-        return open_vnp64a1(p, chunks=chunks)
-    return open_mcd64a1(p, chunks=chunks)
+    return open_burned_area_tile(p, chunks=chunks)
 
 
 def mcd64_tiles_for_region(region: Region | str | os.PathLike[str]) -> list[tuple[int, int]]:

@@ -51,6 +51,8 @@ __all__ = [
     "SMOKE_BANDS",
     "BandInfo",
     "ChipName",
+    "check_chip_bands",
+    "chip_band_positions",
     "format_chip_name",
     "open_chip",
     "pad_to_size",
@@ -181,6 +183,51 @@ def pad_to_size(array: np.ndarray, size: int | tuple[int, int] = CHIP_SIZE) -> n
     return out
 
 
+def chip_band_positions(src: rasterio.DatasetReader, path: Any, bands: Sequence[str]) -> list[int]:
+    """1-based band indexes of ``bands`` in an open chip GeoTIFF.
+
+    Bands are found by their names in the file (band descriptions or name tags, aliases
+    such as ``B8`` or ``b04`` accepted: :mod:`firesmoke.io.sentinel2.bandnames`), so
+    stacks of any band count and order work (e.g. the 12 L2A bands without B10). A
+    13-band file whose names do not say where the bands are is read in the smoke data
+    set's order (:data:`BANDS`), with a warning when it has descriptions.
+
+    Raises
+    ------
+    WrongProductError
+        Not a GeoTIFF.
+    MissingLayerError
+        Wanted bands are not in the file (one error listing found and missing bands).
+    """
+    from firesmoke.io.sentinel2.bandnames import band_positions, file_band_names
+
+    if src.driver != "GTiff":
+        raise WrongProductError(f"not a GeoTIFF (GDAL driver {src.driver})", path=path)
+    names = file_band_names(src)
+    try:
+        return [i + 1 for i in band_positions(names, bands, path)]
+    except InputError:
+        if src.count != len(BANDS):
+            raise
+    logger.warning("%s: band names %s do not name the bands %s; reading the 13 bands in the "
+                   "order %s", path, names, list(bands), BANDS)
+    return [BANDS.index(b) + 1 for b in bands]
+
+
+def check_chip_bands(paths: Sequence[str | os.PathLike[str]], bands: Sequence[str]) -> None:
+    """Check (headers only) that every chip holds ``bands``: the first chip without them
+    raises the error of :func:`chip_band_positions`."""
+    wanted = _check_bands(bands)
+    for p in paths:
+        try:
+            with rasterio.open(p) as src:
+                chip_band_positions(src, p, wanted)
+        except InputError:
+            raise
+        except (RasterioError, OSError) as exc:
+            raise _open_error(p, exc) from exc
+
+
 def _chip_header(src: rasterio.DatasetReader, path: Any) -> None:
     if src.driver != "GTiff":
         raise WrongProductError(f"not a GeoTIFF (GDAL driver {src.driver})", path=path)
@@ -294,17 +341,20 @@ def read_chips(
 ) -> np.ndarray:
     """Read many chips into one ``(n, len(bands), pad_to, pad_to)`` uint16 array.
 
+    Bands are found in each file by their names (:func:`chip_band_positions`: any band
+    count and order, aliases accepted; 13 unnamed bands are the smoke data set's order).
     Files are opened once each and closed; reads run in a thread pool (GDAL releases the
-    GIL). Chips larger than ``pad_to`` raise :class:`GridMismatchError`.
+    GIL). Chips larger than ``pad_to`` raise :class:`GridMismatchError`; a chip without
+    some of ``bands`` raises :class:`~firesmoke.errors.MissingLayerError`.
     """
-    idx = [BANDS.index(b) + 1 for b in _check_bands(bands)]
-    out = np.empty((len(paths), len(idx), pad_to, pad_to), dtype=np.uint16)
+    wanted = _check_bands(bands)
+    out = np.empty((len(paths), len(wanted), pad_to, pad_to), dtype=np.uint16)
 
     def one(i: int) -> None:
         p = paths[i]
         try:
             with rasterio.open(p) as src:
-                _chip_header(src, p)
+                idx = chip_band_positions(src, p, wanted)
                 if src.height > pad_to or src.width > pad_to:
                     raise GridMismatchError(
                         f"chip is {src.height} x {src.width}, larger than {pad_to}", path=p

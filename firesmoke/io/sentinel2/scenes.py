@@ -27,13 +27,19 @@ from rasterio.errors import RasterioError
 from firesmoke.errors import CorruptFileError, GridMismatchError, InputError, WrongProductError
 from firesmoke.io._core.geotiff import open_checked_geotiff
 from firesmoke.io.sentinel2.chips import (
-    BANDS,
     SMOKE_BANDS,
     _check_bands,
     parse_chip_name,
 )
 
-__all__ = ["ASSET_ALIASES", "load_items", "normalise_item", "open_scene"]
+__all__ = [
+    "ASSET_ALIASES",
+    "check_scene_bands",
+    "geotiff_band_positions",
+    "load_items",
+    "normalise_item",
+    "open_scene",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +107,9 @@ def _asset_key(assets: dict[str, Any], band: str) -> str | None:
     for alias in (band.lower(), *ASSET_ALIASES[band]):
         if alias in lower:
             return lower[alias]
-    return None
+    from firesmoke.io.sentinel2.bandnames import canonical_band
+
+    return next((k for k in assets if canonical_band(k) == band), None)  # B8, b04, B04_10m
 
 
 def normalise_item(
@@ -149,14 +157,16 @@ def normalise_item(
     if epsg is not None:
         props["proj:epsg"] = epsg
     assets = {}
-    for band in bands:
-        key = _asset_key(item["assets"], band)
-        if key is None:
-            raise WrongProductError(
-                f"item {item.get('id')!r} has no asset for band {band} (assets: {sorted(item['assets'])})",
-                path=where,
-                field=band,
-            )
+    keys = {band: _asset_key(item["assets"], band) for band in bands}
+    missing = [b for b, k in keys.items() if k is None]
+    if missing:
+        raise WrongProductError(
+            f"item {item.get('id')!r} has no asset for band{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} (assets: {sorted(item['assets'])})",
+            path=where,
+            field=missing[0],
+        )
+    for band, key in keys.items():
         asset = dict(item["assets"][key])
         asset["href"] = href = _resolve_href(str(asset.get("href", "")), base)
         if "://" not in href and not os.path.exists(href):
@@ -253,8 +263,11 @@ def open_scene(
     items_or_paths
         STAC items (``pystac.Item``, item dicts, an ``ItemCollection``, a catalog, or
         paths to item / item-collection / catalog JSON files), stacked with
-        :func:`stackstac.stack`; or paths to local multi-band GeoTIFFs (band order
-        :data:`BANDS` or band descriptions naming the bands), opened with rioxarray.
+        :func:`stackstac.stack`; or paths to local multi-band GeoTIFFs whose bands are
+        named by band descriptions or name tags (aliases such as ``B8``, ``b04`` or
+        ``nir`` accepted; 13 unnamed bands are taken in the order :data:`BANDS`),
+        opened with rioxarray; a file without some of ``bands`` is one
+        :class:`~firesmoke.errors.MissingLayerError` listing the bands found and missing.
         Relative asset hrefs are resolved against the item's JSON file (or ``self`` link).
     bands
         Band names; assets are found by key, ``eo:bands`` name or common-name key.
@@ -341,19 +354,8 @@ def _open_geotiff_scene(
     cs = (chunksize, chunksize) if isinstance(chunksize, int) else tuple(chunksize)
     layers, times = [], []
     for i, p in enumerate(paths):
+        pos = geotiff_band_positions(p, bands)
         da = open_checked_geotiff(p, {"band": -1, "y": cs[0], "x": cs[1]})
-        names = da.attrs.get("long_name")
-        names = (names,) if isinstance(names, str) else tuple(names or ())
-        if set(bands) <= set(names):
-            pos = [names.index(b) for b in bands]
-        elif da.sizes["band"] == len(BANDS):
-            pos = [BANDS.index(b) for b in bands]
-        else:
-            raise WrongProductError(
-                f"{da.sizes['band']} bands without band descriptions naming {list(bands)}",
-                path=p,
-                field="band count",
-            )
         if resolution is not None and not np.allclose(np.abs(da.rio.resolution()), resolution):
             raise GridMismatchError(
                 f"native resolution {da.rio.resolution()} differs from {resolution}", path=p
@@ -396,6 +398,45 @@ def _open_geotiff_scene(
     out.name = "reflectance"
     out.attrs.update(long_name="Sentinel-2 L2A reflectance x 1e4", units="1")
     return out.rio.write_crs(layers[0].rio.crs)
+
+
+def geotiff_band_positions(path: Any, bands: Sequence[str]) -> list[int]:
+    """0-based positions of ``bands`` in a multi-band GeoTIFF, from the band names the file
+    carries (descriptions or name tags; aliases such as ``B8``, ``b04``, ``nir``
+    accepted: :mod:`firesmoke.io.sentinel2.bandnames`); 13 unnamed bands are the smoke
+    data set's order. Only the header is read.
+
+    Raises
+    ------
+    MissingLayerError
+        Some of ``bands`` are not in the file: one error listing the bands found and the
+        bands missing.
+    CorruptFileError, InputError
+        The file cannot be opened.
+    """
+    from firesmoke.io._core.geotiff import geotiff_error
+    from firesmoke.io.sentinel2.bandnames import band_positions, file_band_names
+
+    try:
+        with rasterio.open(path) as src:
+            names = file_band_names(src)
+    except (RasterioError, OSError) as exc:
+        raise geotiff_error(path, exc) from exc
+    return band_positions(names, bands, path)
+
+
+def check_scene_bands(items_or_paths: Any, bands: Sequence[str]) -> None:
+    """Check that local GeoTIFF scenes hold ``bands`` (header reads only), so a scene
+    without them is refused before any model is built. STAC items are checked when
+    they are normalised (:func:`normalise_item`)."""
+    bands = _check_bands(bands)
+    seq = [items_or_paths] if isinstance(items_or_paths, str | os.PathLike) else items_or_paths
+    if isinstance(seq, list | tuple) and seq and all(_is_geotiff_path(p) for p in seq):
+        for p in seq:
+            geotiff_band_positions(p, bands)
+    else:
+        for d, base, where in load_items(items_or_paths):
+            normalise_item(d, base, bands, where)
 
 
 _CHECKED_READER: type | None = None

@@ -9,7 +9,10 @@ pickle to any worker, and read pixels through per-process caches of open file ha
 
 - :class:`VmaesReader` (gridded ``NPP_VMAES_L1``, one HDF4 file per layer):
   ``read(window, bands)`` returns the decoded ``(len(bands), h, w)`` float32 window of
-  the granule grid (which is the region grid: checked when the reader is made).
+  the granule grid. Made for a region, it also knows where its grid lies on the region
+  (:class:`~firesmoke.io.viirs.placement.GridPlacement`): ``read_region(window, bands)``
+  reads a window of an aligned region grid (the granule window it covers, NaN
+  elsewhere); a grid of another pixel size or alignment is resampled by the cube.
 - :class:`SwathReader` (L1B ``V??02MOD`` + ``V??03MOD`` pair): ``read_swath(bands)``
   returns the decoded swath arrays of the granule (lat, lon, values), cached per process
   (every spatial block of a day needs the whole granule); regridding onto a grid is
@@ -37,11 +40,12 @@ from typing import Any
 
 import numpy as np
 
-from firesmoke.errors import CorruptFileError
+from firesmoke.errors import CorruptFileError, GridMismatchError
 from firesmoke.io._core import hdf4
 from firesmoke.io._core.handles import HandleCache
 from firesmoke.io.viirs.arrays import Decoder, NcDecoder, NcVariableArray, read_sds_window
 from firesmoke.io.viirs.bands import VMAES_LAYER_TO_VARIABLE
+from firesmoke.io.viirs.placement import GridPlacement, grid_placement
 
 __all__ = [
     "CUBE_BANDS",
@@ -141,21 +145,35 @@ class VmaesReader:
     shape: tuple[int, int]
     layers: Mapping[str, LayerSource]
     kind: str = "vmaes"
+    placement: GridPlacement | None = None
 
     @classmethod
     def open(cls, granule: Any, bands: Sequence[str] = CUBE_BANDS, region: Any = None) -> VmaesReader:
-        """Check the granule's layer files once (metadata, grids, ``region``) and keep what
-        window reads need. Errors as :func:`~firesmoke.io.viirs.gridded.open_vmaes_granule`."""
+        """Check the granule's layer files once (metadata, grids) and keep what window
+        reads need; with ``region``, place the granule grid on it
+        (:func:`~firesmoke.io.viirs.placement.grid_placement`: a granule that does not
+        overlap the region is a :class:`~firesmoke.errors.GridMismatchError`). Other
+        errors as :func:`~firesmoke.io.viirs.gridded.open_vmaes_granule`."""
+        from firesmoke.grid import Region
         from firesmoke.io.viirs.gridded import validate_vmaes_granule
 
         layers = [_VAR_TO_LAYER[b] for b in bands]
-        v = validate_vmaes_granule(granule, layers, region=region)
+        v = validate_vmaes_granule(granule, layers)
+        placement = None
+        if region is not None:
+            reg = Region.resolve(region)
+            if reg.crs.to_epsg() != 4326:  # NPP_VMAES_L1 grids are geographic (GCTP_GEO)
+                raise GridMismatchError(f"region {reg.name} is in {reg.crs}, the granule grid in "
+                                        "EPSG:4326 lat/lon: reproject the region", path=v.ref.path)
+            placement = grid_placement(v.grid.transform, v.grid.shape, reg.transform, reg.shape,
+                                       path=v.ref.path, region_name=f"region {reg.name}")
+            log.debug("%s: %s", v.granule_id, placement.describe())
         sources = {}
         for band, layer in zip(bands, layers, strict=True):
             lf, sds = v.by_layer[layer]
             sources[band] = LayerSource(os.fspath(lf.path), sds.name, Decoder.from_attrs(sds.attrs, sds.dtype))
             _mark_checked(os.fspath(lf.path))  # validation opened it through hdf4.open_sd
-        return cls(v.granule_id, v.start, tuple(v.grid.shape), sources)
+        return cls(v.granule_id, v.start, tuple(v.grid.shape), sources, placement=placement)
 
     @property
     def bands(self) -> tuple[str, ...]:
@@ -172,6 +190,24 @@ class VmaesReader:
         for i, b in enumerate(names):
             src = self.layers[b]
             out[i] = src.decoder(_read_sds_window(src.path, src.sds_name, (r0, c0, h, w)))
+        return out
+
+    def read_region(self, window: Window, bands: Sequence[str] | None = None) -> np.ndarray:
+        """Decoded float32 ``(len(bands), h, w)`` of a window of the region grid the reader
+        was placed on, which must be aligned with the granule grid: the granule window it
+        covers is read (nothing more), the rest is NaN."""
+        p = self.placement
+        if p is None or p.kind != "aligned":
+            raise ValueError(f"{self}: read_region needs a grid aligned with the region")
+        names = self.bands if bands is None else tuple(bands)
+        _, _, h, w = window
+        hit = p.aligned_window(window)
+        if hit is not None and hit[0][2:] == (h, w):
+            return self.read(hit[0] if hit is not None else window, names)
+        out = np.full((len(names), h, w), np.nan, np.float32)
+        if hit is not None:
+            src, (rows, cols) = hit
+            out[:, rows, cols] = self.read(src, names)
         return out
 
     def __str__(self) -> str:
@@ -273,7 +309,8 @@ def _swath_arrays(reader: SwathReader, bands: tuple[str, ...]) -> SwathArrays:
 def open_reader(granule: Any, region: Any = None, bands: Sequence[str] = CUBE_BANDS) -> VmaesReader | SwathReader:
     """The reader of a discovered granule (:class:`~firesmoke.io.viirs.discovery.Granule`).
 
-    Gridded granules are checked against ``region`` (their grid must be it).
+    Gridded granules are placed on ``region``
+    (:class:`~firesmoke.io.viirs.placement.GridPlacement`).
     """
     if granule.kind == "vmaes":
         return VmaesReader.open(granule, bands, region=region)

@@ -54,7 +54,13 @@ def _chunks(size: int, chunk: int) -> tuple[int, ...]:
 
 
 def _coords(size: int, days) -> dict[str, Any]:
-    return {"time": days, "y": 41.6 - 0.01 * np.arange(size), "x": -7.6 + 0.01 * np.arange(size)}
+    """Time and the pixel centres of a ``size`` px region at 0.01 deg, with its CRS (a
+    product needs a georeferenced cube)."""
+    from firesmoke.grid import Region
+
+    grid = Region.from_shape("BENCH", -7.605, 41.605, 0.01, size, size).coords_dataset()
+    return {"time": days, "y": grid["y"].values, "x": grid["x"].values,
+            "spatial_ref": grid["spatial_ref"]}
 
 
 def _cube(size: int, days, chunk: int):

@@ -21,6 +21,15 @@ import time
 import numpy as np
 
 
+def _grid(days, h: int, w: int) -> dict:
+    """Coordinates of an ``h x w`` cube at 0.01 deg with its CRS (predict_burned needs one)."""
+    from firesmoke.grid import Region
+
+    grid = Region.from_shape("CHECK", 0.0, 10.0, 0.01, h, w).coords_dataset()
+    return {"time": days, "y": grid["y"].values, "x": grid["x"].values,
+            "spatial_ref": grid["spatial_ref"]}
+
+
 def _small_net(seed: int, bias: float | None = None):
     import torch
 
@@ -114,7 +123,7 @@ def compat_agreement(device: str) -> dict:
     frp = np.zeros((len(days), h, w), np.float32)
     frp[55:75] = np.log1p(40 * fire) * (rng.random((20, h, w)) < 0.3)
     data["frp"] = (("time", "y", "x"), frp)
-    cube = xr.Dataset(data, coords={"time": days, "y": np.arange(h), "x": np.arange(w)})
+    cube = xr.Dataset(data, coords=_grid(days, h, w))
     cube = cube.chunk({"time": -1, "y": 128, "x": 110})
     model = TileModel(builders=(functools.partial(_small_net, 0, -4.6),
                                 functools.partial(_small_net, 1, -4.6)),
@@ -149,7 +158,7 @@ def region_month(device: str, size: int) -> dict:
     rng = np.random.default_rng(1)
     data = {b: (("time", "y", "x"), rng.random((len(days), size, size), dtype=np.float32) * s)
             for b, s in zip(("red", "nir", "mir", "frp"), (0.3, 0.4, 0.2, 0.05), strict=True)}
-    cube = xr.Dataset(data, coords={"time": days, "y": np.arange(size), "x": np.arange(size)})
+    cube = xr.Dataset(data, coords=_grid(days, size, size))
     cube = cube.chunk({"time": -1, "y": 512, "x": 512})
     (w,) = monthly_windows("2020-08-01", "2020-08-31")
     n_models = 3

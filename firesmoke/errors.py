@@ -27,6 +27,7 @@ __all__ = [
     "MissingLayerError",
     "SkippedInput",
     "StoreLockedError",
+    "UnobservedPeriodWarning",
     "UnsafePathError",
     "WeightsError",
     "WrongProductError",
@@ -122,6 +123,10 @@ class IncompleteStoreError(InputError):
 
 class IncompleteStoreWarning(UserWarning):
     """An incomplete store was opened with ``partial=True``."""
+
+
+class UnobservedPeriodWarning(UserWarning):
+    """A whole period of a burned-area product has no observation (every pixel nodata)."""
 
 
 class BadRowError(InputError):

@@ -4,14 +4,23 @@ A region is a bounding box in EPSG:4326 plus a pixel size, stored as ``R_{name}.
 
     {"name": "PI", "bbox": [left, bottom, right, top], "pixel_size": 0.01}
 
-The grid rules follow the BA-Net reference exactly (see ``reference/banet.md``):
+The grid is exact: every number is computed from integer pixel indices and the exact
+decimal values of the origin and the pixel size (the shortest decimal text of each float,
+``0.01`` is 1/100), and rounded to a float once, at the end:
 
-* ``width = len(np.arange(left, right, pixel_size))``, likewise ``height`` from
-  ``bottom..top``;
-* the affine transform is "from bounds" ``(left, bottom, right, top, width, height)``
-  with the origin at the upper-left corner and rows running north to south;
-* the reference's coordinate arrays are pixel upper-left corners; firesmoke keeps the
-  same transform and publishes pixel *centres* (xarray/CF convention).
+* ``width = (right - left) / pixel_size`` and ``height = (top - bottom) / pixel_size``
+  (whole numbers: the pixel size must divide the bbox sides);
+* the affine transform is ``(pixel_size, 0, left, 0, -pixel_size, top)``: origin at the
+  upper-left corner, rows running north to south, the pixel size exactly as given;
+* coordinates are pixel *centres* (xarray/CF convention): ``x[i] = left + (i + 1/2) *
+  pixel_size``, computed exactly and correctly rounded, so a :meth:`Region.subset` is
+  bit-identical to its parent's slice and bboxes carry no float noise (``38.44``).
+
+The reference (BA-Net, ``reference/banet.md``) sized its grids with
+``len(np.arange(left, right, pixel_size))`` and took coordinates from ``np.arange``
+(pixel upper-left corners); :attr:`Region.reference_shape` and
+:meth:`Region.reference_coords` give that rule where compatibility needs it. For the
+published regions both rules give the same shapes.
 
 Inputs are bounded before anything the size of the grid is allocated: the pixel count is
 at most :func:`max_region_pixels` (``$FIRESMOKE_MAX_REGION_PIXELS``, default one billion),
@@ -28,6 +37,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -39,7 +49,21 @@ from pyproj import CRS
 
 from firesmoke.errors import InvalidRegionError
 
-__all__ = ["DEFAULT_MAX_REGION_PIXELS", "MAX_JSON_DEPTH", "PUBLISHED_REGIONS", "Region", "max_region_pixels"]
+__all__ = [
+    "DEFAULT_MAX_REGION_PIXELS",
+    "MAX_JSON_DEPTH",
+    "PUBLISHED_REGIONS",
+    "Region",
+    "check_axes",
+    "check_georeferenced",
+    "dataset_crs",
+    "exact",
+    "exact_centres",
+    "exact_edge",
+    "grid_mapping_name",
+    "grid_transform",
+    "max_region_pixels",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +102,144 @@ def max_region_pixels() -> int:
 def _arange_len(start: float, stop: float, step: float) -> int:
     """``len(np.arange(start, stop, step))`` without building the array (numpy's own formula)."""
     return max(0, math.ceil((stop - start) / step))
+
+
+def exact(value: float) -> Fraction:
+    """The exact decimal a float stands for: its shortest round-tripping text as a fraction
+    (``exact(0.01) == Fraction(1, 100)``, not the binary value 0.01000000000000000020...)."""
+    return Fraction(repr(float(value)))
+
+
+def exact_centres(origin: float, step: float, start: int, stop: int) -> np.ndarray:
+    """``origin + (i + 1/2) * step`` for ``i`` in ``start..stop-1``, each the float nearest
+    to the exact decimal value (so any slice of an axis equals the axis of the slice).
+
+    Integer numerators over one common denominator, divided once in float64 (an IEEE
+    division of two exactly representable numbers is correctly rounded); exact fractions
+    one by one where the numbers exceed 2**53 (pixel sizes with many decimals).
+    """
+    o, s = exact(origin), exact(step)
+    den = math.lcm(o.denominator, 2 * s.denominator)
+    a, b = o.numerator * (den // o.denominator), s.numerator * (den // (2 * s.denominator))
+    i = np.arange(start, stop, dtype=np.int64)
+    big = max(abs(a + b * (2 * start + 1)), abs(a + b * (2 * stop - 1)))
+    if den < 2**53 and big < 2**53:
+        return (a + b * (2 * i + 1)).astype(np.float64) / np.float64(den)
+    return np.array([float(o + (int(k) * 2 + 1) * s / 2) for k in i], np.float64)
+
+
+def exact_edge(origin: float, step: float, n: int) -> float:
+    """``origin + n * step``, computed exactly and rounded once (a bbox side)."""
+    return float(exact(origin) + n * exact(step))
+
+
+def _snap(value: float, tol: float) -> float:
+    """The shortest decimal (at most 12 places) within ``tol`` of ``value``."""
+    for d in range(13):
+        r = round(float(value), d)
+        if abs(r - value) <= tol:
+            return r
+    return float(value)
+
+
+def check_axes(ds: xr.Dataset | xr.DataArray, what: str = "dataset") -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a gridded dataset after checking they make a regular north-up grid.
+
+    Raises
+    ------
+    InvalidRegionError
+        Naming the axis: missing, fewer than 2 values, not strictly monotonic, ``y`` not
+        north to south, or irregular spacing (more than 1e-6 pixel off a regular grid).
+    """
+    out = []
+    for dim in ("x", "y"):
+        if dim not in ds.coords or ds[dim].ndim != 1:
+            raise InvalidRegionError(f"{what} has no 1-D {dim!r} coordinate (dims {tuple(ds.dims)})",
+                                     field=dim)
+        v = np.asarray(ds[dim].values, dtype=np.float64)
+        if v.size < 2:
+            raise InvalidRegionError(f"{what} has {v.size} {dim} value(s); a grid needs 2 or more",
+                                     field=dim)
+        d = np.diff(v)
+        sign = 1 if dim == "x" else -1
+        if not np.all(np.isfinite(v)) or not (np.all(d * sign > 0)):
+            order = "west to east (increasing)" if dim == "x" else "north to south (decreasing)"
+            raise InvalidRegionError(
+                f"{what}: {dim} coordinates must be finite and run strictly {order}; sort it "
+                f"(e.g. ds.sortby({dim!r}, ascending={dim == 'x'}))", field=dim)
+        step = (v[-1] - v[0]) / (v.size - 1)
+        dev = np.max(np.abs(v - (v[0] + np.arange(v.size) * step)))
+        if dev > 1e-6 * abs(step):
+            raise InvalidRegionError(
+                f"{what}: {dim} coordinates are irregular (up to {dev / abs(step):.3g} pixel off "
+                "a regular grid); regrid onto a region first", field=dim)
+        out.append(v)
+    return out[0], out[1]
+
+
+def grid_transform(ds: xr.Dataset | xr.DataArray) -> Affine:
+    """The affine transform of a dataset's pixel-centre ``x``/``y`` (:func:`check_axes`),
+    with the pixel sizes and the origin snapped to the shortest decimals that reproduce
+    the coordinates (1e-9 of a pixel for the size, 1e-6 for the origin): ``0.01``, not
+    the ``0.010000000000000021`` that differences of float coordinates give."""
+    x, y = check_axes(ds)
+    sx = (x[-1] - x[0]) / (x.size - 1)
+    sy = (y[-1] - y[0]) / (y.size - 1)
+    px, py = _snap(sx, 1e-9 * abs(sx)), _snap(sy, 1e-9 * abs(sy))
+    left = _snap(x[0] - px / 2, 1e-6 * abs(px))
+    top = _snap(y[0] - py / 2, 1e-6 * abs(py))
+    return Affine(px, 0.0, left, 0.0, py, top)
+
+
+def grid_mapping_name(ds: xr.Dataset | xr.DataArray) -> str | None:
+    """The name of the CF grid-mapping variable of a dataset (``spatial_ref`` as rioxarray
+    writes it, or whatever the variables' ``grid_mapping`` names), or None."""
+    arrays = list(ds.data_vars.values()) if isinstance(ds, xr.Dataset) else [ds]
+    names = set(ds.coords) | (set(ds.variables) if isinstance(ds, xr.Dataset) else set())
+    for v in arrays:
+        name = v.attrs.get("grid_mapping") or v.encoding.get("grid_mapping")
+        if name and name in names:
+            return str(name)
+    return "spatial_ref" if "spatial_ref" in names else None
+
+
+def dataset_crs(ds: xr.Dataset | xr.DataArray) -> CRS | None:
+    """The CRS of a dataset's CF grid mapping (``crs_wkt``/``spatial_ref`` text or CF grid
+    mapping attributes), read with pyproj (no rioxarray needed), or None without one.
+
+    Raises
+    ------
+    InvalidRegionError
+        A grid mapping that does not describe a CRS.
+    """
+    name = grid_mapping_name(ds)
+    if name is None:
+        return None
+    attrs = ds[name].attrs
+    try:
+        text = attrs.get("crs_wkt") or attrs.get("spatial_ref")
+        return CRS.from_wkt(text) if text else CRS.from_cf(attrs)
+    except Exception as exc:  # pyproj raises CRSError and others for bad text
+        raise InvalidRegionError(f"grid mapping {name!r} holds no readable CRS ({exc})",
+                                 field=name) from exc
+
+
+def check_georeferenced(ds: xr.Dataset | xr.DataArray, what: str = "dataset") -> CRS:
+    """The CRS of a gridded dataset, after checking it is usable as a product grid.
+
+    Raises one :class:`InvalidRegionError` (an :class:`~firesmoke.errors.InputError`) when
+    the axes are not a regular north-up grid (:func:`check_axes`) or the dataset has no
+    CRS (no CF grid mapping such as rioxarray's ``spatial_ref``): no raw third-party
+    exception.
+    """
+    check_axes(ds, what)
+    crs = dataset_crs(ds)
+    if crs is None:
+        raise InvalidRegionError(
+            f"{what} has no CRS (no 'spatial_ref' grid mapping); attach one, e.g. "
+            "ds.rio.write_crs('EPSG:4326') (rioxarray), before writing the cube",
+            field="spatial_ref")
+    return crs
 
 
 def _json_depth(text: str) -> int:
@@ -298,13 +460,28 @@ class Region:
     # ------------------------------------------------------------------ grid geometry
     @property
     def width(self) -> int:
+        """Pixels west to east: ``(right - left) / pixel_size``, exactly."""
         left, _, right, _ = self.bbox
-        return _arange_len(left, right, self.pixel_size)
+        return round((exact(right) - exact(left)) / exact(self.pixel_size))
 
     @property
     def height(self) -> int:
+        """Pixels north to south: ``(top - bottom) / pixel_size``, exactly."""
         _, bottom, _, top = self.bbox
-        return _arange_len(bottom, top, self.pixel_size)
+        return round((exact(top) - exact(bottom)) / exact(self.pixel_size))
+
+    @property
+    def reference_shape(self) -> tuple[int, int]:
+        """``(height, width)`` by the reference's rule, ``len(np.arange(lo, hi, pixel_size))``
+        (one more pixel than :attr:`shape` where float error says so)."""
+        left, bottom, right, top = self.bbox
+        return (_arange_len(bottom, top, self.pixel_size), _arange_len(left, right, self.pixel_size))
+
+    def reference_coords(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(y, x)`` as the reference computed them: ``np.arange`` from the top-left corner
+        (pixel upper-left corners, float noise included)."""
+        left, bottom, right, top = self.bbox
+        return (np.arange(top, bottom, -self.pixel_size), np.arange(left, right, self.pixel_size))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -322,22 +499,20 @@ class Region:
 
     @property
     def transform(self) -> Affine:
-        """Affine transform "from bounds": origin upper-left, rows north to south."""
-        left, bottom, right, top = self.bbox
-        h, w = self.shape
-        return Affine((right - left) / w, 0.0, left, 0.0, -(top - bottom) / h, top)
+        """Affine transform: origin upper-left, rows north to south, the exact pixel size."""
+        left, _, _, top = self.bbox
+        px = self.pixel_size
+        return Affine(px, 0.0, left, 0.0, -px, top)
 
     @property
     def x(self) -> np.ndarray:
-        """Longitudes of pixel centres (float64, west to east)."""
-        t = self.transform
-        return t.c + (np.arange(self.width) + 0.5) * t.a
+        """Longitudes of pixel centres (float64, west to east; exact, see the module doc)."""
+        return exact_centres(self.bbox[0], self.pixel_size, 0, self.width)
 
     @property
     def y(self) -> np.ndarray:
-        """Latitudes of pixel centres (float64, north to south)."""
-        t = self.transform
-        return t.f + (np.arange(self.height) + 0.5) * t.e
+        """Latitudes of pixel centres (float64, north to south; exact)."""
+        return exact_centres(self.bbox[3], -self.pixel_size, 0, self.height)
 
     def rowcol(self, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row and column indices (floor) of points; outside points get indices outside the grid."""
@@ -379,35 +554,34 @@ class Region:
 
     @classmethod
     def from_dataset(cls, ds: xr.Dataset | xr.DataArray) -> Region:
-        """Recover the region of a Dataset made by :meth:`coords_dataset` (or a cube)."""
+        """Recover the region of a Dataset made by :meth:`coords_dataset` (or a cube).
+
+        Without the ``region_json`` attribute the grid is read from the ``x``/``y``
+        coordinates: they must be regularly spaced pixel centres, ``x`` west to east and
+        ``y`` north to south, with one pixel size; otherwise an
+        :class:`~firesmoke.errors.InvalidRegionError` says which axis is wrong. Origin and
+        pixel size are snapped to the shortest decimals that reproduce the coordinates
+        (within 1e-6 pixel).
+        """
         text = ds.attrs.get("region_json")
         if text:
             return cls.from_dict(json.loads(text))
-        x = np.asarray(ds["x"].values)
-        y = np.asarray(ds["y"].values)
-        if x.size < 2 or y.size < 2:
-            raise InvalidRegionError("cannot infer a grid from fewer than 2 pixels per axis")
-        px = round(float(x[1] - x[0]), 12)
-        left, top = float(x[0] - px / 2), float(y[0] + px / 2)
-        return cls.from_shape(str(ds.attrs.get("region", "unnamed")), left, top, px, y.size, x.size)
+        name = str(ds.attrs.get("region", "unnamed"))
+        t = grid_transform(ds)
+        if abs(-t.e - t.a) > 1e-6 * t.a:
+            raise InvalidRegionError(
+                f"x and y pixel sizes differ ({t.a:g} and {-t.e:g}); a region has square pixels",
+                field="y")
+        return cls.from_shape(name, t.c, t.f, t.a, ds.sizes["y"], ds.sizes["x"])
 
     @classmethod
     def from_shape(
         cls, name: str, left: float, top: float, pixel_size: float, height: int, width: int
     ) -> Region:
-        """A region of exactly ``height x width`` pixels from its upper-left corner.
-
-        With the ``np.arange`` rule, floating-point error can give one element more than
-        ``(right - left) / pixel_size`` (e.g. ``arange(10, 10.64, 0.01)`` has 65 elements).
-        This constructor moves the right/bottom edge inwards by a negligible amount
-        (1e-9 pixel) whenever needed, so that the shape is exactly the one asked for.
-        """
-        right = left + width * pixel_size
-        bottom = top - height * pixel_size
-        if _arange_len(left, right, pixel_size) != width:
-            right -= pixel_size * 1e-9
-        if _arange_len(bottom, top, pixel_size) != height:
-            bottom += pixel_size * 1e-9
+        """A region of exactly ``height x width`` pixels from its upper-left corner (the
+        right and bottom edges computed exactly, see the module doc)."""
+        right = exact_edge(left, pixel_size, width)
+        bottom = exact_edge(top, -pixel_size, height)
         region = cls(name, (left, bottom, right, top), pixel_size)
         if region.shape != (height, width):  # pragma: no cover - defensive
             raise InvalidRegionError(
@@ -416,15 +590,31 @@ class Region:
         return region
 
     def subset(self, name: str, row0: int, row1: int, col0: int, col1: int) -> Region:
-        """A region made of rows ``row0:row1`` and columns ``col0:col1`` of this one."""
+        """A region made of rows ``row0:row1`` and columns ``col0:col1`` of this one; its
+        coordinates equal the parent's slices bit for bit."""
         if not (0 <= row0 < row1 <= self.height and 0 <= col0 < col1 <= self.width):
             raise InvalidRegionError(
                 f"subset rows {row0}:{row1}, cols {col0}:{col1} outside grid {self.shape}"
             )
-        t = self.transform
-        return Region.from_shape(
-            name, t.c + col0 * t.a, t.f + row0 * t.e, self.pixel_size, row1 - row0, col1 - col0
-        )
+        left, _, _, top = self.bbox
+        px = self.pixel_size
+        return Region.from_shape(name, exact_edge(left, px, col0), exact_edge(top, -px, row0),
+                                 px, row1 - row0, col1 - col0)
+
+    def window_of(self, other: Region) -> tuple[slice, slice]:
+        """``(rows, cols)`` of ``other`` inside this grid when ``other`` is an aligned
+        sub-grid of it (same pixel size, edges on this grid's pixel edges, inside it);
+        otherwise a :class:`~firesmoke.errors.GridMismatchError`."""
+        from firesmoke.errors import GridMismatchError
+
+        px = exact(self.pixel_size)
+        c0 = (exact(other.bbox[0]) - exact(self.bbox[0])) / px
+        r0 = (exact(self.bbox[3]) - exact(other.bbox[3])) / px
+        h, w = other.shape
+        if (exact(other.pixel_size) != px or c0.denominator != 1 or r0.denominator != 1
+                or c0 < 0 or r0 < 0 or r0 + h > self.height or c0 + w > self.width):
+            raise GridMismatchError(f"{other!r} is not an aligned sub-grid of {self!r}")
+        return slice(int(r0), int(r0) + h), slice(int(c0), int(c0) + w)
 
     def __repr__(self) -> str:
         h, w = self.shape

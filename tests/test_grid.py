@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import rasterio.transform
+import xarray as xr
 from affine import Affine
 
 from firesmoke.errors import GridMismatchError, InvalidRegionError
@@ -73,11 +74,63 @@ def test_non_divisible_bbox_is_refused():
     assert info.value.field == "pixel_size"
 
 
-def test_arange_rule_kept_for_floating_point_widths():
-    """Sides that divide up to rounding keep the reference's np.arange count (65 here)."""
+def test_exact_width_where_arange_adds_a_pixel():
+    """The exact rule counts 64 pixels where np.arange's float error gives 65; the
+    reference's count stays available as ``reference_shape``."""
     r = Region("fp", (10.0, 0.0, 10.64, 0.5), 0.01)
-    assert r.width == len(np.arange(10.0, 10.64, 0.01)) == 65
-    assert Region.from_shape("fs", 10.0, 0.5, 0.01, 50, 64).shape == (50, 64)
+    assert r.width == 64
+    assert r.reference_shape == (50, len(np.arange(10.0, 10.64, 0.01))) == (50, 65)
+    fs = Region.from_shape("fs", 10.0, 0.5, 0.01, 50, 64)
+    assert fs.shape == (50, 64) and fs.bbox == (10.0, 0.0, 10.64, 0.5)
+
+
+@pytest.mark.parametrize("name", PUBLISHED_REGIONS)
+def test_published_regions_keep_the_reference_shape(name):
+    r = Region.named(name)
+    assert r.shape == r.reference_shape
+    y, x = r.reference_coords()
+    assert (y.size, x.size) == r.shape
+    np.testing.assert_allclose(r.x, x + 0.005, atol=1e-9)  # centres vs the reference's corners
+
+
+def test_subset_is_bit_identical_to_the_parent_slice():
+    """The README's example: no float noise in bbox, coordinates or GeoTransform."""
+    parent = Region.named("PT")
+    sub = parent.subset("PT_demo", 300, 556, 100, 356)
+    assert sub.bbox == (-9.0, 38.44, -6.44, 41.0)
+    assert repr(sub.bbox[1]) == "38.44"
+    assert np.array_equal(sub.x, parent.x[100:356]) and np.array_equal(sub.y, parent.y[300:556])
+    assert sub.transform.a == 0.01 and sub.transform.e == -0.01
+    ds = sub.coords_dataset()
+    assert ds["spatial_ref"].attrs["GeoTransform"].split() == ["-9.0", "0.01", "0.0", "41.0",
+                                                               "0.0", "-0.01"]
+    assert ds.rio.transform().a == 0.01 and ds.rio.resolution() == (0.01, -0.01)
+    # a subset of a subset is still the parent's slice; the window maps it back
+    sub2 = sub.subset("s2", 7, 39, 11, 60)
+    assert np.array_equal(sub2.x, parent.x[111:160]) and np.array_equal(sub2.y, parent.y[307:339])
+    assert parent.window_of(sub2) == (slice(307, 339), slice(111, 160))
+    # and the parent's grid recovered from the subset's coordinates alone is the subset
+    bare = xr.Dataset(coords={"y": sub.y, "x": sub.x})
+    assert Region.from_dataset(bare).bbox == sub.bbox
+
+
+def test_window_of_refuses_unaligned_grids():
+    parent = Region.named("PT")
+    with pytest.raises(GridMismatchError, match="aligned sub-grid"):
+        parent.window_of(Region.from_shape("off", -9.005, 41.0, 0.01, 10, 10))
+    with pytest.raises(GridMismatchError):
+        parent.window_of(Region.from_shape("px", -9.0, 41.0, 0.02, 10, 10))
+
+
+@pytest.mark.parametrize("xs, ys, match", [
+    ([0.5, 0.4, 0.3], [1.5, 1.4, 1.3], "x coordinates must be finite and run strictly west to east"),
+    ([0.5, 0.6, 0.7], [1.3, 1.4, 1.5], "north to south"),
+    ([0.5, 0.6, 0.75], [1.5, 1.4, 1.3], "irregular"),
+    ([0.5], [1.5, 1.4], "a grid needs 2"),
+])
+def test_from_dataset_refuses_bad_axes(xs, ys, match):
+    with pytest.raises(InvalidRegionError, match=match):
+        Region.from_dataset(xr.Dataset(coords={"y": ys, "x": xs}))
 
 
 def test_rowcol_inverse_of_centres():

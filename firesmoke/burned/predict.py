@@ -9,7 +9,15 @@ and the per-day probabilities of the kept days are reduced to:
 * ``burn_date`` = day of year of the kept day with the highest p (int16; 0 where
   ``confidence < threshold``). Unlike the reference software, the day of year is that of
   the kept day itself (the reference used the index within the whole window, ~16 days
-  early).
+  early);
+* ``valid_days`` = per pixel, the kept days of the period with a finite red, NIR or MIR
+  reflectance (:func:`~firesmoke.burned.rules.observed_days`). Where it is 0 the pixel
+  was not observed: ``confidence`` is NaN and ``burn_date`` -1, the ``_FillValue`` of
+  each (:data:`~firesmoke.burned.rules.NODATA`), in every rules object (the
+  reference-compatible numbers are kept for observed pixels).
+
+The cube must be georeferenced (a CRS, rioxarray's ``spatial_ref``) on a regular north-up
+grid; otherwise one :class:`~firesmoke.errors.InputError` says so before any work.
 
 Provenance (weights ids and sha256, package version, window rule, inputs) is written in
 the attributes of both variables and of the Dataset.
@@ -20,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -36,14 +45,17 @@ from firesmoke.burned.rules import (
     MODES,
     BurnedRules,
     check_mode,
+    mask_unobserved,
+    observed_days,
     rules_for,
 )
 from firesmoke.dates import as_date
-from firesmoke.errors import InputError
+from firesmoke.errors import InputError, UnobservedPeriodWarning
+from firesmoke.grid import check_georeferenced, grid_mapping_name
 from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
 
-__all__ = ["BANET_BANDS", "MODES", "predict_burned", "predict_window", "window_bands",
-           "window_input"]
+__all__ = ["BANET_BANDS", "MODES", "UnobservedPeriodWarning", "predict_burned", "predict_window",
+           "unobserved_periods", "window_bands", "window_input", "window_valid_days"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +74,30 @@ def window_bands(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_
     xch = cube.chunks.get("x", (cube.sizes["x"],)) if cube.chunks else (cube.sizes["x"],)
     return [da.asarray(sub[b].data).astype(np.float32).rechunk((window.length, ych, xch))
             for b in bands]
+
+
+def window_valid_days(cube: xr.Dataset, window: Window) -> Any:
+    """Lazy ``(H, W)`` int16 count of the window's kept days with a finite red, NIR or MIR
+    reflectance (:func:`~firesmoke.burned.rules.observed_days`)."""
+    red, nir, mir = (b[window.keep_slice] for b in window_bands(cube, window, BANET_BANDS[:3]))
+    return observed_days(red, nir, mir)
+
+
+def unobserved_periods(product: xr.Dataset, warn: bool = True) -> list[str]:
+    """Labels of the periods of a product in which no pixel was observed (``valid_days``
+    0 everywhere); with ``warn`` an :class:`UnobservedPeriodWarning` names them. Computes
+    one maximum per period (cheap once the product is computed or persisted)."""
+    if "valid_days" not in product:
+        return []
+    best = np.asarray(product["valid_days"].max(("y", "x")).values).reshape(-1)
+    labels = (product["period_label"].values if "period_label" in product.coords
+              else product["period"].values)
+    empty = [str(lab) for lab, m in zip(np.atleast_1d(labels), best, strict=True) if m <= 0]
+    if empty and warn:
+        warnings.warn(f"no observation in period(s) {', '.join(empty)}: every pixel is nodata "
+                      "(confidence NaN, burn_date -1); does the cube cover them?",
+                      UnobservedPeriodWarning, stacklevel=2)
+    return empty
 
 
 def window_input(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_BANDS) -> Any:
@@ -111,6 +147,15 @@ def _coverage(cube: xr.Dataset, windows: Sequence[Window], allow_partial: bool) 
             f"({w.start}..{w.end}); extend the cube, or pass allow_partial=True for a product "
             "flagged with the number of observed days per period", field="cube")
     return counts
+
+
+def _masked(product: Any, valid: Any) -> Any:
+    """``(R, H, W)`` lazy product with the unobserved pixels (``valid`` 0) set to nodata."""
+    import dask.array as da
+
+    valid = valid.rechunk(product.chunks[-2:])
+    return da.map_blocks(lambda o, v: mask_unobserved(o, v[0]), product, valid[None],
+                         dtype=np.float32, meta=np.array((), np.float32))
 
 
 def predict_window(
@@ -194,13 +239,22 @@ def predict_burned(
     Returns
     -------
     xarray.Dataset
-        ``confidence`` (float32) and ``burn_date`` (int16 day of year, 0 = not burned) with
-        dims ``(period, y, x)``, coordinates ``period`` (first day, datetime64),
+        ``confidence`` (float32, NaN = not observed), ``burn_date`` (int16 day of year,
+        0 = not burned, -1 = not observed) and ``valid_days`` (int16, the kept days with a
+        valid reflectance; 0 = not observed) with dims ``(period, y, x)`` and their nodata
+        as ``_FillValue`` in ``encoding``, coordinates ``period`` (first day, datetime64),
         ``period_label`` (e.g. ``"2020-08"``), ``period_end`` (last day) and
         ``observed_days`` (:func:`~firesmoke.burned.periods.period_coords`), the cube's CRS,
         and provenance attrs. Lazy: the work is done where it is computed, e.g.
         :func:`firesmoke.store.write_product` (``progress=True`` shows it) or
-        :func:`firesmoke.store.progress.compute`.
+        :func:`firesmoke.store.progress.compute`. :func:`unobserved_periods` names the
+        periods with no observation at all (a warning).
+
+    Raises
+    ------
+    InputError
+        Before any work: a cube without a CRS, with irregular or non-monotonic ``x``/``y``,
+        lacking variables, or (unless ``allow_partial``) lacking days of a window.
 
     Examples
     --------
@@ -222,7 +276,7 @@ def predict_burned(
     ...     return p
     >>> product = predict_burned(cube, model, "2020-08-01", "2020-08-31").compute()
     >>> str(product["period_label"].values[0]), sorted(product.data_vars)
-    ('2020-08', ['burn_date', 'confidence'])
+    ('2020-08', ['burn_date', 'confidence', 'valid_days'])
     >>> int(product["burn_date"].max()), float(product["confidence"].max())
     (227, 0.8999999761581421)
     """
@@ -237,6 +291,7 @@ def predict_burned(
     missing = [b for b in BANET_BANDS if b not in cube]
     if missing:
         raise InputError(f"cube lacks variables {missing}", field="cube")
+    check_georeferenced(cube, "cube")
     rules.check_tiling(tile, step, blend)
     windows = rules.windows(mode, start, end)
     thr = rules.threshold(mode, threshold)
@@ -254,10 +309,12 @@ def predict_burned(
                              meta=np.array((), np.float32),
                              chunks=((n_out,), *stats[0].chunks[-2:]))
 
+    valid = [window_valid_days(cube, w) for w in windows]
     if mode == "range":  # one map from every window's reduced outputs
         stats = [_window_product(cube, model, w, rules.reducer(mode, w, thr),
                                  zero_days=zero[w.label], **kw) for w in windows]
         products = [combined(stats)]
+        valid = [sum(valid[1:], valid[0])]  # the windows' kept days do not overlap
         end = start if end is None else end
         labels = [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
         p_start = [pd.Timestamp(start)]
@@ -271,11 +328,17 @@ def predict_burned(
         p_start = [pd.Timestamp(w.keep_start) for w in windows]
         p_end = [pd.Timestamp(w.keep_end) for w in windows]
 
+    for label, n in zip(labels, counts, strict=True):
+        if n == 0:
+            warnings.warn(f"period {label}: the cube holds none of its days; the period is all "
+                          "nodata", UnobservedPeriodWarning, stacklevel=2)
+    products = [_masked(o, v) for o, v in zip(products, valid, strict=True)]
     attrs = rules.variable_attrs(thr)
     variables = {}
     for i, name in enumerate(rules.outputs):
         layers = [o[i] if i == 0 else o[i].astype(np.int16) for o in products]
         variables[name] = (("period", "y", "x"), da.stack(layers), attrs[name])
+    variables["valid_days"] = (("period", "y", "x"), da.stack(valid), attrs["valid_days"])
     ds = xr.Dataset(
         variables,
         coords={
@@ -286,12 +349,16 @@ def predict_burned(
             "y": cube["y"], "x": cube["x"],
         },
     )
-    if "spatial_ref" in cube.coords:
-        ds = ds.assign_coords(spatial_ref=cube["spatial_ref"])
-        for v in ds.data_vars.values():
-            v.attrs["grid_mapping"] = "spatial_ref"
+    for name, enc in rules.variable_encoding().items():
+        ds[name].encoding = {k: v for k, v in enc.items() if v is not None}
+    gm = grid_mapping_name(cube)  # the cube's CRS, the CF way (checked above)
+    ds = ds.assign_coords({gm: cube[gm].variable})
+    for v in ds.data_vars.values():
+        v.encoding.pop("grid_mapping", None)
+        v.attrs["grid_mapping"] = gm
     meta = getattr(model, "metadata", {}) or {}
     prov = {
+        "Conventions": "CF-1.8",
         "firesmoke_version": __version__,
         **rules.provenance(mode, tile, step, blend),
         "weights": json.dumps(meta.get("weights", meta.get("name", getattr(model, "key", "callable")))),

@@ -67,6 +67,8 @@ __all__ = [
     "COMPAT_MODES",
     "DEFAULT",
     "MODES",
+    "NODATA",
+    "OBSERVED_RULE",
     "WINDOW_RULES",
     "BurnedRangeStats",
     "BurnedRules",
@@ -75,7 +77,9 @@ __all__ = [
     "combine_range",
     "concat_range_product",
     "day_of_year_lut",
+    "mask_unobserved",
     "months_inside",
+    "observed_days",
     "quantise",
     "reference_day_of_year",
     "rules_for",
@@ -84,6 +88,35 @@ __all__ = [
 
 BANET_BANDS = ("red", "nir", "mir", "frp")
 """The cube variables BA-Net reads, in channel order."""
+
+NODATA: dict[str, float | int] = {"confidence": float("nan"), "burn_date": -1,
+                                  "burn_date_reference": -1}
+"""The nodata value (``_FillValue``, and the COGs' nodata) of each product variable that
+has one: unobserved pixels (:data:`OBSERVED_RULE`). ``valid_days`` has none (0 is a count)."""
+
+OBSERVED_RULE = ("a pixel is observed in a period when at least one kept day of the period "
+                 "has a finite red, NIR or MIR reflectance there (valid_days > 0)")
+"""When a pixel counts as observed; written in the products' ``observed_rule`` attribute."""
+
+
+def observed_days(red: Any, nir: Any, mir: Any) -> Any:
+    """``valid_days``: per pixel, the days ``(T, h, w) -> (h, w)`` int16 with a finite red,
+    NIR or MIR reflectance (:data:`OBSERVED_RULE`). numpy or dask arrays alike; the one
+    count that :func:`~firesmoke.burned.predict.predict_burned` and the campaign workers
+    both use (give it the kept days of a window, before any quantisation)."""
+    ok = np.isfinite(red) | np.isfinite(nir) | np.isfinite(mir)
+    return ok.sum(axis=0, dtype=np.int16)
+
+
+def mask_unobserved(out: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """A product block ``(R, h, w)`` (``confidence`` then dates) with the unobserved pixels
+    (``valid == 0``) set to the :data:`NODATA` values: NaN confidence, -1 dates."""
+    out = np.array(out, dtype=np.float32, copy=True)
+    off = np.asarray(valid) <= 0
+    out[0][off] = np.nan
+    out[1:, off] = -1
+    return out
+
 
 MODES = ("monthly", "range", "nrt")
 """Burned-area product modes."""
@@ -436,15 +469,36 @@ class BurnedRules:
         return out
 
     # -- output attributes -------------------------------------------------------------
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """Every product variable: :attr:`outputs` and ``valid_days``."""
+        return (*self.outputs, "valid_days")
+
+    def variable_encoding(self) -> dict[str, dict[str, Any]]:
+        """Storage dtype and nodata (``_FillValue``, :data:`NODATA`) of each product
+        variable (:attr:`variables`); none on ``valid_days``."""
+        out: dict[str, dict[str, Any]] = {}
+        for v in self.variables:
+            dtype = "float32" if v == "confidence" else "int16"
+            out[v] = {"dtype": dtype, "_FillValue": NODATA.get(v)}
+        return out
+
     def variable_attrs(self, threshold: float) -> dict[str, dict[str, Any]]:
-        """CF attributes of each product variable (:attr:`outputs`)."""
+        """CF attributes of each product variable (:attr:`variables`)."""
         date = {"long_name": "day of year of burning",
-                "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned",
-                "flag_values": 0, "flag_meanings": "not_burned", "threshold": threshold}
+                "comment": "day of year 1-366 (no UDUNITS unit fits); 0: not burned; "
+                           "-1: not observed in the period (nodata)",
+                "flag_values": np.array([-1, 0], np.int16),
+                "flag_meanings": "not_observed not_burned", "threshold": threshold}
         attrs = {
             "confidence": {"long_name": "burned-area confidence", "units": "1",
                            "description": "min(sum of daily burn probabilities over the "
-                                          "period, 1)"},
+                                          "period, 1); NaN: not observed in the period"},
+            "valid_days": {"long_name": "days with a valid reflectance in the period",
+                           "units": "1",
+                           "description": "kept days of the period with a finite red, NIR "
+                                          "or MIR reflectance at the pixel; 0: not observed "
+                                          "(confidence NaN, burn_date -1)"},
             "burn_date": date,
             "burn_date_reference": {
                 **date, "long_name": f"day of year of burning as {self.name} reports it",
@@ -452,13 +506,14 @@ class BurnedRules:
                                "the window's first day (the reference's dating); range and "
                                "NRT: as burn_date"},
         }
-        return {v: attrs[v] for v in self.outputs}
+        return {v: attrs[v] for v in self.variables}
 
     def provenance(self, mode: str, tile: int, step: int, blend: str) -> dict[str, str]:
         """The rules' part of a product's provenance attributes."""
         import json
 
         return {"product_mode": mode, "window_rule": self.window_rule(mode),
+                "observed_rule": OBSERVED_RULE,
                 "tiling": json.dumps({"tile": tile, "step": step, "blend": blend,
                                       "plan": self.plan_rule}),
                 "compat": self.compat}

@@ -28,7 +28,8 @@ steps:
 
 Blocks whose whole input window (their tiles, 64 days) holds no observation (no finite
 reflectance, no FRP) are not run through the model when ``skip_empty`` is on (default):
-they stay fill values (NaN confidence, burn date 0) and no chunk is written for them.
+they stay fill values (nodata: NaN confidence, burn date -1, 0 valid days) and no chunk
+is written for them.
 Peak memory per worker thread is bounded by the block size, never by the region: at most
 ``(block + 2 * tile)**2 * 64 days * 4 bands * 4 bytes`` for the window (0.6 GB for 512 px
 blocks and 128 px tiles) plus the model's activations for one batch of tiles (about 1.5 GB
@@ -52,7 +53,6 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from firesmoke._version import __version__
@@ -148,11 +148,14 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
         [s.label for s in slots], [s.start for s in slots], [s.end for s in slots]))
     dims, chunks = ("period", "y", "x"), (P, H, W)  # metadata only: one lazy chunk
     rules = product.rules
+    encoding = rules.variable_encoding()
     for name, var_attrs in rules.variable_attrs(product.effective_threshold).items():
-        fill = da.full((P, H, W), np.nan, dtype=np.float32, chunks=chunks) if name == "confidence" \
-            else da.zeros((P, H, W), dtype=np.int16, chunks=chunks)
+        enc = {k: v for k, v in encoding[name].items() if v is not None}
+        # blocks never written (no observation) read as the fill value: nodata, 0 valid days
+        fill = da.full((P, H, W), enc.get("_FillValue", 0), dtype=enc["dtype"], chunks=chunks)
         ds[name] = (dims, fill, {**var_attrs, "grid_mapping": "spatial_ref"})
-    ds.attrs.update(attrs)
+        ds[name].encoding = enc
+    ds.attrs.update({"Conventions": "CF-1.8", **attrs})
     return ds
 
 

@@ -311,14 +311,18 @@ def _prefetched(read: Callable[[Window], Any], windows: Sequence[Window]) -> Ite
 
 
 def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
-    """The product variables of the block (``confidence`` float32, dates int16), as
+    """The product variables of the block (``confidence`` float32, dates int16,
+    ``valid_days`` int16; unobserved pixels nodata), as
     :func:`~firesmoke.burned.predict.predict_burned` computes them: the same rules object
     gives the inputs, the reductions and the combination (:mod:`firesmoke.burned.rules`)."""
+    from firesmoke.burned.rules import mask_unobserved, observed_days
+
     p = task.product
     rules = p.rules
     thr = p.effective_threshold
     cube, arrays = _open_cube(task.cube_store, task.cube_token)  # no dask: plain reads
     zero = task.zero_days or (None,) * len(task.windows)
+    (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
     todo = list(range(len(task.windows)))
     if p.skip_empty and rules.skips_empty_windows(p.mode) and not rules.quantised:
         # windows whose tiles lie where the cube has no chunk hold no data: never read
@@ -326,14 +330,19 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
         todo = [i for i in todo
                 if _chunks_written(task.cube_store, cube, arrays, task.windows[i], *span)]
 
-    def read(i: int) -> tuple[np.ndarray, tuple[int, int]]:
-        x, offset = _block_input(task, cube, task.windows[i])
+    def read(i: int) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+        w = task.windows[i]
+        x, offset = _block_input(task, cube, w)
+        core = x[:3, w.keep_slice, r0 - offset[0]:r1 - offset[0], c0 - offset[1]:c1 - offset[1]]
+        valid = observed_days(*core)  # before any quantisation (NaN -> 0)
         days = None if zero[i] is None else np.asarray(zero[i])
-        return rules.prepare(x, days), offset
+        return rules.prepare(x, days), offset, valid
 
     stats = []
-    for i, (x, offset) in zip(todo, _prefetched(read, todo), strict=True):
+    valid = np.zeros((r1 - r0, c1 - c0), np.int16)
+    for i, (x, offset, v) in zip(todo, _prefetched(read, todo), strict=True):
         w = task.windows[i]
+        valid += v  # the windows' kept days do not overlap
         red = rules.reducer(p.mode, w, thr)
         s = _block_product(task, w, x, offset, red, skip=rules.skips_empty_windows(p.mode))
         del x
@@ -341,8 +350,8 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
             stats.append(s)
     if not stats:
         return None
-    out = rules.combine(p.mode, task.windows, thr, *stats)
-    return tuple(o.astype(np.int16) if i else o for i, o in enumerate(out))
+    out = mask_unobserved(rules.combine(p.mode, task.windows, thr, *stats), valid)
+    return (*(o.astype(np.int16) if i else o for i, o in enumerate(out)), valid)
 
 
 def run_unit(task: UnitTask) -> dict[str, Any]:
@@ -373,7 +382,7 @@ def run_unit(task: UnitTask) -> dict[str, Any]:
             return {"unit": u.id, "status": "empty", "seconds": time.perf_counter() - t0}
         dims = ("period", "y", "x")
         block = xr.Dataset({name: (dims, o[None])
-                            for name, o in zip(task.product.rules.outputs, out, strict=True)})
+                            for name, o in zip(task.product.rules.variables, out, strict=True)})
         region = {"period": slice(u.period_index, u.period_index + 1),
                   "y": slice(*u.rows), "x": slice(*u.cols)}
         write_block(block, task.store, region, block_id=u.id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -420,7 +421,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"plumes per site: {res['plumes']}")
         return 0
 
-    from firesmoke.burned.predict import predict_burned
+    from firesmoke.burned.predict import predict_burned, unobserved_periods
     from firesmoke.cube.build import open_cube
     from firesmoke.inference.model import TileModel, resolve_device
     from firesmoke.store import check_credentials, check_writable
@@ -462,13 +463,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             progress(product)
             print(file=sys.stderr)
         write_product(product, out, overwrite=args.overwrite)
-    print(f"wrote {out}: {product.sizes['period']} period(s) of confidence and burn_date")
+        empty = unobserved_periods(product, warn=False)  # cheap: the product is persisted
+    print(f"wrote {out}: {product.sizes['period']} period(s) of confidence, burn_date and "
+          "valid_days")
+    if empty:
+        print(f"firesmoke predict: warning: no observation in period(s) {', '.join(empty)}: "
+              "every pixel is nodata (confidence NaN, burn_date -1)", file=sys.stderr)
     if args.geotiff or args.events:
-        import xarray as xr
-
         from firesmoke.burned.outputs import export_burned
+        from firesmoke.store import open_store
 
-        product = xr.open_zarr(out.path).rio.write_crs(cube.rio.crs)
+        product = open_store(out)  # the product's own CRS (CF grid mapping)
         files = export_burned(product, out.path.parent, out.path.stem, geotiff=args.geotiff,
                               quicklook=args.geotiff, events=args.events)
         print("".join(f"  {f}\n" for f in files), end="")
@@ -584,6 +589,49 @@ _ADDERS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+def _option_flags(parser: argparse.ArgumentParser,
+                  args: argparse.Namespace | None = None) -> dict[str, str]:
+    """``dest -> --flag`` of the optional arguments of the subcommand ``args`` ran (its
+    parser and the parsers above it); without ``args``, of every subcommand (the first
+    that names a dest wins)."""
+    out: dict[str, str] = {}
+    todo = [parser]
+    while todo:
+        p = todo.pop(0)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = getattr(args, action.dest, None) if args is not None else None
+                if chosen in action.choices:
+                    todo.append(action.choices[chosen])
+                elif args is None:
+                    todo.extend(action.choices.values())
+            elif action.option_strings and action.dest not in out:
+                long = [o for o in action.option_strings if o.startswith("--")]
+                out[action.dest] = (long or action.option_strings)[0]
+    return out
+
+
+def cli_message(exc: BaseException, flags: dict[str, str]) -> str:
+    """An error's message in the CLI's words: Python parameters named by their flags.
+
+    ``field 'allow_partial':`` becomes ``--allow-partial:``, ``allow_partial=True`` becomes
+    ``--allow-partial`` and ``threshold=2`` becomes ``--threshold 2``, for every parameter
+    that has a flag (``flags``: :func:`_option_flags`); other text is kept.
+    """
+    text = str(exc)
+    field = getattr(exc, "field", None)
+    if field in flags:
+        text = text.replace(f"field {field!r}:", f"{flags[field]}:", 1)
+
+    def flag(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        if name not in flags:
+            return m.group(0)
+        return flags[name] if value == "True" else f"{flags[name]} {value}"
+
+    return re.sub(r"(?<![\w.-])([a-z][a-z0-9_]*)=([^\s,;)]+)", flag, text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # run as the program: allocator settings before any thread starts
         from firesmoke.inference.runtime import reexec_with_worker_environment
@@ -612,7 +660,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             import traceback
 
             traceback.print_exc()
-        print(f"firesmoke {args.command}: error: {exc}", file=sys.stderr)
+        msg = cli_message(exc, _option_flags(parser, args))
+        print(f"firesmoke {args.command}: error: {msg}", file=sys.stderr)
         # a value the user can fix: 2 (as argparse); a failure while working: 1
         return 2 if isinstance(exc, FiresmokeInputError) else 1
     except KeyboardInterrupt:  # pragma: no cover - interactive

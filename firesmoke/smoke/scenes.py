@@ -187,7 +187,8 @@ def segment_scene(
     Returns
     -------
     xarray.DataArray
-        ``smoke_mask`` uint8 ``(time, y, x)`` (1 = smoke, 0 = none or no data), dask
+        ``smoke_mask`` uint8 ``(time, y, x)`` (1 = smoke, 0 = no smoke, 255 = no data:
+        no band of the scene has a value there; the ``_FillValue`` and COG nodata), dask
         backed, with the scene's coordinates, CRS and transform (rioxarray) and
         provenance attrs (weights and sha256, package version, tiling, threshold).
 
@@ -205,12 +206,15 @@ def segment_scene(
     """
     prob = scene_probability(items_or_paths, segmenter, bands, bbox, tile, step, window,
                              batch_size, device, chunksize, **open_kwargs)
-    mask = (prob >= threshold).astype(np.uint8)
+    from firesmoke.store.geotiff import SMOKE_NODATA
+
+    mask = xr.where(prob.isnull(), np.uint8(SMOKE_NODATA), prob >= threshold).astype(np.uint8)
     mask.name = "smoke_mask"
+    mask.encoding["_FillValue"] = SMOKE_NODATA
     mask.attrs = {
         **{k: v for k, v in prob.attrs.items() if k not in ("long_name", "units")},
         "long_name": "smoke mask", "units": "1", "flag_values": [0, 1],
-        "flag_meanings": "no_smoke_or_no_data smoke", "threshold": threshold,
+        "flag_meanings": "no_smoke smoke", "threshold": threshold,
         "pixel_area_m2": float(abs(np.prod(prob.rio.resolution()))),
     }
     if prob.rio.crs is not None:

@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from firesmoke.errors import InputError, MissingColumnError
+from firesmoke.store.geotiff import SMOKE_NODATA
 
 __all__ = [
     "plume_timeseries",
@@ -75,7 +76,8 @@ def plume_timeseries(
     Parameters
     ----------
     mask
-        ``(time, y, x)`` or ``(y, x)`` smoke mask (non-zero = smoke) with a CRS and
+        ``(time, y, x)`` or ``(y, x)`` smoke mask (non-zero = smoke; 255 in a uint8 mask = no
+        data) with a CRS and
         transform (e.g. from :func:`segment_scene`).
     sites
         DataFrame with ``site_id``, ``lon``, ``lat`` (WGS 84), a sequence of
@@ -117,7 +119,8 @@ def plume_timeseries(
     structure = np.ones((3, 3), bool) if connectivity == 8 else ndimage.generate_binary_structure(2, 1)
     rows = []
     for t in range(mask.sizes["time"]):
-        m = np.asarray(mask.isel(time=t).values) > 0
+        v = np.asarray(mask.isel(time=t).values)
+        m = (v > 0) & (v != SMOKE_NODATA) if v.dtype == np.uint8 else v > 0  # 255: no data
         labels, _ = ndimage.label(m, structure=structure)
         sizes = np.bincount(labels.ravel())
         when = mask["time"].values[t]

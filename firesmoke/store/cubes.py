@@ -30,7 +30,7 @@ from firesmoke.errors import (
     IncompleteStoreWarning,
     InputError,
 )
-from firesmoke.grid import Region
+from firesmoke.grid import dataset_crs, grid_transform
 from firesmoke.store.ledger import Ledger, StoreLock
 from firesmoke.store.location import Location, StoreOptions
 from firesmoke.store.zarr_store import create_template, finalize_store, open_store, quiet_zarr
@@ -107,6 +107,10 @@ def write_cube_store(
     loc = Location.of(store, storage_options)
     if mode not in ("auto", "w"):
         raise InputError(f"unknown mode {mode!r}; use 'auto' or 'w'", field="mode")
+    grid_transform(ds)  # a regular north-up grid, or an InputError before anything is written
+    if dataset_crs(ds) is None:
+        log.warning("cube written to %s has no CRS: attach one (ds.rio.write_crs) to predict "
+                    "from it", loc.url)
     tchunk = int(ds.chunks["time"][0]) if ds.chunks and "time" in ds.chunks else default_chunks["time"]
     ychunk = int(ds.chunks["y"][0]) if ds.chunks else default_chunks["y"]
     xchunk = int(ds.chunks["x"][0]) if ds.chunks else default_chunks["x"]
@@ -141,12 +145,24 @@ def write_cube_store(
     return loc.path if loc.local else loc.url
 
 
+def _check_same_grid(ds: xr.Dataset, existing: xr.Dataset, url: str) -> None:
+    """GridMismatchError unless the cube and the store share shape, transform and CRS."""
+    a, b = grid_transform(ds), grid_transform(existing)
+    shape_a, shape_b = (ds.sizes["y"], ds.sizes["x"]), (existing.sizes["y"], existing.sizes["x"])
+    if shape_a != shape_b or not a.almost_equals(b, 1e-9):
+        raise GridMismatchError(f"cube and store are on different grids: {shape_a} "
+                                f"{tuple(a)[:6]} vs {shape_b} {tuple(b)[:6]}", path=url)
+    crs_a, crs_b = dataset_crs(ds), dataset_crs(existing)
+    if crs_a != crs_b:
+        raise GridMismatchError(f"cube CRS {crs_a and crs_a.to_string()} differs from the "
+                                f"store's {crs_b and crs_b.to_string()}", path=url)
+
+
 def _prepare_days(ds: xr.Dataset, existing: xr.Dataset, new_times: pd.DatetimeIndex,
                   loc: Location, variables: Sequence[str], ledger: Ledger,
                   zchunks: dict[str, int]) -> int:
     """Check the cube continues the store; append new days' metadata; the time offset."""
-    old_reg = Region.from_dataset(existing)
-    Region.from_dataset(ds).check_same_grid(old_reg, f"cube and store {loc.url}")
+    _check_same_grid(ds, existing, loc.url)
     if existing.attrs.get("region") != ds.attrs.get("region"):
         raise GridMismatchError(
             f"store holds region {existing.attrs.get('region')!r}, cube is "

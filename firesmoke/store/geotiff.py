@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from firesmoke.errors import InvalidRegionError
+from firesmoke.grid import grid_transform
 from firesmoke.paths import (
     atomic_write_text,
     check_inside,
@@ -82,18 +84,39 @@ def export_geotiff(
         nodata = float("nan")
     if nodata is not None:
         arr = arr.rio.write_nodata(nodata, encoded=False)
-    kwargs: dict[str, Any] = {"driver": "COG", "compress": "DEFLATE"} if cog else {
-        "driver": "GTiff", "compress": "DEFLATE", "tiled": True}
+    try:  # the exact pixel size and origin (rioxarray derives them from float coordinates)
+        exact = grid_transform(arr)
+    except InvalidRegionError:  # fewer than 2 pixels, ...: rioxarray's own estimate
+        exact = None
+    tiff = {"driver": "GTiff", "compress": "DEFLATE", "tiled": True}
     tmp = p.with_name(f"{p.name}.{uuid.uuid4().hex[:12]}.part")
-    open_exclusive(tmp).close()  # our own new regular file: GDAL writes into it, no link
+    stage = p.with_name(f"{p.name}.{uuid.uuid4().hex[:12]}.stage.part")
+    open_exclusive(tmp).close()  # our own new regular files: GDAL writes into them, no link
     try:
-        arr.rio.to_raster(tmp, **kwargs)
+        if exact is None and not cog:
+            arr.rio.to_raster(tmp, **tiff)
+        else:  # a GeoTIFF whose transform is set exactly, then copied as a COG
+            import rasterio
+            import rasterio.shutil
+
+            open_exclusive(stage).close()
+            arr.rio.to_raster(stage, **tiff)
+            if exact is not None:
+                with rasterio.open(stage, "r+") as dst:
+                    dst.transform = exact
+            if cog:
+                rasterio.shutil.copy(stage, tmp, driver="COG", compress="DEFLATE")
+            else:
+                os.replace(stage, tmp)
         check_inside(top, p)
         os.replace(tmp, p)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+    finally:
+        if os.path.lexists(stage):
+            os.unlink(stage)
     return p
 
 
@@ -107,9 +130,10 @@ def burn_date_for_export(burn_date: xr.DataArray, confidence: xr.DataArray) -> x
 
 
 def smoke_mask_for_export(mask: xr.DataArray, valid: xr.DataArray | None = None) -> xr.DataArray:
-    """uint8 smoke mask: 0 no smoke, 1 smoke, 255 no data (NaN in ``mask`` or not ``valid``)."""
+    """uint8 smoke mask: 0 no smoke, 1 smoke, 255 no data (NaN or 255 in ``mask``, or not
+    ``valid``)."""
     m = mask.astype(np.float32)
-    ok = np.isfinite(m)
+    ok = np.isfinite(m) & (m != SMOKE_NODATA)
     if valid is not None:
         ok = ok & valid.astype(bool)
     out = xr.where(ok, (m > 0).astype(np.uint8), np.uint8(SMOKE_NODATA)).astype(np.uint8)

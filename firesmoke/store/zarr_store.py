@@ -34,12 +34,15 @@ import numpy as np
 import xarray as xr
 
 from firesmoke.errors import GridMismatchError, InputError
+from firesmoke.grid import grid_mapping_name
 from firesmoke.paths import UnsafePathError
 from firesmoke.store.ledger import Ledger, StoreLock
 from firesmoke.store.location import META, Location, StoreOptions
 from firesmoke.store.progress import Progress, compute
 
 __all__ = [
+    "CF_CONVENTIONS",
+    "cf_georeferenced",
     "check_writable",
     "create_template",
     "finalize_store",
@@ -54,6 +57,40 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ZARR_FORMATS = (2, 3)
+
+
+CF_CONVENTIONS = "CF-1.8"
+"""The ``Conventions`` attribute of every store firesmoke writes (cubes and products)."""
+
+
+def cf_georeferenced(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` ready for a CF store: the CRS kept the CF way, no fill value on coordinates.
+
+    * the grid-mapping variable (rioxarray's ``spatial_ref``,
+      :func:`~firesmoke.grid.grid_mapping_name`) is a coordinate, and every data variable
+      on ``(y, x)`` names it in its ``grid_mapping`` attribute (rioxarray keeps that name
+      in ``encoding``, which the store writers replace);
+    * ``x``/``y`` get no ``_FillValue`` (a coordinate has no missing values);
+    * ``Conventions = "CF-1.8"`` unless the dataset says otherwise.
+
+    :func:`open_store` reads the grid mapping back (``decode_coords="all"``), so
+    ``ds.rio.crs`` works on what it opens.
+    """
+    ds = ds.copy()
+    gm = grid_mapping_name(ds)
+    if gm is not None and gm in ds.data_vars:
+        ds = ds.set_coords(gm)
+    if gm is not None:
+        for v in ds.data_vars.values():
+            if "y" in v.dims and "x" in v.dims:
+                v.encoding.pop("grid_mapping", None)
+                v.attrs["grid_mapping"] = gm
+    for dim in ("x", "y"):
+        if dim in ds.coords:
+            ds[dim].encoding["_FillValue"] = None
+            ds[dim].attrs.pop("_FillValue", None)
+    ds.attrs.setdefault("Conventions", CF_CONVENTIONS)
+    return ds
 
 
 def _check_format(zarr_format: int) -> int:
@@ -78,9 +115,17 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, int], zarr_format: int = 3,
             "chunks": tuple(int(chunks.get(d, var.sizes[d])) for d in var.dims),
             "compressors": (compressor,),
         }
-        if np.issubdtype(var.dtype, np.floating):
-            e["fill_value" if zarr_format == 3 else "_FillValue"] = np.nan
+        fill = var.encoding.get("_FillValue")
+        if fill is None and np.issubdtype(var.dtype, np.floating):
+            fill = np.nan
+        if fill is not None:
+            e["fill_value" if zarr_format == 3 else "_FillValue"] = fill
+            if zarr_format == 3:  # the CF attribute too (v3 keeps the two apart)
+                e["_FillValue"] = fill
         enc[str(name)] = e
+    for dim in ("x", "y"):
+        if dim in ds.coords:
+            enc[dim] = {"_FillValue": None}
     enc.update(_time_encoding(ds))
     return enc
 
@@ -115,11 +160,12 @@ def quiet_zarr() -> Iterator[None]:
 
 def open_store(store: Any, storage_options: StoreOptions = None, chunks: Any = None,
                consolidated: bool | None = False) -> xr.Dataset:
-    """``xarray.open_zarr`` of a path or URL (raises what zarr raises)."""
+    """``xarray.open_zarr`` of a path or URL (raises what zarr raises); a CF grid mapping
+    (``grid_mapping`` attribute) makes its variable a coordinate, so ``ds.rio.crs`` works."""
     loc = Location.of(store, storage_options)
     with quiet_zarr():
         return xr.open_zarr(**loc.zarr_args(), consolidated=consolidated,
-                            chunks=chunks if chunks is not None else {})
+                            chunks=chunks if chunks is not None else {}, decode_coords="all")
 
 
 def prepare_overwrite(loc: Location) -> None:
@@ -204,7 +250,7 @@ def create_template(
     ledger.create()  # before the template: a kill from here on leaves a recognisable store
     # one dask chunk per variable: nothing is computed (compute=False), and a graph of one
     # task per Zarr chunk would take minutes to build at planet size (61k chunks)
-    lazy = vlen_labels(template).chunk(-1)
+    lazy = vlen_labels(cf_georeferenced(template)).chunk(-1)
     # coordinates are small: load them so that compute=False still writes them all
     lazy = lazy.assign_coords({k: v.load() for k, v in lazy.coords.items()})
     with quiet_zarr():
@@ -366,8 +412,10 @@ def vlen_labels(ds: xr.Dataset) -> xr.Dataset:
 
 def _write_whole(ds: xr.Dataset, loc: Location, fmt: int, progress: Progress = False) -> None:
     ds = vlen_labels(ds).copy()
-    for v in ds.variables.values():  # encodings read from a store of another format
-        v.encoding = {}
+    for v in ds.variables.values():  # encodings read from a store of another format; the
+        # nodata value and the dtype it belongs to are kept
+        v.encoding = {k: v.encoding[k] for k in ("_FillValue", "dtype") if k in v.encoding}
+    ds = cf_georeferenced(ds)
     with quiet_zarr():
         if progress:  # metadata now, the chunks as one computation shown as it runs
             job = ds.to_zarr(**loc.zarr_args(), mode="a", zarr_format=fmt,

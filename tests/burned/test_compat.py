@@ -20,6 +20,7 @@ import xarray as xr
 
 from firesmoke.burned.predict import predict_burned
 from firesmoke.errors import InputError
+from firesmoke.grid import Region
 from firesmoke.inference.model import TileModel, clear_model_cache
 from firesmoke.inference.tiling import TilePlan, tile_origins
 from firesmoke.models.normalization import BANET
@@ -62,9 +63,9 @@ def cube() -> xr.Dataset:
     red[k] = nir[k] = mir[k] = np.nan
     frp[k] = np.log1p(30 * fire).astype(np.float32)
     dims = ("time", "y", "x")
-    ds = xr.Dataset({"red": (dims, red), "nir": (dims, nir), "mir": (dims, mir),
-                     "frp": (dims, frp)},
-                    coords={"time": DAYS, "y": np.arange(H), "x": np.arange(W)})
+    ds = Region.from_shape("C", 10.0, 40.0, 0.01, H, W).coords_dataset(time=DAYS)
+    for name, a in (("red", red), ("nir", nir), ("mir", mir), ("frp", frp)):
+        ds[name] = (dims, a)
     return ds.chunk({"time": -1, "y": 128, "x": 110})
 
 

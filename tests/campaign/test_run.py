@@ -238,7 +238,19 @@ def test_campaign_equals_whole_region_pipeline(cube_store, tmp_path, client):
     np.testing.assert_array_equal(out.y.values, ref.y.values)
     np.testing.assert_array_equal(out.confidence.values, ref.confidence.values)
     np.testing.assert_array_equal(out.burn_date.values, ref.burn_date.values)
-    assert out.burn_date.dtype == np.int16 and out.confidence.dtype == np.float32
+    np.testing.assert_array_equal(out.valid_days.values, ref.valid_days.values)
+    # burn_date is int16 with _FillValue -1 (unobserved): CF decoding gives floats, NaN there
+    raw = xr.open_zarr(store, mask_and_scale=False)
+    assert raw.burn_date.dtype == np.int16 and out.confidence.dtype == np.float32
+    assert raw.valid_days.dtype == np.int16 and raw.burn_date.attrs["_FillValue"] == -1
+    for k in ("confidence", "burn_date", "valid_days"):  # the same metadata on both paths
+        for meta in (".zarray", ".zattrs"):
+            a = json.loads((Path(store) / k / meta).read_text())
+            b = json.loads((ref_store / k / meta).read_text())
+            keep = ("fill_value", "dtype") if meta == ".zarray" else set(a) | set(b)
+            drop = ("coordinates",)  # observed_days is predict_burned's only
+            assert {n: a.get(n) for n in keep if n not in drop} == \
+                {n: b.get(n) for n in keep if n not in drop}, (k, meta)
     conf = ref.confidence.values
     assert 0.05 < conf.min() and conf.max() <= 1 and 0.01 < (conf < 0.5).mean() < 0.99  # not trivial
     assert out.attrs["product_mode"] == "monthly" and out.attrs["campaign"] == "t"
@@ -307,11 +319,15 @@ def test_empty_blocks_are_not_computed_nor_written(tmp_path, client):
     store = Path(rep.stores[0])
     written = {p.relative_to(store / "confidence").as_posix()
                for p in (store / "confidence").rglob("*") if p.is_file() and p.name[0] != "."}
-    assert written == {"0.0.1", "0.0.2", "0.1.1", "0.1.2"}  # Zarr v2 chunk keys (GDAL reads v2)
-    out = xr.open_zarr(store)
-    assert np.isnan(out.confidence.values[0, :, :128]).all()
-    assert (out.burn_date.values[0, :, :128] == 0).all()
-    assert np.isfinite(out.confidence.values[0, :, 128:]).all()
+    # Zarr v2 chunk keys (GDAL reads v2); blocks x=128..255 were computed (their tiles reach
+    # observed pixels) but hold no observation themselves: all nodata, so no chunk either
+    assert written == {"0.0.2", "0.1.2"}
+    out = xr.open_zarr(store, mask_and_scale=False)
+    assert np.isnan(out.confidence.values[0, :, :256]).all()
+    assert (out.burn_date.values[0, :, :256] == -1).all()  # nodata: not observed
+    assert (out.valid_days.values[0, :, :256] == 0).all()
+    assert np.isfinite(out.confidence.values[0, :, 256:]).all()
+    assert (out.burn_date.values[0, :, 256:] >= 0).all() and (out.valid_days.values[0, :, 256:] > 0).all()
     assert Ledger(store).done("SYN.burned-monthly.2020-08.y000000.x000000")
 
 

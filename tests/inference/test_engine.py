@@ -265,12 +265,14 @@ class Block:
             raise ImportError(f"blocked {name}")
 sys.meta_path.insert(0, Block())
 import numpy as np, pandas as pd, xarray as xr
+from pyproj import CRS
 from firesmoke.burned.predict import predict_burned
 import firesmoke.inference.model, firesmoke.inference.tiling, firesmoke.inference.engine
 days = pd.date_range("2020-06-15", "2020-09-30")
 cube = xr.Dataset({b: (("time", "y", "x"), np.zeros((len(days), 40, 50), np.float32))
                    for b in ("red", "nir", "mir", "frp")},
-                  coords={"time": days, "y": np.arange(40), "x": np.arange(50)})
+                  coords={"time": days, "y": 1 - 0.01 * np.arange(40), "x": 0.01 * np.arange(50),
+                          "spatial_ref": ((), 0, {"crs_wkt": CRS.from_epsg(4326).to_wkt()})})
 f = lambda b: np.full((b.shape[0], 1, *b.shape[2:]), 0.02, np.float32)
 out = predict_burned(cube, f, "2020-08-01", tile=32, step=24).compute()
 assert abs(float(out.confidence.max()) - 0.62) < 1e-5

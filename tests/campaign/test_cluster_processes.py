@@ -178,7 +178,7 @@ def test_cli_campaign_on_scheduler_and_workers_survives_a_killed_worker(processe
     rep = run_campaign(local, progress=False)
     assert rep.ok and sorted(rep.done) == sorted(units)
     a, b = xr.open_zarr(store), xr.open_zarr(rep.stores[0])
-    assert sorted(a.data_vars) == sorted(b.data_vars) == ["burn_date", "confidence"]
+    assert sorted(a.data_vars) == sorted(b.data_vars) == ["burn_date", "confidence", "valid_days"]
     for name in a.variables:
         assert np.array_equal(a[name].values, b[name].values, equal_nan=True), name
     assert np.isfinite(a["confidence"].values).any()

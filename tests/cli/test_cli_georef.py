@@ -74,7 +74,7 @@ def test_user_cube_crs_round_trips_to_the_cogs(tmp_path, weights, capsys):
 def test_cube_without_crs_is_one_line_error(tmp_path, weights, capsys):
     store = tmp_path / "nocrs.zarr"
     user_cube(crs=None).to_zarr(store)
-    assert _predict(store, weights, tmp_path / "o.zarr") == 1
+    assert _predict(store, weights, tmp_path / "o.zarr") == 2  # a user error
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no CRS" in err and "Traceback" not in err
     assert "MissingCRS" not in err and not (tmp_path / "o.zarr").exists()
@@ -82,7 +82,7 @@ def test_cube_without_crs_is_one_line_error(tmp_path, weights, capsys):
 
 def test_partial_window_error_names_the_cli_flag(tmp_path, weights, capsys):
     store = write_cube(user_cube(days=DAYS[16:]).chunk({"time": 16}), tmp_path / "short.zarr")
-    assert _predict(store, weights, tmp_path / "o.zarr") == 1
+    assert _predict(store, weights, tmp_path / "o.zarr") == 2  # a user error
     err = capsys.readouterr().err
     assert "--allow-partial" in err and "allow_partial" not in err
 

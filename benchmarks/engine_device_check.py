@@ -77,10 +77,10 @@ def agreement(device: str) -> dict:
     plan = TilePlan(300, 260, tile=64, step=50)
     out = {}
     for window in ("mean", "centre"):
-        ref = accumulate_tiles(x, lambda b: model(b, "cpu"), plan, batch_size=4, window=window)
+        ref = accumulate_tiles(x, lambda b: model(b, "cpu"), plan, batch_size=4, blend=window)
         arr = da.from_array(x, chunks=(4, 16, 128, 100))
         with dask.config.set(scheduler="threads", num_workers=4):
-            got = predict_array(arr, model, out_lead=(1, 16), tile=64, step=50, window=window,
+            got = predict_array(arr, model, out_lead=(1, 16), tile=64, step=50, blend=window,
                                 batch_size=8, device=device).compute()
         out[f"max_abs_diff_{window}"] = float(np.abs(got - ref).max())
     red = BurnedWindow(tuple(range(100, 116)), 0.5)

@@ -255,7 +255,7 @@ def section_unet(rep: Report, device: str, quick: bool) -> None:
         rng = np.random.default_rng(3)
         z = rng.standard_normal((12, size, size)).astype(np.float32)
         kw = dict(tile=256 if not quick else 128, step=224 if not quick else 112,
-                  window="centre", batch_size=16 if not quick else 2, device=device)
+                  blend="centre", batch_size=16 if not quick else 2, device=device)
         if importlib.util.find_spec("dask") is not None:
             import dask.array as da
 

@@ -129,7 +129,7 @@ def _window_product(
         x = [b.map_blocks(rules.prepare, zero_days=zero_days, dtype=np.float32) for b in x]
     # the model computes (and the engine blends) only the kept days
     return predict_array(x, keep_days(model, keep), tile=tile, step=step,
-                         batch_size=batch_size, window=blend, device=device, reduce=reduce,
+                         batch_size=batch_size, blend=blend, device=device, reduce=reduce,
                          tasks=tasks, **rules.engine_options())
 
 

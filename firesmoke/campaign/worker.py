@@ -291,7 +291,7 @@ def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[
     dev = resolve_device(p.device, check_available=False)
     model = keep_days(rules.model(task.model), window.keep_slice)  # only the kept days
     return run_block(x, model, plan, offset=offset, core=(r0, r1, c0, c1), reduce=reduce,
-                     batch_size=p.batch_size or default_batch_size(dev), window=p.blend,
+                     batch_size=p.batch_size or default_batch_size(dev), blend=p.blend,
                      device=dev, acc_dtype=rules.acc_dtype)
 
 

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from firesmoke.errors import InputError
-from firesmoke.inference.tiling import TilePlan, blend_window
+from firesmoke.inference.tiling import TilePlan, blend_weights
 
 __all__ = [
     "Identity",
@@ -138,7 +138,7 @@ def accumulate_block(
     origins: np.ndarray,
     region: tuple[int, int, int, int],
     batch_size: int,
-    window: str | np.ndarray,
+    blend: str | np.ndarray,
     acc_dtype: str = "float64",
 ) -> tuple[Any, Any]:
     """Weighted sums ``(K.., rh, rw)`` and weights ``(rh, rw)`` (``acc_dtype``, on the
@@ -156,9 +156,9 @@ def accumulate_block(
     dev, t = runner.device, plan.tile
     y0, y1, x0, x1 = region
     adt = getattr(torch, acc_dtype)
-    w2d = blend_window(t, window) if isinstance(window, str) else np.asarray(window, np.float32)
+    w2d = blend_weights(t, blend) if isinstance(blend, str) else np.asarray(blend, np.float32)
     wt = torch.from_numpy(np.ascontiguousarray(w2d, dtype=np.float64)).to(dev, adt)
-    ones = isinstance(window, str) and window == "mean"
+    ones = isinstance(blend, str) and blend == "mean"
     wsum = torch.zeros((y1 - y0, x1 - x0), dtype=adt, device=dev)
     if len(origins) == 0:
         return None, wsum
@@ -241,7 +241,7 @@ def run_block(
     core: tuple[int, int, int, int] | None = None,
     reduce: Reduction | None = None,
     batch_size: int = 1,
-    window: str | np.ndarray = "mean",
+    blend: str | np.ndarray = "mean",
     device: str = "cpu",
     acc_dtype: str = "float64",
 ) -> np.ndarray:
@@ -262,8 +262,8 @@ def run_block(
         Global ``(y0, y1, x0, x1)`` to produce (default: the extent of ``x``).
     reduce
         Per-pixel reduction of the blended stack (default: none).
-    batch_size, window, device
-        Tiles per forward pass, blending window, resolved device string.
+    batch_size, blend, device
+        Tiles per forward pass, blending weights, resolved device string.
     acc_dtype
         Blending accumulator: ``"float64"`` or ``"float16"`` (BA-Net 0.6.7).
 
@@ -277,20 +277,20 @@ def run_block(
     if core is None:
         h, w = (x[0] if isinstance(x, tuple | list) else x).shape[-2:]
         core = (oy, oy + h, ox, ox + w)
-    return _run_parts([(x, oy, ox)], model, plan, core, reduce, batch_size, window, device,
+    return _run_parts([(x, oy, ox)], model, plan, core, reduce, batch_size, blend, device,
                       acc_dtype)
 
 
 def _run_parts(parts: list[tuple[np.ndarray, int, int]], model: Any, plan: TilePlan,
                core: tuple[int, int, int, int], reduce: Reduction | None, batch_size: int,
-               window: str | np.ndarray, device: str, acc_dtype: str) -> np.ndarray:
+               blend: str | np.ndarray, device: str, acc_dtype: str) -> np.ndarray:
     import torch
 
     runner = _Runner(model, device)
     origins = plan.origins(*core)
     with device_slot(device), torch.inference_mode():
         acc, wsum = accumulate_block(parts, _lead(parts[0][0]), runner, plan, origins, core,
-                                     batch_size, window, acc_dtype)
+                                     batch_size, blend, acc_dtype)
         if acc is None:
             raise InputError("no tile of the plan touches the block")
         p = _blend(acc, wsum)
@@ -348,7 +348,7 @@ def _first_pass(
     plan: TilePlan,
     reduce: Reduction,
     batch_size: int,
-    window: str | np.ndarray,
+    blend: str | np.ndarray,
     device: str,
     acc_dtype: str = "float64",
     n_channels: int | None = None,
@@ -364,7 +364,7 @@ def _first_pass(
     lead = _lead(grouped[0])
     with device_slot(device), torch.inference_mode():
         acc, wsum = accumulate_block(parts, lead, runner, plan, origins, region, batch_size,
-                                     window, acc_dtype)
+                                     blend, acc_dtype)
         out: dict[str, Any] = {"interior": None, "pieces": []}
         if acc is None:
             return out
@@ -515,7 +515,7 @@ def predict_blocks(
     reduce: Reduction,
     out_lead: tuple[int, ...],
     batch_size: int,
-    window: str | np.ndarray,
+    blend: str | np.ndarray,
     device: str,
     acc_dtype: str = "float64",
     plan_order: bool = False,
@@ -557,7 +557,7 @@ def predict_blocks(
     ys = np.concatenate([[0], np.cumsum(ych)]).astype(int)
     xs = np.concatenate([[0], np.cumsum(xch)]).astype(int)
     ny, nx = len(ych), len(xch)
-    token = tokenize([a.name for a in arrs], model, plan, reduce, out_lead, batch_size, window,
+    token = tokenize([a.name for a in arrs], model, plan, reduce, out_lead, batch_size, blend,
                      device)
     first, name = f"engine-tiles-{token}", f"engine-blend-{token}"
     zero_lead = (0,) * (nd - 2)
@@ -578,7 +578,7 @@ def predict_blocks(
                     keys += block_keys(bi, bj)
                     offs.append((int(ys[bi]), int(xs[bj])))
             fn = _partial(_halo_task, offsets=tuple(offs), model=model, plan=plan, core=core,
-                          reduce=reduce, batch_size=batch_size, window=window, device=device,
+                          reduce=reduce, batch_size=batch_size, blend=blend, device=device,
                           acc_dtype=acc_dtype, n_channels=n_channels)
             dsk[(name, *zero_out, i, j)] = (fn, *keys)
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=arrs)
@@ -603,7 +603,7 @@ def predict_blocks(
             offs.append((int(ys[bi]), int(xs[bj])))
         fn = _partial(_first_pass, origins_of_parts=tuple(offs), geometry=g, origins=origins,
                       model=model, plan=plan, reduce=reduce, batch_size=batch_size,
-                      window=window, device=device, acc_dtype=acc_dtype,
+                      blend=blend, device=device, acc_dtype=acc_dtype,
                       n_channels=n_channels)
         dsk[(first, i, j)] = (fn, *keys)
     for i, j in itertools.product(range(nty), range(ntx)):
@@ -620,11 +620,11 @@ def predict_blocks(
 
 def _halo_task(*blocks: np.ndarray, offsets: tuple[tuple[int, int], ...], model: Any,
                plan: TilePlan, core: tuple[int, int, int, int], reduce: Reduction,
-               batch_size: int, window: str | np.ndarray, device: str,
+               batch_size: int, blend: str | np.ndarray, device: str,
                acc_dtype: str, n_channels: int | None = None) -> np.ndarray:
     grouped = _grouped(blocks, n_channels)
     parts = [(b, oy, ox) for b, (oy, ox) in zip(grouped, offsets, strict=True)]
-    return _run_parts(parts, model, plan, core, reduce, batch_size, window, device, acc_dtype)
+    return _run_parts(parts, model, plan, core, reduce, batch_size, blend, device, acc_dtype)
 
 
 def _partial(fn: Callable[..., Any], **kwargs: Any) -> Callable[..., Any]:

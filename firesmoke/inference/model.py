@@ -372,7 +372,7 @@ def predict_numpy(
     tile: int = 128,
     step: int = 100,
     batch_size: int | None = None,
-    window: str = "mean",
+    blend: str = "mean",
     device: str | None = None,
     reduce: Callable[[Any], Any] | None = None,
 ) -> np.ndarray:
@@ -383,7 +383,7 @@ def predict_numpy(
     dev = resolve_device(device)
     plan = TilePlan(array.shape[-2], array.shape[-1], tile=tile, step=step)
     return run_block(np.asarray(array), model, plan, reduce=reduce,
-                     batch_size=batch_size or default_batch_size(dev), window=window, device=dev)
+                     batch_size=batch_size or default_batch_size(dev), blend=blend, device=dev)
 
 
 def predict_array(
@@ -393,7 +393,7 @@ def predict_array(
     tile: int = 128,
     step: int = 100,
     batch_size: int | None = None,
-    window: str = "mean",
+    blend: str = "mean",
     device: str | None = None,
     out_lead: tuple[int, ...] | None = None,
     reduce: Callable[[Any], Any] | None = None,
@@ -417,11 +417,11 @@ def predict_array(
     out_channels
         ``K``; the output has shape ``(K, ..., H, W)`` unless ``out_lead`` says otherwise.
     tile, step
-        Tiling (reference-compatible mode: 128 and 100 with ``window="mean"``).
+        Tiling (reference-compatible mode: 128 and 100 with ``blend="mean"``).
     batch_size
         Tiles per forward pass; default :func:`default_batch_size` of the device.
-    window
-        Blending window: ``"mean"`` (reference) or ``"centre"``.
+    blend
+        Blending weights of overlapping tiles: ``"mean"`` (reference) or ``"centre"``.
     device
         ``"cuda"``, ``"cpu"`` or ``None`` (CUDA when available); a bad one raises
         :class:`~firesmoke.errors.InputError`.
@@ -485,6 +485,6 @@ def predict_array(
         raise InputError(f"tasks must be 'auto', None or a positive int, got {tasks!r}",
                          field="tasks")
     return predict_blocks(arr, model, plan, reduce, out_lead,
-                          batch_size or default_batch_size(dev), window, dev,
+                          batch_size or default_batch_size(dev), blend, dev,
                           acc_dtype=acc_dtype, plan_order=plan_order,
                           tasks=None if tasks is None else int(tasks))

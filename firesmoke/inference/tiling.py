@@ -1,4 +1,4 @@
-"""Tile plans, halos and blending windows (pure numpy).
+"""Tile plans, halos and blending weights (pure numpy).
 
 A tile plan is anchored to the *global* grid: tile origins are the multiples of ``step``
 from 0 up to the first origin whose tile reaches the far edge (zero padding beyond the
@@ -24,7 +24,7 @@ __all__ = [
     "PLAN_RULES",
     "TilePlan",
     "accumulate_tiles",
-    "blend_window",
+    "blend_weights",
     "tile_origins",
 ]
 
@@ -63,7 +63,7 @@ def tile_origins(length: int, tile: int, step: int, rule: str = "firesmoke") -> 
     return np.arange(n, dtype=np.int64) * step
 
 
-def blend_window(tile: int, kind: str = "mean", floor: float = 1e-3) -> np.ndarray:
+def blend_weights(tile: int, kind: str = "mean", floor: float = 1e-3) -> np.ndarray:
     """2-D weights used to blend overlapping tiles.
 
     Parameters
@@ -72,10 +72,10 @@ def blend_window(tile: int, kind: str = "mean", floor: float = 1e-3) -> np.ndarr
         Tile size in pixels.
     kind
         ``"mean"``: all ones (plain average of overlaps, the reference behaviour);
-        ``"centre"``: a separable raised-cosine window that down-weights tile borders,
+        ``"centre"``: a separable raised-cosine blend that down-weights tile borders,
         where a CNN sees least context (no seams).
     floor
-        Smallest weight of the centre window, so that pixels covered only by tile
+        Smallest weight of the centre blend, so that pixels covered only by tile
         borders (region edges) still get a value.
     """
     if kind == "mean":
@@ -85,7 +85,7 @@ def blend_window(tile: int, kind: str = "mean", floor: float = 1e-3) -> np.ndarr
         w1 = np.sin(np.pi * pos) ** 2
         w1 = np.maximum(w1, floor)
         return np.outer(w1, w1).astype(np.float32)
-    raise InputError(f"unknown blend window {kind!r}; use 'mean' or 'centre'")
+    raise InputError(f"unknown blend {kind!r}; use 'mean' or 'centre'")
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ def accumulate_tiles(
     offset: tuple[int, int] = (0, 0),
     core: tuple[int, int, int, int] | None = None,
     batch_size: int = 8,
-    window: str | np.ndarray = "mean",
+    blend: str | np.ndarray = "mean",
     out_channels: int | None = None,
 ) -> np.ndarray:
     """Run ``predict`` over the plan's tiles that touch ``core`` and blend them.
@@ -162,7 +162,7 @@ def accumulate_tiles(
     Parameters
     ----------
     array
-        ``(..., h, w)`` data of a window of the global array; its element ``[..., 0, 0]``
+        ``(..., h, w)`` data of a rectangle of the global array; its element ``[..., 0, 0]``
         is the global pixel ``offset``. Everything outside ``array`` is treated as zero
         (zero padding), so ``array`` must contain every pixel of every needed tile that
         lies inside the global array (give a halo of ``tile`` pixels around ``core``).
@@ -177,7 +177,7 @@ def accumulate_tiles(
         Global ``(y0, y1, x0, x1)`` to produce; default: the whole ``array`` extent.
     batch_size
         Tiles per call of ``predict``.
-    window
+    blend
         ``"mean"``, ``"centre"`` or a ``(tile, tile)`` weight array.
 
     Returns
@@ -191,7 +191,7 @@ def accumulate_tiles(
         core = (oy, oy + h, ox, ox + w)
     y0, y1, x0, x1 = core
     t = plan.tile
-    weights = blend_window(t, window) if isinstance(window, str) else np.asarray(window, np.float32)
+    weights = blend_weights(t, blend) if isinstance(blend, str) else np.asarray(blend, np.float32)
     origins = plan.origins(y0, y1, x0, x1)
     lead = array.shape[:-2]
     acc: np.ndarray | None = None
@@ -200,7 +200,7 @@ def accumulate_tiles(
     for batch in _batches(origins, batch_size):
         tiles = np.zeros((len(batch), *lead, t, t), dtype=array.dtype)
         for i, (r, c) in enumerate(batch):
-            # intersection of the tile with the available window, in window coordinates
+            # intersection of the tile with the data given, in its coordinates
             ry0, ry1 = max(r - oy, 0), min(r + t - oy, h)
             rx0, rx1 = max(c - ox, 0), min(c + t - ox, w)
             if ry1 > ry0 and rx1 > rx0:

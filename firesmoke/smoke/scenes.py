@@ -77,7 +77,7 @@ def scene_probability(
     bbox: tuple[float, float, float, float] | None = None,
     tile: int = 256,
     step: int = 224,
-    window: str = "centre",
+    blend: str = "centre",
     batch_size: int = 4,
     device: str | None = None,
     chunksize: int = 1024,
@@ -111,7 +111,7 @@ def scene_probability(
     for t in range(scene.sizes["time"]):
         arr = da.asarray(z.isel(time=t).data)
         p = predict_array(arr, model, out_channels=1, tile=tile, step=step,
-                          batch_size=batch_size, window=window, device=device)
+                          batch_size=batch_size, blend=blend, device=device)
         layers.append(p[0])
     prob = da.stack(layers).rechunk((1, *z.data.chunks[-2:])) if layers else da.zeros(
         (0, scene.sizes["y"], scene.sizes["x"]), np.float32)
@@ -121,7 +121,7 @@ def scene_probability(
         name="smoke_probability",
     ).where(~xr.DataArray(nodata.data, dims=("time", "y", "x")))
     out.attrs.update(
-        long_name="smoke probability", units="1", **_provenance(meta, tile, step, window)
+        long_name="smoke probability", units="1", **_provenance(meta, tile, step, blend)
     )
     crs = scene.rio.crs
     if crs is not None:
@@ -129,7 +129,7 @@ def scene_probability(
     return out.rio.write_transform(scene.rio.transform())
 
 
-def _provenance(meta: dict[str, Any], tile: int, step: int, window: str) -> dict[str, Any]:
+def _provenance(meta: dict[str, Any], tile: int, step: int, blend: str) -> dict[str, Any]:
     return {
         "weights": str(meta.get("path")),
         "weights_sha256": str(meta.get("sha256")),
@@ -137,7 +137,7 @@ def _provenance(meta: dict[str, Any], tile: int, step: int, window: str) -> dict
         "package_version": __version__,
         "tile": tile,
         "step": step,
-        "window": window,
+        "blend": blend,
     }
 
 
@@ -148,7 +148,7 @@ def segment_scene(
     bbox: tuple[float, float, float, float] | None = None,
     tile: int = 256,
     step: int = 224,
-    window: str = "centre",
+    blend: str = "centre",
     threshold: float = 0.5,
     batch_size: int = 4,
     device: str | None = None,
@@ -172,9 +172,9 @@ def segment_scene(
         Band list to check against the weights' (``None``: the weights' list).
     bbox
         Subset ``(minx, miny, maxx, maxy)`` in the scene CRS.
-    tile, step, window
+    tile, step, blend
         Tiling: 256 px tiles every 224 px (32 px overlap) blended with the ``"centre"``
-        window by default (see the module notes); ``tile`` must be a multiple of 16.
+        weights by default (see the module notes); ``tile`` must be a multiple of 16.
     threshold
         Probability at or above which a pixel is smoke.
     batch_size, device
@@ -204,7 +204,7 @@ def segment_scene(
     >>> len(plumes)
     1
     """
-    prob = scene_probability(items_or_paths, segmenter, bands, bbox, tile, step, window,
+    prob = scene_probability(items_or_paths, segmenter, bands, bbox, tile, step, blend,
                              batch_size, device, chunksize, **open_kwargs)
     from firesmoke.store.geotiff import SMOKE_NODATA
 

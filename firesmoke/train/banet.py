@@ -2,8 +2,8 @@
 
 Recipe (reference/banet.md), every part a parameter of :func:`train_banet`:
 
-* windows of ``seq_len`` days x ``patch`` px drawn from the cubes by
-  :class:`~firesmoke.train.sampler.WindowSampler` (burned-fraction sum above 10, plus 20 %
+* samples of ``seq_len`` days x ``patch`` px drawn from the cubes by
+  :class:`~firesmoke.train.sampler.TrainingSampler` (burned-fraction sum above 10, plus 20 %
   uniform draws), read straight from the Zarr stores, NaN -> 0 and BA-Net normalisation;
 * augmentation :class:`~firesmoke.train.augment_banet.BANetAugment` (FRP squares zeroed,
   one reflectance square filled, each with p = 0.5);
@@ -20,12 +20,12 @@ Engineering:
 
 * mixed precision on CUDA only (bf16 autocast where supported, else fp16 with a
   :class:`torch.amp.GradScaler`); CPU runs in float32;
-* every random draw of step ``s`` (windows, augmentations, dropout) derives from
+* every random draw of step ``s`` (samples, augmentations, dropout) derives from
   ``(seed, s)``, the model is initialised from ``seed``: on CPU the same seed gives the
   same weights, and ``resume=True`` continues from the last checkpoint (model,
   optimiser, scheduler, grad scaler, sampler state, step) to exactly the weights of an
   uninterrupted run;
-* periodic validation on fixed windows of held-out cubes (split by region) or of a
+* periodic validation on fixed samples of held-out cubes (split by region) or of a
   held-out period (split by time) with :func:`firesmoke.metrics.sequence_scores`;
 * ``metrics.csv`` / ``metrics.json`` in ``out`` (training loss, lr, validation scores,
   configuration, timing), ``checkpoint.pt``, and the final weights ``<name>.pt`` written
@@ -74,10 +74,10 @@ from firesmoke.train.common import (
 )
 from firesmoke.train.common import progress as _progress
 from firesmoke.train.sampler import (
-    BANetWindows,
+    BANetSamples,
     CubeSource,
-    Window,
-    WindowSampler,
+    Sample,
+    TrainingSampler,
     write_targets,
 )
 
@@ -104,11 +104,11 @@ def _batch_to(batch: Mapping[str, torch.Tensor], device: str) -> dict[str, torch
 
 
 class _Validator:
-    """Fixed validation windows, read once, scored with the reference metrics."""
+    """Fixed validation samples, read once, scored with the reference metrics."""
 
-    def __init__(self, sampler: WindowSampler | None, n: int) -> None:
-        self.windows: list[Window] = sampler.windows(n) if sampler is not None else []
-        self.items = [sampler.read(w) for w in self.windows] if sampler is not None else []
+    def __init__(self, sampler: TrainingSampler | None, n: int) -> None:
+        self.samples: list[Sample] = sampler.samples(n) if sampler is not None else []
+        self.items = [sampler.read(w) for w in self.samples] if sampler is not None else []
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -138,7 +138,7 @@ class _Validator:
                 "omission", "n_dated")
         out = {k: float(scores[k]) for k in keep}
         out["loss"] = float(np.mean(losses))
-        out["windows"] = len(self.items)
+        out["samples"] = len(self.items)
         return out
 
 
@@ -171,7 +171,7 @@ def train_banet(
     stop_at: int | None = None,
     val: Sequence[CubeSource | tuple[Any, Any]] | tuple[Any, Any] | None = None,
     val_every: int = 500,
-    val_windows: int = 32,
+    val_samples: int = 32,
     log_every: int = 10,
     num_workers: int = 0,
     threads: int | None = None,
@@ -196,11 +196,11 @@ def train_banet(
     batch_size, lr_max, weight_decay, clip, pct_start
         Recipe (reference 1, 1e-2, 1e-2, 1.0; one-cycle warm-up share 0.25).
     seq_len, patch
-        Window size in days (multiple of 16) and pixels (multiple of 32); reference 64
-        and 128. Smaller windows train much faster on CPU; the network is convolutional,
-        so weights trained on small windows run on 64-day x 128 px tiles.
+        Sample length in days (multiple of 16) and side in pixels (multiple of 32); reference 64
+        and 128. Smaller samples train much faster on CPU; the network is convolutional,
+        so weights trained on small samples run on 64-day x 128 px tiles.
     stride, t_stride, threshold, random_share, jitter
-        Sampler settings (:class:`~firesmoke.train.sampler.WindowSampler`).
+        Sampler settings (:class:`~firesmoke.train.sampler.TrainingSampler`).
     augment, flips
         Reference augmentations; ``flips`` adds random flips / rotations (not reference).
     pos_weight
@@ -220,10 +220,10 @@ def train_banet(
         later call with ``resume=True`` finishes the run.
     val
         Held-out data: other cubes (split by region), or a ``(start, end)`` period of the
-        training cubes (split by time: training windows never touch it, validation
-        windows lie inside it), or ``None``.
-    val_every, val_windows
-        Validation period (steps) and number of fixed validation windows.
+        training cubes (split by time: training samples never touch it, validation
+        samples lie inside it), or ``None``.
+    val_every, val_samples
+        Validation period (steps) and number of fixed validation samples.
     log_every
         Training-loss logging period (steps).
     num_workers
@@ -244,7 +244,7 @@ def train_banet(
         ``"firesmoke"`` (default): windows by burned-fraction sum plus a uniform share,
         whole-window augmentations (:class:`BANetAugment`). ``"reference"``: the
         reference software's sampler (anchor tile-days with target sum > ``threshold``,
-        sequence from ``seq_len // 2`` days before; ``WindowSampler(rule="reference")``)
+        sequence from ``seq_len // 2`` days before; ``TrainingSampler(rule="reference")``)
         and its per-day augmentations (:class:`ReferenceAugment`: lighting, cutout,
         cutout2; no flips).
 
@@ -292,13 +292,13 @@ def train_banet(
     log.update(config=config, package_version=__version__)
     end = steps if stop_at is None else min(int(stop_at), steps)
 
-    dataset = BANetWindows(sampler, length=max(end - start, 0) * batch_size,
+    dataset = BANetSamples(sampler, length=max(end - start, 0) * batch_size,
                            augment=_augmenter(recipe, augment, flips),
                            offset=start * batch_size)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
         pin_memory=dev.startswith("cuda"), persistent_workers=False)
-    validator = _Validator(val_sampler, val_windows)
+    validator = _Validator(val_sampler, val_samples)
 
     def checkpoint(step: int) -> None:
         save_checkpoint(ckpt, model, opt, sched, step, (step * batch_size) // epoch_size, extra={

@@ -19,7 +19,7 @@ from firesmoke.errors import InputError
 from firesmoke.models.normalization import BANET
 from firesmoke.models.weights import save_weights
 from firesmoke.train.common import MetricLog, load_checkpoint, step_rng
-from firesmoke.train.sampler import CubeSource, WindowSampler, open_source
+from firesmoke.train.sampler import CubeSource, TrainingSampler, open_source
 
 __all__ = [
     "RESUME_KEYS",
@@ -111,17 +111,17 @@ def check_sizes(steps: int, batch_size: int, seq_len: int, patch: int) -> None:
 
 def make_samplers(
     cubes_and_targets: Any, val: Any, skw: dict[str, Any], jitter: bool, seed: int
-) -> tuple[WindowSampler, WindowSampler | None, dict[str, list[str]]]:
+) -> tuple[TrainingSampler, TrainingSampler | None, dict[str, list[str]]]:
     """Training and validation samplers of a region or time split, and the split names."""
     train_sources = _sources(cubes_and_targets, "cubes_and_targets")
     if _is_period(val):
-        sampler = WindowSampler(train_sources, **skw, exclude=val, jitter=jitter, seed=seed)
-        val_sampler = WindowSampler(train_sources, **skw, period=val, seed=seed + 1)
+        sampler = TrainingSampler(train_sources, **skw, exclude=val, jitter=jitter, seed=seed)
+        val_sampler = TrainingSampler(train_sources, **skw, period=val, seed=seed + 1)
         val_names = [f"{s.name}[{val[0]}..{val[1]}]" for s in train_sources]
     else:
         val_sources = _sources(val, "val")
-        sampler = WindowSampler(train_sources, **skw, jitter=jitter, seed=seed)
-        val_sampler = WindowSampler(val_sources, **skw, seed=seed + 1) if val_sources else None
+        sampler = TrainingSampler(train_sources, **skw, jitter=jitter, seed=seed)
+        val_sampler = TrainingSampler(val_sources, **skw, seed=seed + 1) if val_sources else None
         val_names = [s.name for s in val_sources]
     return sampler, val_sampler, {"train": [s.name for s in train_sources], "val": val_names}
 

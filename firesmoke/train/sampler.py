@@ -1,19 +1,19 @@
-"""Training windows for BA-Net read straight from Zarr datacubes and target cubes.
+"""Training samples for BA-Net read straight from Zarr datacubes and target cubes.
 
-No tile files are written: a window ``(T days, P x P px)`` is cut from the cube
+No tile files are written: a sample ``(T days, P x P px)`` is cut from the cube
 (:func:`firesmoke.cube.build.open_cube`) and from the daily burned-fraction targets
 (``bafrac``, :func:`write_targets` / :func:`open_targets`) when it is drawn, so only the
 Zarr chunks it overlaps are read.
 
 Sampling follows the BA-Net reference (reference/banet.md): sequences are taken where
 the targets hold burned pixels, i.e. whose burned-fraction sum exceeds a threshold
-(10), with a share of windows drawn uniformly among all candidates (20 % by default) so
+(10), with a share of samples drawn uniformly among all candidates (20 % by default) so
 that unburned scenes are seen too. To know the burned-fraction sum of every candidate
 cheaply:
 
 1. candidate origins ``(t0, y0, x0)`` lie on a grid of *cells* of ``t_stride`` days x
    ``stride`` px anchored at the cube origin (the origin of the first Zarr chunk), and
-   the window size is a whole number of cells;
+   the sample size is a whole number of cells;
 2. the per-cell sums of ``bafrac`` (and counts of observed target pixels) are computed
    once, chunk by chunk (:func:`cell_sums`, memory bounded by one chunk);
 3. the sum over any candidate is then a box sum over the cell table (a summed-volume
@@ -22,17 +22,17 @@ cheaply:
 Windows are drawn by index: draw ``k`` uses the generator ``(seed, k)``
 (:func:`firesmoke.train.common.step_rng`), so a run is reproducible, draws can be made
 in any order or in parallel workers, and a training run resumed at step ``s`` continues
-with exactly the windows an uninterrupted run would have used.
+with exactly the samples an uninterrupted run would have used.
 
 With ``rule="reference"`` the sampler follows the reference software exactly as
 banet.md's "Details confirmed from the reference code" describes it: an *anchor* is one
 tile-day (a ``patch`` x ``patch`` tile on one day) whose target sum exceeds
-``threshold`` (10); the window starts ``seq_len // 2`` (32) days before the anchor, the
+``threshold`` (10); the sample starts ``seq_len // 2`` (32) days before the anchor, the
 day ``seq_len`` days after the anchor must exist, and draws are uniform among anchors
 (no uniform share, no jitter, no minimum share of observed targets). Tile origins are
 the sampler's ``stride`` grid.
 
-Validation splits never overlap training windows:
+Validation splits never overlap training samples:
 
 * by region: give the validation cubes as other :class:`CubeSource` objects;
 * by time (leave one year out): ``exclude=(start, end)`` for the training sampler drops
@@ -73,10 +73,10 @@ from firesmoke.train.sources import (
 __all__ = [
     "SAMPLER_RULES",
     "TARGET_VARIABLE",
-    "BANetWindows",
+    "BANetSamples",
     "CubeSource",
-    "Window",
-    "WindowSampler",
+    "Sample",
+    "TrainingSampler",
     "cell_sums",
     "normalize",
     "open_source",
@@ -89,7 +89,7 @@ logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- sampler
-#: Sampling rules of :class:`WindowSampler`; the first is the default.
+#: Sampling rules of :class:`TrainingSampler`; the first is the default.
 SAMPLER_RULES = ("firesmoke", "reference")
 
 _DTYPE = [("source", np.int32), ("t0", np.int32), ("y0", np.int32), ("x0", np.int32),
@@ -97,8 +97,8 @@ _DTYPE = [("source", np.int32), ("t0", np.int32), ("y0", np.int32), ("x0", np.in
 
 
 @dataclass(frozen=True)
-class Window:
-    """One training window: source index, origin and the burned-fraction sum inside."""
+class Sample:
+    """One training sample: source index, origin and the burned-fraction sum inside."""
 
     source: int
     t0: int
@@ -138,17 +138,17 @@ def _read(arr: Any, sl: tuple[slice, ...]) -> np.ndarray:
     return np.asarray(part)
 
 
-class WindowSampler:
-    """Index of candidate windows over cubes and a seeded rule to draw them.
+class TrainingSampler:
+    """Index of candidate samples over cubes and a seeded rule to draw them.
 
     Parameters
     ----------
     sources
         :class:`CubeSource` objects (or ``(cube, targets)`` pairs for :func:`open_source`).
     seq_len
-        Days per window ``T`` (multiple of 16; 64 in the reference).
+        Days per sample ``T`` (multiple of 16; 64 in the reference).
     patch
-        Window side ``P`` in pixels (multiple of 32; 128 in the reference).
+        Sample side ``P`` in pixels (multiple of 32; 128 in the reference).
     stride
         Spacing of candidate origins in pixels (a divisor of ``patch``); default
         ``patch // 2``. Choose a divisor of the Zarr chunk size so that the cell grid
@@ -156,7 +156,7 @@ class WindowSampler:
     t_stride
         Spacing of candidate origins in days (a divisor of ``seq_len``), default 8.
     threshold
-        A window is "burned" when its burned-fraction sum exceeds this (reference 10).
+        A sample is "burned" when its burned-fraction sum exceeds this (reference 10).
     random_share
         Share of draws taken uniformly among all candidates (burned or not); the rest
         are drawn uniformly among burned candidates.
@@ -167,15 +167,15 @@ class WindowSampler:
     exclude
         Drop candidates with any day in ``[start, end]`` (training split).
     jitter
-        Move each drawn window by a random offset of up to half a stride (clipped to the
-        cube), for more positional variety. The burned sum of a jittered window is the
+        Move each drawn sample by a random offset of up to half a stride (clipped to the
+        cube), for more positional variety. The burned sum of a jittered sample is the
         candidate's (approximately).
     seed
         Seed of the draws.
     norm
         Input normalisation (default the BA-Net constants).
     rule
-        ``"firesmoke"`` (default): window sums as above; ``"reference"``: the reference
+        ``"firesmoke"`` (default): sample sums as above; ``"reference"``: the reference
         software's anchor tile-days (see the module docstring; ``t_stride``,
         ``random_share``, ``min_valid`` and ``jitter`` are not used).
     """
@@ -231,12 +231,12 @@ class WindowSampler:
         self.burned_ids = np.flatnonzero(self.candidates["burned"] > self.threshold)
         if len(self.candidates) == 0:
             raise InputError(
-                f"no {seq_len}-day x {patch} px window fits the cubes with the given split "
+                f"no {seq_len}-day x {patch} px sample fits the cubes with the given split "
                 f"(cube shapes {[s.shape for s in self.sources]})", field="cubes")
         if len(self.burned_ids) == 0:
-            logger.warning("no window has a burned-fraction sum above %g; drawing uniformly",
+            logger.warning("no sample has a burned-fraction sum above %g; drawing uniformly",
                            self.threshold)
-        logger.info("%d candidate windows, %d burned (sum > %g)", len(self.candidates),
+        logger.info("%d candidate samples, %d burned (sum > %g)", len(self.candidates),
                     len(self.burned_ids), self.threshold)
 
     # -- index ---------------------------------------------------------------------
@@ -261,7 +261,7 @@ class WindowSampler:
         mx = (nx - self.patch) // self.stride + 1
         day_sums = box_sums(sums, (1, self.patch // self.stride,
                                    self.patch // self.stride))[:, :my, :mx]
-        # anchor a: window from a - before; the day a + seq_len must exist
+        # anchor a: sample from a - before; the day a + seq_len must exist
         anchors = np.arange(before, nt - self.seq_len)
         ia, iy, ix = np.meshgrid(anchors, np.arange(my), np.arange(mx), indexing="ij")
         rec = np.empty(ia.size, dtype=_DTYPE)
@@ -282,7 +282,7 @@ class WindowSampler:
         for i, src in enumerate(self.sources):
             nt, ny, nx = src.shape
             if nt < self.seq_len or ny < self.patch or nx < self.patch:
-                logger.warning("cube %s %s is smaller than a window (%d days, %d px); skipped",
+                logger.warning("cube %s %s is smaller than a sample (%d days, %d px); skipped",
                                src.name, src.shape, self.seq_len, self.patch)
                 continue
             if self.rule == "reference":
@@ -292,7 +292,7 @@ class WindowSampler:
                 parts.append(self._index_anchors(i, src))
                 continue
             sums, counts = cell_sums(src.targets, cell)
-            # candidates: window made of whole cells and fully inside the cube
+            # candidates: sample made of whole cells and fully inside the cube
             mt = (nt - self.seq_len) // self.t_stride + 1
             my = (ny - self.patch) // self.stride + 1
             mx = (nx - self.patch) // self.stride + 1
@@ -314,8 +314,8 @@ class WindowSampler:
     def __len__(self) -> int:
         return len(self.candidates)
 
-    def window_days(self, w: Window) -> pd.DatetimeIndex:
-        """Days covered by a window."""
+    def sample_days(self, w: Sample) -> pd.DatetimeIndex:
+        """Days covered by a sample."""
         return self.sources[w.source].times[w.t0 : w.t0 + self.seq_len]
 
     def state_dict(self) -> dict[str, Any]:
@@ -325,8 +325,8 @@ class WindowSampler:
                 "threshold": self.threshold, "random_share": self.random_share}
 
     # -- drawing -------------------------------------------------------------------
-    def draw(self, k: int, rng: np.random.Generator | None = None) -> Window:
-        """Window of draw number ``k`` (deterministic for the sampler's seed)."""
+    def draw(self, k: int, rng: np.random.Generator | None = None) -> Sample:
+        """Sample of draw number ``k`` (deterministic for the sampler's seed)."""
         rng = step_rng(self.seed, k) if rng is None else rng
         c = self.candidates
         if len(self.burned_ids) and rng.random() >= self.random_share:
@@ -341,21 +341,21 @@ class WindowSampler:
             dt_, dy, dx = (int(v) for v in rng.integers([-ht, -hs, -hs], [ht + 1, hs + 1, hs + 1]))
             t0 = int(np.clip(t0 + dt_, 0, nt - self.seq_len))
             if self.period is not None or self.exclude is not None:
-                t0 = int(rec["t0"])  # never move a window across a split boundary
+                t0 = int(rec["t0"])  # never move a sample across a split boundary
             y0 = int(np.clip(y0 + dy, 0, ny - self.patch))
             x0 = int(np.clip(x0 + dx, 0, nx - self.patch))
-        return Window(int(rec["source"]), t0, y0, x0, float(rec["burned"]))
+        return Sample(int(rec["source"]), t0, y0, x0, float(rec["burned"]))
 
-    def windows(self, n: int, seed: int | None = None) -> list[Window]:
-        """``n`` distinct windows drawn with the sampler's rule (e.g. a validation set).
+    def samples(self, n: int, seed: int | None = None) -> list[Sample]:
+        """``n`` distinct samples drawn with the sampler's rule (e.g. a validation set).
 
         With fewer than ``n`` candidates, all candidates are returned (burned first).
         """
         s = self.seed if seed is None else int(seed)
         if n >= len(self.candidates):
             order = np.argsort(-self.candidates["burned"], kind="stable")
-            return [self._window(int(j)) for j in order]
-        out: dict[tuple[int, int, int, int], Window] = {}
+            return [self._sample(int(j)) for j in order]
+        out: dict[tuple[int, int, int, int], Sample] = {}
         k = 0
         while len(out) < n and k < 50 * n:
             w = self.draw(k, step_rng(s, k, 7))
@@ -363,16 +363,16 @@ class WindowSampler:
             k += 1
         return list(out.values())
 
-    def _window(self, j: int) -> Window:
+    def _sample(self, j: int) -> Sample:
         r = self.candidates[j]
-        return Window(int(r["source"]), int(r["t0"]), int(r["y0"]), int(r["x0"]),
+        return Sample(int(r["source"]), int(r["t0"]), int(r["y0"]), int(r["x0"]),
                       float(r["burned"]))
 
     # -- reading -------------------------------------------------------------------
-    def read_raw(self, w: Window) -> tuple[np.ndarray, np.ndarray]:
+    def read_raw(self, w: Sample) -> tuple[np.ndarray, np.ndarray]:
         """Raw inputs ``(4, T, P, P)`` (physical units, NaN kept) and targets ``(T, P, P)``.
 
-        Only the Zarr chunks overlapping the window are read.
+        Only the Zarr chunks overlapping the sample are read.
         """
         src = self.sources[w.source]
         sl = (slice(w.t0, w.t0 + self.seq_len), slice(w.y0, w.y0 + self.patch),
@@ -382,8 +382,8 @@ class WindowSampler:
         y = _read(src.targets.data, sl).astype(np.float32, copy=False)
         return x, y
 
-    def read(self, w: Window) -> dict[str, np.ndarray]:
-        """Model-ready ``x`` (normalised), ``y`` (NaN -> 0) and ``mask`` of a window."""
+    def read(self, w: Sample) -> dict[str, np.ndarray]:
+        """Model-ready ``x`` (normalised), ``y`` (NaN -> 0) and ``mask`` of a sample."""
         x, y = self.read_raw(w)
         return _finish(x, y, self.norm)
 
@@ -406,8 +406,8 @@ def _finish(x: np.ndarray, y: np.ndarray, norm: Normalization,
 def time_split(val_start: Any, val_end: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Keyword arguments of the training and validation samplers of a time split.
 
-    ``WindowSampler(src, **train_kw)`` never draws a window touching
-    ``[val_start, val_end]``; ``WindowSampler(src, **val_kw)`` draws only inside it.
+    ``TrainingSampler(src, **train_kw)`` never draws a sample touching
+    ``[val_start, val_end]``; ``TrainingSampler(src, **val_kw)`` draws only inside it.
     """
     rng = (val_start, val_end)
     return {"exclude": rng}, {"period": rng}
@@ -416,8 +416,8 @@ def time_split(val_start: Any, val_end: Any) -> tuple[dict[str, Any], dict[str, 
 # --------------------------------------------------------------------------- torch
 
 
-class BANetWindows(torch.utils.data.Dataset):
-    """Map-style :class:`torch.utils.data.Dataset` of sampled windows.
+class BANetSamples(torch.utils.data.Dataset):
+    """Map-style :class:`torch.utils.data.Dataset` of sampled samples.
 
     Item ``k`` is draw ``k`` of the sampler, augmented with the generator
     ``(seed, k, 1)``; items are independent of each other and of the order in which
@@ -426,7 +426,7 @@ class BANetWindows(torch.utils.data.Dataset):
     Parameters
     ----------
     sampler
-        A :class:`WindowSampler`.
+        A :class:`TrainingSampler`.
     length
         Number of items (e.g. ``steps x batch_size``).
     augment
@@ -436,7 +436,7 @@ class BANetWindows(torch.utils.data.Dataset):
         Index of the first item (``length`` items from ``offset``).
     """
 
-    def __init__(self, sampler: WindowSampler, length: int,
+    def __init__(self, sampler: TrainingSampler, length: int,
                  augment: Callable[..., Any] | None = None, offset: int = 0) -> None:
         self.sampler = sampler
         self.length = int(length)

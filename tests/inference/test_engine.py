@@ -40,7 +40,7 @@ def _model(seeds=(0,)) -> TileModel:
                      key=f"engine-test-{seeds}", normalization=NORM)
 
 
-def _numpy_engine(arr, model, tile, step, window):
+def _numpy_engine(arr, model, tile, step, blend):
     """Today's (previous) engine: numpy tiles, host normalisation, float64 blending."""
     plan = TilePlan(*arr.shape[-2:], tile=tile, step=step)
 
@@ -53,7 +53,7 @@ def _numpy_engine(arr, model, tile, step, window):
                     model.modules("cpu")]
         return torch.stack(outs).mean(0).numpy()
 
-    return accumulate_tiles(arr, fn, plan, batch_size=3, window=window)
+    return accumulate_tiles(arr, fn, plan, batch_size=3, blend=blend)
 
 
 @pytest.fixture(autouse=True)
@@ -71,16 +71,16 @@ def arr():
     return a
 
 
-@pytest.mark.parametrize("window", ["mean", "centre"])
+@pytest.mark.parametrize("blend", ["mean", "centre"])
 @pytest.mark.parametrize("chunks", [(203, 261), (64, 64), (100, 90), (150, 40)])
-def test_device_pipeline_equals_numpy_engine(arr, window, chunks):
+def test_device_pipeline_equals_numpy_engine(arr, blend, chunks):
     model = _model((0, 1))
-    ref = _numpy_engine(arr, model, 48, 36, window)
+    ref = _numpy_engine(arr, model, 48, 36, blend)
     got = predict_array(da.from_array(arr, chunks=(3, *chunks)), model, out_channels=2, tile=48,
-                        step=36, window=window, batch_size=4, device="cpu")
+                        step=36, blend=blend, batch_size=4, device="cpu")
     got = got.compute(scheduler="threads")
     np.testing.assert_allclose(got, ref, atol=1e-5)
-    whole = predict_numpy(arr, model, tile=48, step=36, window=window, device="cpu")
+    whole = predict_numpy(arr, model, tile=48, step=36, blend=blend, device="cpu")
     np.testing.assert_allclose(whole, ref, atol=1e-5)
 
 
@@ -88,7 +88,7 @@ def test_one_and_two_workers_give_the_same_mosaic(arr):
     distributed = pytest.importorskip("distributed")
     model = _model()
     x = da.from_array(arr, chunks=(3, 70, 70))
-    lazy = predict_array(x, model, out_channels=2, tile=48, step=36, window="centre",
+    lazy = predict_array(x, model, out_channels=2, tile=48, step=36, blend="centre",
                          device="cpu")
     ref = _numpy_engine(arr, model, 48, 36, "centre")
     outs = []
@@ -128,17 +128,17 @@ def test_each_plan_tile_runs_once(chunk):
     np.testing.assert_allclose(got[0], a[0] * 0.5, rtol=1e-6)
 
 
-@pytest.mark.parametrize("window", ["mean", "centre"])
+@pytest.mark.parametrize("blend", ["mean", "centre"])
 @pytest.mark.parametrize(("chunks", "tasks"), [((203, 261), 2), ((203, 261), 9), ((203, 261), 99),
                                                ((100, 90), 12), ((150, 40), 7)])
-def test_tiles_shared_among_tasks_give_the_same_mosaic(arr, window, chunks, tasks):
+def test_tiles_shared_among_tasks_give_the_same_mosaic(arr, blend, chunks, tasks):
     """A chunk's tiles split among several tasks: same mosaic bit for bit, same chunks,
     every tile of the plan still run exactly once."""
     x = da.from_array(arr, chunks=(3, *chunks))
     counts, outs, chunked = [], [], []
     for t in (None, tasks):
         counter = _Counting()
-        out = predict_array(x, counter, tile=48, step=36, window=window, batch_size=4,
+        out = predict_array(x, counter, tile=48, step=36, blend=blend, batch_size=4,
                             device="cpu", tasks=t)
         chunked.append(out.chunks)
         outs.append(out.compute(scheduler="threads"))
@@ -147,9 +147,9 @@ def test_tiles_shared_among_tasks_give_the_same_mosaic(arr, window, chunks, task
     assert counts[0] == counts[1] == len(TilePlan(203, 261, tile=48, step=36))
     np.testing.assert_array_equal(outs[1], outs[0])
     model = _model((0, 1))
-    ref = predict_array(x, model, out_channels=2, tile=48, step=36, window=window,
+    ref = predict_array(x, model, out_channels=2, tile=48, step=36, blend=blend,
                         device="cpu", tasks=None).compute(scheduler="threads")
-    got = predict_array(x, model, out_channels=2, tile=48, step=36, window=window,
+    got = predict_array(x, model, out_channels=2, tile=48, step=36, blend=blend,
                         device="cpu", tasks=tasks).compute(scheduler="threads")
     np.testing.assert_array_equal(got, ref)
 
@@ -190,7 +190,7 @@ def test_burned_reductions_equal_numpy():
     s2 = BurnedRangeStats((200, 201, 202, 203, 204))(torch.from_numpy(p[:, ::-1].copy())).numpy()
     comb = combine_range([s1, s2], 0.05)
     np.testing.assert_allclose(comb[0], np.minimum(2 * p[0].sum(0), 1), rtol=1e-6)
-    # ties between windows go to the first window
+    # ties between windows go to the first blend
     np.testing.assert_array_equal(comb[1], np.where(comb[0] >= 0.05, s1[2], 0))
 
 

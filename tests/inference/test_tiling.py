@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from firesmoke.inference.tiling import TilePlan, accumulate_tiles, blend_window, tile_origins
+from firesmoke.inference.tiling import TilePlan, accumulate_tiles, blend_weights, tile_origins
 
 
 def test_tile_origins():
@@ -30,20 +30,20 @@ def test_plan_covers_everything():
 
 
 def test_windows():
-    assert blend_window(8, "mean").sum() == 64
-    w = blend_window(16, "centre")
+    assert blend_weights(8, "mean").sum() == 64
+    w = blend_weights(16, "centre")
     assert w.shape == (16, 16) and w.min() > 0 and w[8, 8] > w[0, 0]
     with pytest.raises(ValueError):
-        blend_window(8, "nope")
+        blend_weights(8, "nope")
 
 
-def reference_whole_pass(arr, predict, tile, step, window):
+def reference_whole_pass(arr, predict, tile, step, blend):
     """Straightforward reference: zero-pad the whole array, loop over tiles one by one."""
     plan = TilePlan(*arr.shape[-2:], tile=tile, step=step)
     ph, pw = plan.padded_shape
     padded = np.zeros((*arr.shape[:-2], ph, pw), arr.dtype)
     padded[..., : arr.shape[-2], : arr.shape[-1]] = arr
-    w = blend_window(tile, window)
+    w = blend_weights(tile, blend)
     acc = None
     wsum = np.zeros((ph, pw))
     for r in plan.rows:
@@ -63,25 +63,25 @@ def nonlinear_model(batch):
     return np.tanh(batch.sum(axis=1, keepdims=True) * ramp) + 0.1 * batch[:, :1] ** 2
 
 
-@pytest.mark.parametrize("window", ["mean", "centre"])
+@pytest.mark.parametrize("blend", ["mean", "centre"])
 @pytest.mark.parametrize("blocks", [(1, 1), (2, 3), (4, 2)])
-def test_blockwise_equals_whole_pass(window, blocks):
+def test_blockwise_equals_whole_pass(blend, blocks):
     rng = np.random.default_rng(0)
     arr = rng.normal(size=(3, 173, 211)).astype(np.float32)
     tile, step = 32, 24
     plan = TilePlan(173, 211, tile=tile, step=step)
-    expected = reference_whole_pass(arr, nonlinear_model, tile, step, window)
+    expected = reference_whole_pass(arr, nonlinear_model, tile, step, blend)
     ys = np.linspace(0, 173, blocks[0] + 1).astype(int)
     xs = np.linspace(0, 211, blocks[1] + 1).astype(int)
     out = np.zeros((1, 173, 211), np.float32)
     for y0, y1 in itertools.pairwise(ys):
         for x0, x1 in itertools.pairwise(xs):
-            # window = core plus a halo of one tile, clipped to the array
+            # blend = core plus a halo of one tile, clipped to the array
             wy0, wy1 = max(y0 - tile, 0), min(y1 + tile, 173)
             wx0, wx1 = max(x0 - tile, 0), min(x1 + tile, 211)
             out[:, y0:y1, x0:x1] = accumulate_tiles(
                 arr[:, wy0:wy1, wx0:wx1], nonlinear_model, plan, offset=(wy0, wx0),
-                core=(y0, y1, x0, x1), batch_size=5, window=window,
+                core=(y0, y1, x0, x1), batch_size=5, blend=blend,
             )
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -90,20 +90,20 @@ def test_identity_model_reproduces_input():
     rng = np.random.default_rng(1)
     arr = rng.random((2, 5, 70, 90)).astype(np.float32)
     plan = TilePlan(70, 90, tile=32, step=20)
-    out = accumulate_tiles(arr, lambda b: b, plan, window="centre")
+    out = accumulate_tiles(arr, lambda b: b, plan, blend="centre")
     np.testing.assert_allclose(out, arr, rtol=1e-6)
 
 
 def test_centre_window_pinned_values_and_symmetry():
-    """Values written out by hand (sin^2 of pixel centres), not computed by blend_window's
-    formula: an asymmetric or shifted window fails here."""
+    """Values written out by hand (sin^2 of pixel centres), not computed by blend_weights's
+    formula: an asymmetric or shifted blend fails here."""
     s1, s3 = (1 - np.sqrt(0.5)) / 2, (1 + np.sqrt(0.5)) / 2  # sin^2(pi/8), sin^2(3 pi/8)
     w1 = np.array([s1, s3, s3, s1])
-    np.testing.assert_allclose(blend_window(4, "centre"), np.outer(w1, w1), rtol=1e-6)
-    np.testing.assert_allclose(blend_window(4, "centre")[0], [0.0214466, 0.125, 0.125, 0.0214466],
+    np.testing.assert_allclose(blend_weights(4, "centre"), np.outer(w1, w1), rtol=1e-6)
+    np.testing.assert_allclose(blend_weights(4, "centre")[0], [0.0214466, 0.125, 0.125, 0.0214466],
                                rtol=1e-5)
     for tile in (5, 16, 128):
-        w = blend_window(tile, "centre")
+        w = blend_weights(tile, "centre")
         assert w.dtype == np.float32 and w.shape == (tile, tile)
         np.testing.assert_array_equal(w, w[::-1, :])  # symmetric top/bottom
         np.testing.assert_array_equal(w, w[:, ::-1])  # left/right
@@ -112,7 +112,7 @@ def test_centre_window_pinned_values_and_symmetry():
         assert w[mid, mid] == w.max() and w.max() <= 1.0
         row = w[mid, : (tile + 1) // 2]
         assert (np.diff(row) >= 0).all()  # rises towards the centre
-    w = blend_window(128, "centre")
+    w = blend_weights(128, "centre")
     # the edge rows are held at the floor (1e-3), so border-only pixels still get a value
     assert w[0, 0] == pytest.approx(1e-6, rel=1e-4)
     assert w[0, 64] == pytest.approx(1e-3, rel=1e-3)

@@ -19,7 +19,7 @@ from firesmoke.train.augment_banet import (
     zero_frp_squares,
 )
 from firesmoke.train.banet import banet_loss, train_banet, train_banet_stores
-from firesmoke.train.sampler import WindowSampler, open_source
+from firesmoke.train.sampler import TrainingSampler, open_source
 
 TINY = dict(batch_size=2, seq_len=16, patch=32, stride=16, t_stride=8, threshold=5,
             progress=False, threads=1)
@@ -162,7 +162,7 @@ def test_same_seed_same_weights_and_saved_metadata(cubes, tmp_path):
 def test_resume_gives_the_uninterrupted_weights(cubes, tmp_path):
     s = cubes["start"]
     val = (s + pd.Timedelta(days=32), s + pd.Timedelta(days=47))  # time split
-    kw = dict(steps=4, val=val, val_every=2, val_windows=2, checkpoint_every=2, jitter=True,
+    kw = dict(steps=4, val=val, val_every=2, val_samples=2, checkpoint_every=2, jitter=True,
               flips=True, seed=1, **TINY)
     full = train_banet([cubes["train"]], tmp_path / "full", **kw)
     part = train_banet([cubes["train"]], tmp_path / "part", stop_at=2, **kw)
@@ -258,7 +258,7 @@ def test_reference_recipe_runs_with_its_sampler_and_augmentation(cubes, tmp_path
     assert cfg["recipe"] == "reference" and cfg["random_share"] == 0.0 and cfg["jitter"] is False
     # the reference's anchors: tile-days with target sum > threshold
     src = open_source(*cubes["train"])
-    ref = WindowSampler([src], seq_len=16, patch=32, stride=16, threshold=5, rule="reference")
+    ref = TrainingSampler([src], seq_len=16, patch=32, stride=16, threshold=5, rule="reference")
     assert cfg["burned_candidates"] == len(ref.burned_ids) and cfg["candidates"] == len(ref)
     assert r.weights is not None and r.weights.is_file()
     with pytest.raises(InputError, match="recipe"):

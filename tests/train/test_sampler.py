@@ -1,4 +1,4 @@
-"""Window sampler over Zarr cubes: cell sums, burned-window preference, splits, chunk reads."""
+"""Sample sampler over Zarr cubes: cell sums, burned-window preference, splits, chunk reads."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from _banet_helpers import BANDS, make_arrays, write_pair
 from firesmoke.errors import GridMismatchError, InputError
 from firesmoke.models.normalization import BANET
 from firesmoke.train.sampler import (
-    BANetWindows,
-    WindowSampler,
+    BANetSamples,
+    TrainingSampler,
     cell_sums,
     open_source,
     open_targets,
@@ -73,7 +73,7 @@ def test_targets_round_trip_and_source_checks(pair, tmp_path):
 
 
 def test_candidate_sums_are_exact(pair):
-    s = WindowSampler([open_source(pair["cube"], pair["targets"])], seq_len=16, patch=32,
+    s = TrainingSampler([open_source(pair["cube"], pair["targets"])], seq_len=16, patch=32,
                       stride=16, t_stride=8, threshold=10)
     c = s.candidates
     assert len(c) == 5 * 5 * 5  # t0 in 0..32 step 8, y0/x0 in 0..64 step 16
@@ -88,20 +88,20 @@ def test_candidate_sums_are_exact(pair):
 def test_sampler_favours_burned_windows(pair):
     src = open_source(pair["cube"], pair["targets"])
     kw = dict(seq_len=16, patch=32, stride=16, t_stride=8, threshold=10)
-    s = WindowSampler([src], random_share=0.2, seed=3, **kw)
+    s = TrainingSampler([src], random_share=0.2, seed=3, **kw)
     base = len(s.burned_ids) / len(s)
     assert base < 0.3
     drawn = np.array([s.draw(k).burned > 10 for k in range(600)])
     expected = 0.8 + 0.2 * base
     assert abs(drawn.mean() - expected) < 0.06
     # random_share=1: burned windows only at their base rate
-    u = WindowSampler([src], random_share=1.0, seed=3, **kw)
+    u = TrainingSampler([src], random_share=1.0, seed=3, **kw)
     drawn_u = np.array([u.draw(k).burned > 10 for k in range(600)])
     assert abs(drawn_u.mean() - base) < 0.06
     # deterministic with the seed, order-independent; another seed differs
-    again = WindowSampler([src], random_share=0.2, seed=3, **kw)
+    again = TrainingSampler([src], random_share=0.2, seed=3, **kw)
     assert [again.draw(k) for k in (5, 1, 9)] == [s.draw(k) for k in (5, 1, 9)]
-    other = WindowSampler([src], random_share=0.2, seed=4, **kw)
+    other = TrainingSampler([src], random_share=0.2, seed=4, **kw)
     assert [other.draw(k) for k in range(20)] != [s.draw(k) for k in range(20)]
 
 
@@ -110,12 +110,12 @@ def test_unobserved_targets_filter_and_mask(tmp_path):
     nan = np.zeros(y.shape, bool)
     nan[:, :32, :32] = True  # one quadrant never observed
     cube, tg = write_pair(tmp_path, "N", x, y, target_nan=nan)
-    s = WindowSampler([open_source(cube, tg)], seq_len=16, patch=32, stride=32, t_stride=16,
+    s = TrainingSampler([open_source(cube, tg)], seq_len=16, patch=32, stride=32, t_stride=16,
                       min_valid=0.5)
     assert not any((r["y0"] == 0) & (r["x0"] == 0) for r in s.candidates)
-    s_all = WindowSampler([open_source(cube, tg)], seq_len=16, patch=32, stride=32,
+    s_all = TrainingSampler([open_source(cube, tg)], seq_len=16, patch=32, stride=32,
                           t_stride=16, min_valid=0.0)
-    w = next(s_all._window(j) for j, r in enumerate(s_all.candidates)
+    w = next(s_all._sample(j) for j, r in enumerate(s_all.candidates)
              if r["y0"] == 0 and r["x0"] == 0)
     item = s_all.read(w)
     assert item["mask"].sum() == 0 and np.all(item["y"] == 0)
@@ -127,14 +127,14 @@ def test_time_split_never_overlaps(pair):
     period = (days[24].date(), days[40].date())
     train_kw, val_kw = time_split(*period)
     kw = dict(seq_len=16, patch=32, stride=16, t_stride=8, threshold=1)
-    tr = WindowSampler([src], jitter=True, **kw, **train_kw)
-    va = WindowSampler([src], **kw, **val_kw)
+    tr = TrainingSampler([src], jitter=True, **kw, **train_kw)
+    va = TrainingSampler([src], **kw, **val_kw)
     lo, hi = pd.Timestamp(period[0]), pd.Timestamp(period[1])
     assert len(tr) > 0 and len(va) > 0
     for k in range(300):
-        d = tr.window_days(tr.draw(k))
+        d = tr.sample_days(tr.draw(k))
         assert (d[-1] < lo) or (d[0] > hi)
-        v = va.window_days(va.draw(k))
+        v = va.sample_days(va.draw(k))
         assert v[0] >= lo and v[-1] <= hi
     for rec in tr.candidates:
         d = days[rec["t0"] : rec["t0"] + 16]
@@ -142,7 +142,7 @@ def test_time_split_never_overlaps(pair):
 
 
 def test_read_returns_reference_normalisation(pair):
-    s = WindowSampler([open_source(pair["cube"], pair["targets"])], seq_len=16, patch=32)
+    s = TrainingSampler([open_source(pair["cube"], pair["targets"])], seq_len=16, patch=32)
     w = s.draw(0)
     item = s.read(w)
     sl = (slice(w.t0, w.t0 + 16), slice(w.y0, w.y0 + 32), slice(w.x0, w.x0 + 32))
@@ -154,7 +154,7 @@ def test_read_returns_reference_normalisation(pair):
     np.testing.assert_allclose(item["x"], expect, rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(item["y"][0], pair["y"][sl])
     assert item["mask"].shape == (1, 16, 32, 32) and item["mask"].min() == 1.0
-    ds = BANetWindows(s, length=4)
+    ds = BANetSamples(s, length=4)
     t = ds[0]
     assert set(t) == {"x", "y", "mask"} and tuple(t["x"].shape) == (4, 16, 32, 32)
     np.testing.assert_array_equal(t["x"].numpy(), item["x"])  # item 0 = draw 0
@@ -171,8 +171,8 @@ def _chunk_files(store, var):
 def test_reads_only_the_chunks_a_window_needs(tmp_path):
     x, y = make_arrays(48, 96, 96, burns=((20, 40, 40, 12),))
     cube, tg = write_pair(tmp_path, "C", x, y, chunks=(8, 32, 32))
-    s = WindowSampler([open_source(cube, tg)], seq_len=16, patch=32, stride=32, t_stride=8)
-    w = next(s._window(j) for j, r in enumerate(s.candidates)
+    s = TrainingSampler([open_source(cube, tg)], seq_len=16, patch=32, stride=32, t_stride=8)
+    w = next(s._sample(j) for j, r in enumerate(s.candidates)
              if (r["t0"], r["y0"], r["x0"]) == (16, 32, 32))
     need = {(t, 1, 1) for t in (2, 3)}  # chunks of days 16..31, rows/cols 32..63
     # corrupt every chunk file the window does not need: any read of them fails
@@ -185,7 +185,7 @@ def test_reads_only_the_chunks_a_window_needs(tmp_path):
     item = s.read(w)
     np.testing.assert_array_equal(item["y"][0], y[16:32, 32:64, 32:64])
     # sanity: the corruption is detected when a window does touch those chunks
-    bad = next(s._window(j) for j, r in enumerate(s.candidates)
+    bad = next(s._sample(j) for j, r in enumerate(s.candidates)
                if (r["t0"], r["y0"], r["x0"]) == (0, 0, 0))
     with pytest.raises(Exception):  # noqa: B017 (whatever zarr's codec raises)
         s.read(bad)
@@ -194,20 +194,20 @@ def test_reads_only_the_chunks_a_window_needs(tmp_path):
 def test_bad_settings_are_refused(pair):
     src = open_source(pair["cube"], pair["targets"])
     with pytest.raises(InputError, match="multiple of 16"):
-        WindowSampler([src], seq_len=20, patch=32)
+        TrainingSampler([src], seq_len=20, patch=32)
     with pytest.raises(InputError, match="multiple of 32"):
-        WindowSampler([src], seq_len=16, patch=48)
+        TrainingSampler([src], seq_len=16, patch=48)
     with pytest.raises(InputError, match="divide"):
-        WindowSampler([src], seq_len=16, patch=32, stride=12)
+        TrainingSampler([src], seq_len=16, patch=32, stride=12)
     with pytest.raises(InputError, match="no 64-day"):
-        WindowSampler([src], seq_len=64, patch=32)
+        TrainingSampler([src], seq_len=64, patch=32)
 
 
 def test_reference_rule_anchors_are_tile_days(pair):
     """rule="reference": every tile-day with target sum > 10 is an anchor; the window
     starts seq_len // 2 days before it and the day seq_len after it must exist."""
     src = open_source(pair["cube"], pair["targets"])
-    s = WindowSampler([src], seq_len=16, patch=32, stride=16, threshold=10, rule="reference",
+    s = TrainingSampler([src], seq_len=16, patch=32, stride=16, threshold=10, rule="reference",
                       seed=5)
     y = pair["y"]
     nt = y.shape[0]
@@ -235,7 +235,7 @@ def test_reference_rule_anchors_are_tile_days(pair):
     w = next(w for w in drawn if w.t0 == 12 and (w.y0, w.x0) == (0, 0))
     assert w.burned == pytest.approx(144.0)
     with pytest.raises(InputError, match="sampler rule"):
-        WindowSampler([src], seq_len=16, patch=32, rule="nope")
+        TrainingSampler([src], seq_len=16, patch=32, rule="nope")
 
 
 def test_reference_rule_respects_time_splits(pair):
@@ -243,7 +243,7 @@ def test_reference_rule_respects_time_splits(pair):
     days = src.times
     train_kw, val_kw = time_split(days[30], days[47])
     kw = dict(seq_len=16, patch=32, stride=16, threshold=10, rule="reference")
-    tr = WindowSampler([src], **kw, **train_kw)
+    tr = TrainingSampler([src], **kw, **train_kw)
     assert (tr.candidates["t0"] + 16 - 1 < 30).all()
     with pytest.raises(InputError, match="no 16-day"):
-        WindowSampler([src], **kw, **val_kw)  # no anchor window fits inside the last 18 days
+        TrainingSampler([src], **kw, **val_kw)  # no anchor window fits inside the last 18 days

@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 #: Bands the cube reads from every granule, in the order of its per-day stack.
 CUBE_BANDS: tuple[str, ...] = ("M05", "M07", "M12", "M15", "solar_zenith", "sensor_zenith")
 _VAR_TO_LAYER = {v: k for k, v in VMAES_LAYER_TO_VARIABLE.items()}
-Window = tuple[int, int, int, int]  # row offset, column offset, height, width
+PixelBox = tuple[int, int, int, int]  # row offset, column offset, height, width (pixels)
 
 # --------------------------------------------------------------------------- HDF4 handles
 _MAX_SD_HANDLES = 32
@@ -113,7 +113,7 @@ def close_cached_handles() -> None:
         _SD_HANDLES.clear()
 
 
-def _read_sds_window(path: str, sds_name: str, window: Window) -> np.ndarray:
+def _read_sds_window(path: str, sds_name: str, window: PixelBox) -> np.ndarray:
     """Raw pixels of one SDS window through a cached handle (under HDF4_LOCK); errors as
     :func:`firesmoke.io.viirs.arrays.read_sds_window` (the handle is dropped after one)."""
     r0, c0, h, w = window
@@ -179,7 +179,7 @@ class VmaesReader:
     def bands(self) -> tuple[str, ...]:
         return tuple(self.layers)
 
-    def read(self, window: Window | None = None, bands: Sequence[str] | None = None) -> np.ndarray:
+    def read(self, window: PixelBox | None = None, bands: Sequence[str] | None = None) -> np.ndarray:
         """Decoded float32 ``(len(bands), h, w)`` of ``window`` (row, col, height, width;
         default the whole grid); fill is NaN."""
         r0, c0, h, w = window if window is not None else (0, 0, *self.shape)
@@ -192,7 +192,7 @@ class VmaesReader:
             out[i] = src.decoder(_read_sds_window(src.path, src.sds_name, (r0, c0, h, w)))
         return out
 
-    def read_region(self, window: Window, bands: Sequence[str] | None = None) -> np.ndarray:
+    def read_region(self, window: PixelBox, bands: Sequence[str] | None = None) -> np.ndarray:
         """Decoded float32 ``(len(bands), h, w)`` of a window of the region grid the reader
         was placed on, which must be aligned with the granule grid: the granule window it
         covers is read (nothing more), the rest is NaN."""

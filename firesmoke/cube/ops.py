@@ -23,7 +23,7 @@ from firesmoke.kernels import hotspots as _hotspots
 from firesmoke.kernels import mir as _mir
 from firesmoke.kernels import regrid as _regrid
 
-__all__ = ["composite", "mir_reflectance", "rasterize_points", "regrid_swath"]
+__all__ = ["composite", "mir_reflectance", "rasterize_stat", "regrid_swath"]
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def mir_reflectance(
 
 
 # --------------------------------------------------------------------------- hotspots
-def rasterize_points(
+def rasterize_stat(
     lat: np.ndarray,
     lon: np.ndarray,
     day: np.ndarray,
@@ -171,7 +171,7 @@ def rasterize_points(
     grids = _hotspots.rasterize_points(lat, lon, day, value, transform, shape, n_days,
                                        stats=(stat,), window=window)
     if grids.n_dropped:
-        log.debug("rasterize_points: %d point(s) outside the grid or the days dropped",
+        log.debug("rasterize_stat: %d point(s) outside the grid or the days dropped",
                   grids.n_dropped)
     return grids[stat]
 

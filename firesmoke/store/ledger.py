@@ -25,6 +25,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from firesmoke.errors import (
     InputError,
     StoreLockedError,
@@ -37,6 +42,7 @@ __all__ = ["LEDGER_MARKER", "Ledger", "StoreLock", "StoreLockedError"]
 log = logging.getLogger(__name__)
 
 LEDGER_DIR = f"{META}/ledger"
+TAKEOVER = f"{META}/lock.takeover"
 LEDGER_MARKER = "FIRESMOKE_LEDGER"
 TEMPLATE_MARKER = f"{META}/template.json"
 LOCK = f"{META}/lock"
@@ -207,34 +213,34 @@ class StoreLock:
     def _take_over(self, holder: Mapping[str, Any]) -> None:
         """Remove the stale lock described by ``holder``, and only that one.
 
-        Two writers may both see the same dead holder. On a local disk the stale file is
-        renamed (atomic) to a name of this writer's own and its inode and content compared
-        with those read: a lock created meanwhile by the other writer is put back (``os.link``,
-        which never replaces a file) instead of being deleted. Object stores have no
-        atomic rename: the file is deleted (their conditional create still lets only one
-        writer win the new lock).
+        Several writers may see the same dead holder at once. On a local disk takeovers
+        are serialised by an advisory ``flock`` on ``.firesmoke/lock.takeover`` (released
+        by the kernel if its holder dies): under it the lock file is read again and
+        removed only if it is still the one read before (same inode and content). A lock
+        created meanwhile by another writer holds a new token, so it is never removed,
+        and no moment exists without a lock file once a live writer has created one.
+        Object stores have no such primitive: the file is deleted (their conditional
+        create still lets only one writer win the new lock).
         """
         loc = self.location
         if not loc.local:
             loc.delete(LOCK)
             return
-        lock = loc._local(LOCK)
-        grave = loc._local(f"{META}/lock.stale.{self.token}")
+        if fcntl is None:  # pragma: no cover - platforms without flock
+            raise StoreLockedError(
+                f"{loc.url}: the store lock {self.path} was left by a process that is gone; "
+                "delete it to write this store")
+        fd = os.open(loc._local(TAKEOVER), os.O_RDWR | os.O_CREAT
+                     | getattr(os, "O_NOFOLLOW", 0), 0o644)
         try:
-            os.rename(lock, grave)
-        except FileNotFoundError:  # another writer took it over first
-            return
-        try:
-            with open(grave, "rb") as f:  # the same file (inodes are reused) and content
-                same = (os.fstat(f.fileno()).st_ino == holder.get("_ino")
-                        and f.read(1 << 16) == holder.get("_raw"))
-            if not same:
-                try:  # not the stale lock: a live one, created since; give it back
-                    os.link(grave, lock)
-                except FileExistsError:  # pragma: no cover - a third writer, same instant
-                    log.error("store lock %s was replaced while being taken over", self.path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            now = self._holder()
+            if (now is not None and now.get("_ino") == holder.get("_ino")
+                    and now.get("_raw") == holder.get("_raw")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(loc._local(LOCK))
         finally:
-            os.unlink(grave)
+            os.close(fd)  # releases the flock
 
     def acquire(self) -> StoreLock:
         from firesmoke.paths import check_no_symlinks

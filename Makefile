@@ -29,7 +29,7 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check firesmoke tests benchmarks examples
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir build/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 docs: $(TEST_STAMP)

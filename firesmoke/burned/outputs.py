@@ -30,7 +30,7 @@ from firesmoke.paths import safe_join
 from firesmoke.store.geotiff import export_burned_period
 from firesmoke.store.quicklook import quicklook_png
 
-__all__ = ["export_burned", "export_period"]
+__all__ = ["export_burned", "export_files", "export_period"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,25 @@ def export_period(
                                         safe_join(folder, f"{base}_events.geojson")))
         log.info("%s: %d events", label, len(table))
     return out
+
+
+def export_files(
+    labels: Sequence[str],
+    folder: str | os.PathLike[str],
+    base: str,
+    *,
+    geotiff: bool = True,
+    quicklook: bool = True,
+    events: bool = False,
+) -> list[Path]:
+    """The files :func:`export_burned` writes for periods ``labels``, in its order.
+
+    Known before the product is computed (the labels are coordinates), so a caller can
+    refuse to replace existing files before any work.
+    """
+    names = (("confidence.tif", "burn_date.tif") if geotiff else ()) + (
+        ("quicklook.png",) if quicklook else ()) + (("events.geojson",) if events else ())
+    return [safe_join(folder, f"{base}_{label}_{name}") for label in labels for name in names]
 
 
 def export_burned(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -388,7 +389,8 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
                         "-1 unobserved, 0 not burned) + PNG, beside a local --out")
     b.add_argument("--events", action="store_true", help="also write fire events (GeoJSON)")
     b.add_argument("--overwrite", action="store_true",
-                   help="replace an existing --out (only a store firesmoke wrote, never --cube)")
+                   help="replace an existing --out (only a store firesmoke wrote, never --cube) "
+                        "and existing --geotiff/--events files")
     _add_cluster_args(b)
     _add_gpus_arg(b)
     s = psub.add_parser("smoke", help="smoke on Sentinel-2 chips or scenes")
@@ -454,6 +456,17 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                  threshold=args.threshold, blend=args.blend,
                                  batch_size=args.batch_size, device=device,
                                  compat=args.compat, allow_partial=args.allow_partial)
+        if args.geotiff or args.events:  # the names are known before any work: refuse early
+            from firesmoke.burned.outputs import export_files
+
+            taken = [f for f in export_files(
+                [str(v) for v in product["period_label"].values], out.path.parent,
+                out.path.stem, geotiff=args.geotiff, quicklook=args.geotiff, events=args.events)
+                if os.path.lexists(f)]
+            if taken and not args.overwrite:
+                raise FiresmokeInputError(
+                    f"{len(taken)} export file(s) exist, e.g. {taken[0]}; give --overwrite to "
+                    "replace them", field="geotiff")
         # computed on the workers (a distributed progress bar), streamed to the store by them:
         # the product never passes through this process as a whole
         product = client.persist(product)

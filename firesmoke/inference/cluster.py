@@ -133,6 +133,9 @@ def dask_client(
 ) -> Iterator[Any]:
     """A ``distributed.Client`` on ``address`` or on a new local cluster (closed on exit).
 
+    The dashboard of a local cluster is on a free port (``client.dashboard_link``, logged
+    at INFO); it needs ``bokeh`` (``pip install firesmoke[dashboard]``).
+
     Parameters
     ----------
     address
@@ -146,9 +149,6 @@ def dask_client(
     timeout, close_timeout
         Connecting to ``address``; seconds a local worker process is given to exit on
         close (:func:`close_cluster`) before it is killed.
-
-    The dashboard of a local cluster is on a free port (``client.dashboard_link``, logged
-    at INFO); it needs ``bokeh`` (``pip install firesmoke[dashboard]``).
 
     Raises
     ------

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 import xarray as xr
 
-from firesmoke.burned.outputs import export_burned
+from firesmoke.burned.outputs import export_burned, export_files
 from firesmoke.burned.predict import UnobservedPeriodWarning, predict_burned, unobserved_periods
 from firesmoke.burned.rules import BANET_0_6_7, DEFAULT, NODATA, mask_unobserved, observed_days
 from firesmoke.errors import InputError
@@ -83,7 +83,10 @@ def test_all_nan_window_is_only_nodata_in_zarr_and_cog(tmp_path):
     assert list(raw["burn_date"].attrs["flag_values"]) == [-1, 0]
     assert open_store(out).rio.crs.to_epsg() == 4326
     # COGs read back with rasterio: nodata tags set, every pixel nodata
-    files = export_burned(open_store(out), tmp_path / "cog", "ba", quicklook=False)
+    files = export_burned(open_store(out), tmp_path / "cog", "ba", quicklook=False, events=True)
+    labels = [str(v) for v in open_store(out)["period_label"].values]
+    assert files == export_files(labels, tmp_path / "cog", "ba", quicklook=False, events=True)
+    files = files[:2]
     conf_tif, date_tif = (str(f) for f in files)
     with rasterio.open(date_tif) as src:
         assert src.nodata == -1 and src.dtypes[0] == "int16"

@@ -3,6 +3,9 @@ CLI errors in the CLI's words (flags), one line, no traceback."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +72,16 @@ def test_user_cube_crs_round_trips_to_the_cogs(tmp_path, weights, capsys):
         conf = src.read(1)
     assert (date[:, :4] == -1).all() and np.isnan(conf[:, :4]).all()
     assert (date[:, 4:] >= 0).all() and np.isfinite(conf[:, 4:]).all()
+    # the store gone, its exports still there: refused before any work, unless --overwrite
+    shutil.rmtree(out)
+    capsys.readouterr()
+    assert _predict(store, weights, out, "--geotiff") == 2
+    err = capsys.readouterr().err
+    assert "3 export file(s) exist" in err and "--overwrite" in err and not out.exists()
+    tif = tmp_path / "ba_2020-08_burn_date.tif"
+    os.utime(tif, ns=(0, 0))
+    assert _predict(store, weights, out, "--geotiff", "--overwrite") == 0
+    assert tif.stat().st_mtime_ns > 0 and out.exists()
 
 
 def test_cube_without_crs_is_one_line_error(tmp_path, weights, capsys):

@@ -29,6 +29,8 @@ def test_make_test_builds_the_docs_strictly():
     make = (ROOT / "Makefile").read_text()
     target = make.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "mkdocs build --strict" in target and "pytest" in target
+    # mkdocs --quiet also silences the griffe warnings that --strict must turn into a failure
+    assert "--quiet" not in target and " -q " not in target.split("pytest")[0]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 

@@ -40,19 +40,13 @@ def numpy_reference_rule(stack, zenith):
 
 
 def numpy_min_zenith(stack, zenith):
-    """Per band: the smallest valid zenith among granules with a value of the band."""
-    n, nb, h, w = stack.shape
-    out = np.full((nb, h, w), np.nan, dtype=np.float32)
-    for b in range(nb):
-        for i in range(h):
-            for j in range(w):
-                best, arg = np.inf, -1
-                for g in range(n):
-                    z = zenith[g, i, j]
-                    if not np.isnan(z) and not np.isnan(stack[g, b, i, j]) and (arg < 0 or z < best):
-                        best, arg = z, g
-                if arg >= 0:
-                    out[b, i, j] = stack[arg, b, i, j]
+    """Per band: the smallest valid zenith among granules with a value of the band (ties:
+    the earliest granule)."""
+    have = ~np.isnan(stack) & ~np.isnan(zenith)[:, None]  # (n, bands, h, w)
+    z = np.where(have, zenith[:, None], np.inf)
+    pick = np.argmin(z, axis=0)[None]  # the first of equal minima
+    out = np.take_along_axis(stack, pick, axis=0)[0].astype(np.float32)
+    out[~have.any(axis=0)] = np.nan
     return out
 
 

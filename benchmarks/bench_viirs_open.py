@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from firesmoke.io._core.handles import close_cached_files
 from firesmoke.io.viirs import open_l1b_swath, open_vmaes_granule
-from firesmoke.io.viirs.swath import close_cached_files
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = (

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from firesmoke.errors import InputError
+from firesmoke.io._core.handles import close_cached_files
 from firesmoke.io.viirs.bands import BANDS, normalize_platform
-from firesmoke.io.viirs.swath import GEOLOCATION_GROUP, OBSERVATION_GROUP, close_cached_files
+from firesmoke.io.viirs.l1b_metadata import GEOLOCATION_GROUP, OBSERVATION_GROUP
 from firesmoke.synthetic.swath_geometry import (
     ROWS_PER_SCAN,
     SCAN_SECONDS,

@@ -133,11 +133,11 @@ def test_bad_granule_is_skipped_and_listed(scenario, tmp_path):
 
 
 def test_each_layer_file_is_checked_once_and_validate_false_agrees(scenario, monkeypatch):
-    from firesmoke.io.viirs import gridded as viirs_gridded
+    from firesmoke.io.viirs import vmaes_metadata
 
     calls = []
-    real = viirs_gridded.read_vmaes_metadata
-    monkeypatch.setattr(viirs_gridded, "read_vmaes_metadata", lambda p: calls.append(p) or real(p))
+    real = vmaes_metadata.read_vmaes_metadata
+    monkeypatch.setattr(vmaes_metadata, "read_vmaes_metadata", lambda p: calls.append(p) or real(p))
     kw = dict(viirs=scenario.viirs_dir, angles=True, chunks={"time": 4, "y": 32, "x": 40})
     checked = build_cube(scenario.region, START, END, **kw).compute(scheduler="synchronous")
     assert len(calls) == len(set(calls)) > 0  # metadata of each file read once per build

@@ -41,8 +41,9 @@ def test_reader_windows_equal_direct_decoding(real_viirs_dir):
     """The window reader of the cube decodes exactly as pyhdf + numpy (any window)."""
     import pickle
 
+    from firesmoke.io._core.handles import close_cached_files
     from firesmoke.io.viirs.discovery import find_granules
-    from firesmoke.io.viirs.readers import CUBE_BANDS, close_cached_handles, open_reader
+    from firesmoke.io.viirs.readers import CUBE_BANDS, open_reader
 
     (granule,) = find_granules(real_viirs_dir).granules
     reader = pickle.loads(pickle.dumps(open_reader(granule, "PI")))
@@ -57,7 +58,7 @@ def test_reader_windows_equal_direct_decoding(real_viirs_dir):
         got = reader.read((r0, c0, h, w), ("sensor_zenith", "M05"))
         np.testing.assert_array_equal(got[0], full["sensor_zenith"][r0:r0 + h, c0:c0 + w])
         np.testing.assert_array_equal(got[1], full["M05"][r0:r0 + h, c0:c0 + w])
-    close_cached_handles()
+    close_cached_files()
 
 
 def test_subset_region_cube_equals_cropped_full_cube(real_viirs_dir):

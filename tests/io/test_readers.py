@@ -9,8 +9,8 @@ import pytest
 
 from firesmoke.errors import CorruptFileError, GridMismatchError
 from firesmoke.grid import Region
-from firesmoke.io.viirs import gridded as viirs_gridded
-from firesmoke.io.viirs import open_l1b_swath, open_vmaes_granule
+from firesmoke.io._core.handles import OPEN_FILES, close_cached_files
+from firesmoke.io.viirs import open_l1b_swath, open_vmaes_granule, vmaes_metadata
 from firesmoke.io.viirs import readers as rd
 from firesmoke.io.viirs.discovery import find_granules
 from firesmoke.synthetic import generate_scenario
@@ -27,8 +27,8 @@ def scn(tmp_path_factory):
 
 def test_vmaes_reader_equals_open_vmaes_granule(scn, monkeypatch):
     calls = []
-    real = viirs_gridded.read_vmaes_metadata
-    monkeypatch.setattr(viirs_gridded, "read_vmaes_metadata",
+    real = vmaes_metadata.read_vmaes_metadata
+    monkeypatch.setattr(vmaes_metadata, "read_vmaes_metadata",
                         lambda p: calls.append(p) or real(p))
     g = find_granules(scn.viirs_dir).granules[0]
     reader = rd.open_reader(g, REGION)
@@ -40,11 +40,11 @@ def test_vmaes_reader_equals_open_vmaes_granule(scn, monkeypatch):
         again.read((5, 7, 20, 30)),
         np.stack([ds[b].values[5:25, 7:37] for b in rd.CUBE_BANDS]))
     # repeated reads reuse the open handles of this process
-    n_open = len(rd._SD_HANDLES)
+    n_open = len(OPEN_FILES)
     again.read((0, 0, 3, 3), ("M05",))
-    assert len(rd._SD_HANDLES) == n_open
-    rd.close_cached_handles()
-    assert not rd._SD_HANDLES
+    assert len(OPEN_FILES) == n_open
+    close_cached_files()
+    assert not OPEN_FILES.keys()
 
 
 def test_vmaes_reader_places_its_grid_refuses_a_grid_away_and_a_rewritten_file(scn, tmp_path):
@@ -67,7 +67,7 @@ def test_vmaes_reader_places_its_grid_refuses_a_grid_away_and_a_rewritten_file(s
     with pytest.raises(CorruptFileError) as err:
         reader.read((0, 0, 4, 4), ("M05",))
     assert victim.name in str(err.value)
-    rd.close_cached_handles()
+    close_cached_files()
 
 
 def test_swath_reader_equals_open_l1b_swath(scn):

@@ -7,6 +7,7 @@ import pickle
 import shutil
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import dask
@@ -18,8 +19,9 @@ from affine import Affine
 from firesmoke.errors import GridMismatchError, InputError, MissingLayerError, WrongProductError
 from firesmoke.grid import Region
 from firesmoke.io._core.hdf4 import HDF4_LOCK
-from firesmoke.io.viirs import arrays as viirs_arrays
 from firesmoke.io.viirs import open_vmaes_granule
+from firesmoke.io.viirs import readers as viirs_readers
+from firesmoke.io.viirs.arrays import Decoder, WindowArray
 from firesmoke.io.viirs.bands import VMAES_LAYER_TO_VARIABLE
 from firesmoke.io.viirs.discovery import find_granules
 
@@ -125,12 +127,13 @@ def test_chunked_and_strided_reads_match(real_ds, real_viirs_dir):
     full = real_ds.compute()
     for var in full.data_vars:
         np.testing.assert_array_equal(chunked[var].values, full[var].values)
-    backend = viirs_arrays.Hdf4LayerArray(
-        next(real_viirs_dir.glob("*Radiance_M15.hdf")),
+    src = viirs_readers.LayerSource(
+        str(next(real_viirs_dir.glob("*Radiance_M15.hdf"))),
         "Radiance_M15",
-        (800, 1500),
-        viirs_arrays.Decoder(scale=2.0, offset=1.0, fill_test=65527, integer=True),
+        Decoder(scale=2.0, offset=1.0, fill_test=65527, integer=True),
     )
+    reader = viirs_readers.VmaesReader(GID, datetime(2017, 10, 27, 14, 6), (800, 1500), {"M15": src})
+    backend = WindowArray(reader, "M15", reader.shape, np.float32)
     raw = backend[:, :]
     np.testing.assert_array_equal(backend[700:790:3, 5::7], raw[700:790:3, 5::7])
     np.testing.assert_array_equal(backend[5, 10:20], raw[5, 10:20])
@@ -245,13 +248,13 @@ def test_opening_300_granules_reads_no_pixels(real_viirs_dir, tmp_path, monkeypa
             )
         folders.append(d)
     calls = []
-    real_read = viirs_arrays.read_hdf4_window
+    real_read = viirs_readers._read_sds_window
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real_read(*args, **kwargs)
 
-    monkeypatch.setattr(viirs_arrays, "read_hdf4_window", counting)
+    monkeypatch.setattr(viirs_readers, "_read_sds_window", counting)
     t0 = time.perf_counter()
     datasets = [open_vmaes_granule(d) for d in folders]
     elapsed = time.perf_counter() - t0

@@ -12,9 +12,9 @@ import pytest
 
 from firesmoke.errors import GridMismatchError, InputError, MissingLayerError, WrongProductError
 from firesmoke.grid import Region
+from firesmoke.io._core.handles import close_cached_files
 from firesmoke.io.viirs import open_l1b_swath
 from firesmoke.io.viirs.discovery import find_granules
-from firesmoke.io.viirs.swath import close_cached_files
 from firesmoke.synthetic.swath import (
     QUALITY_FLAGS,
     STORAGE,

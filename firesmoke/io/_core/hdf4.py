@@ -1,7 +1,8 @@
 """Low-level HDF4 / HDF-EOS2 helpers shared by the VIIRS and MCD64A1 readers.
 
 The HDF4 C library is not thread-safe, so every call into pyhdf goes through
-:data:`HDF4_LOCK`. Errors from pyhdf are turned into :class:`~firesmoke.errors.InputError`
+:data:`FILE_LOCK` (also named :data:`HDF4_LOCK`), the one process-wide lock that the
+netCDF4/HDF5 readers hold too. Errors from pyhdf are turned into :class:`~firesmoke.errors.InputError`
 subclasses that name the file.
 """
 
@@ -25,6 +26,7 @@ from firesmoke.errors import CorruptFileError, MissingLayerError, WrongProductEr
 from firesmoke.io._core.checksums import zlib_stream_problem
 
 __all__ = [
+    "FILE_LOCK",
     "HDF4_LOCK",
     "GridInfo",
     "check_hdf4_complete",
@@ -40,8 +42,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Process-wide lock around every pyhdf call (the HDF4 library is not thread-safe).
-HDF4_LOCK = threading.RLock()
+#: Process-wide lock around every pyhdf and netCDF4/HDF5 call (neither library is
+#: thread-safe); the open files of :data:`firesmoke.io._core.handles.OPEN_FILES` are used under it.
+FILE_LOCK = threading.RLock()
+#: The same lock, by its older name.
+HDF4_LOCK = FILE_LOCK
 
 _HDF4_MAGIC = b"\x0e\x03\x13\x01"
 

@@ -7,8 +7,11 @@
   2-D latitude/longitude.
 - :func:`find_granules` (:mod:`firesmoke.io.viirs.discovery`): find and pair granule files.
 
-Both readers are lazy (dask; opening reads metadata only), decode scale/offset/fill to
-float32 with NaN for missing data, and attach CF attributes.
+Both are lazy (dask; opening reads metadata only), decode scale/offset/fill to float32
+with NaN for missing data, and attach CF attributes. Their chunks are read by the granule
+readers of :mod:`firesmoke.io.viirs.readers` (``VmaesReader``, ``SwathReader``, which the
+cube uses directly): the one read path of VIIRS pixels, through the process's cache of open
+files (:data:`firesmoke.io._core.handles.OPEN_FILES`).
 """
 
 from __future__ import annotations

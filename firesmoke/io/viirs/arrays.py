@@ -1,63 +1,43 @@
-"""Lazy pixel access for the VIIRS readers: windowed reads, decoding, lazily indexed arrays.
+"""Decoding and lazily indexed arrays of the VIIRS readers.
 
-The readers build dask arrays with :func:`lazy_array` from *backend arrays*
-(:class:`Hdf4LayerArray` for the HDF4 gridded product, :class:`NcVariableArray` for the
-netCDF4 swath product). A backend array holds only a file path and decoding constants
-(so it pickles to any worker); indexing it with slices reads just that window from the
-file and decodes it:
-
-- HDF4 (:func:`read_hdf4_window`) holds :data:`firesmoke.io._core.hdf4.HDF4_LOCK` for the whole
-  open-read-close;
-- netCDF4/HDF5 (:func:`read_nc_window`) holds :data:`NETCDF_LOCK` and reuses open file
-  handles from a small per-process cache (opening costs more than reading a window).
-
-Every library error met while reading pixels becomes
-:class:`~firesmoke.errors.CorruptFileError` naming the file, chained to the original.
+- :class:`Decoder` (HDF4 gridded layers) and :class:`NcDecoder` (netCDF4 swath variables)
+  turn raw stored values into float32 with NaN for missing data; the readers
+  (:mod:`firesmoke.io.viirs.readers`) decode every window they read with them.
+- :class:`WindowArray` is the dask backend of :func:`~firesmoke.io.viirs.gridded.open_vmaes_granule`
+  and :func:`~firesmoke.io.viirs.swath.open_l1b_swath`: a lazily indexed 2-D view of one
+  variable of a reader. Indexing it with ints and slices reads just that window through
+  the reader's ``read_window(name, window)`` (cached file handles, the process-wide file
+  lock), so the Datasets and the readers share one read path. It holds only the reader (a
+  small frozen dataclass), so it pickles to any worker.
+- :func:`lazy_array` builds the dask array over it without reading anything.
 """
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
-from firesmoke.errors import CorruptFileError, MissingLayerError
-from firesmoke.io._core import hdf4
-from firesmoke.io._core.handles import HandleCache
-
 __all__ = [
-    "NETCDF_LOCK",
     "Decoder",
-    "Hdf4LayerArray",
     "NcDecoder",
-    "NcVariableArray",
-    "cached_nc_dataset",
-    "close_cached_files",
+    "WindowArray",
     "lazy_array",
-    "read_hdf4_window",
-    "read_nc_window",
-    "read_sds_window",
+    "scalar",
+    "scale_to_float32",
     "window_from_key",
 ]
-
-log = logging.getLogger(__name__)
-
-#: Process-wide lock around every netCDF4/HDF5 call of the VIIRS swath reader.
-NETCDF_LOCK = threading.RLock()
 
 _DEFAULT_UINT_FILL_TEST = 65527  # banet.md: raw >= 65527 is fill for uint16 layers
 _DEFAULT_FLOAT_FILL_TEST = -999.0  # raw <= -999 is fill for angle layers
 
 
-def _scalar(value: Any) -> Any:
+def scalar(value: Any) -> Any:
+    """The first element of an attribute value as a Python scalar (None when empty)."""
     arr = np.asarray(value)
     return arr.ravel()[0].item() if arr.size else None
 
@@ -108,7 +88,7 @@ def lazy_array(backend: Any, chunks: Any, name: str) -> da.Array:
     return da.from_array(backend, chunks=chunks, name=name, meta=meta, asarray=False)
 
 
-# --------------------------------------------------------------------------- HDF4
+# --------------------------------------------------------------------------- decoding
 def _fill_test(attrs: Mapping[str, Any], dtype: np.dtype) -> float | None:
     text = attrs.get("FILL_TEST_VALUE")
     if isinstance(text, str):
@@ -151,8 +131,8 @@ class Decoder:
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any], dtype: np.dtype) -> Decoder:
         """From the HDF4 attributes ``Scale``, ``Offset`` and ``FILL_TEST_VALUE``."""
-        scale = _scalar(attrs.get("Scale", 1.0))
-        offset = _scalar(attrs.get("Offset", 0.0))
+        scale = scalar(attrs.get("Scale", 1.0))
+        offset = scalar(attrs.get("Offset", 0.0))
         dtype = np.dtype(dtype)
         return cls(float(scale), float(offset), _fill_test(attrs, dtype), dtype.kind in "iu")
 
@@ -171,166 +151,6 @@ class Decoder:
             if self.fill_test is not None:
                 invalid |= raw <= self.fill_test
         return scale_to_float32(raw, self.scale, self.offset, invalid)
-
-
-def read_sds_window(
-    sd: Any, path: str | os.PathLike[str], sds_name: str, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray:
-    """Raw pixels ``rows[0]:rows[1], cols[0]:cols[1]`` of one SDS of an open pyhdf ``SD``
-    (the caller holds :data:`firesmoke.io._core.hdf4.HDF4_LOCK`).
-
-    Errors of any kind from the HDF4 library become
-    :class:`~firesmoke.errors.CorruptFileError` (or :class:`~firesmoke.errors.MissingLayerError`
-    for an absent SDS) naming ``path``.
-    """
-    from pyhdf.error import HDF4Error
-
-    (r0, r1), (c0, c1) = rows, cols
-    try:
-        obj = sd.select(sds_name)
-    except HDF4Error as exc:
-        raise MissingLayerError(f"SDS not found ({exc})", path=path, field=sds_name) from exc
-    try:
-        if r1 <= r0 or c1 <= c0:
-            return np.empty((max(r1 - r0, 0), max(c1 - c0, 0)), dtype=np.float32)
-        return np.asarray(obj.get(start=(r0, c0), count=(r1 - r0, c1 - c0)))
-    except (HDF4Error, ValueError, OSError, RuntimeError) as exc:
-        raise CorruptFileError(
-            f"cannot read pixels [{r0}:{r1}, {c0}:{c1}] of SDS {sds_name} ({exc}); "
-            "file truncated or corrupt?",
-            path=path,
-            field=sds_name,
-        ) from exc
-    finally:
-        try:
-            obj.endaccess()
-        except HDF4Error:  # pragma: no cover - closing a broken SDS
-            pass
-
-
-def read_hdf4_window(
-    path: str, sds_name: str, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray:
-    """Read raw pixels ``rows[0]:rows[1], cols[0]:cols[1]`` of one SDS (under HDF4_LOCK).
-
-    Opens and closes the file (:func:`firesmoke.io._core.hdf4.open_sd`); errors as
-    :func:`read_sds_window`.
-    """
-    with hdf4.open_sd(path) as sd:  # holds HDF4_LOCK until closed
-        return read_sds_window(sd, path, sds_name, rows, cols)
-
-
-class Hdf4LayerArray:
-    """Lazily indexed, decoded view of one SDS (what dask chunks are read from).
-
-    Indexing with slices reads just that window from the file (HDF4 hyperslab) and
-    decodes it; the object holds only the file path and decoding constants, so it pickles
-    to any worker.
-    """
-
-    def __init__(
-        self, path: str | os.PathLike[str], sds_name: str, shape: tuple[int, int], decoder: Decoder
-    ) -> None:
-        self.path = os.fspath(path)
-        self.sds_name = sds_name
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(np.float32)
-        self.ndim = len(self.shape)
-        self.decoder = decoder
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        bounds, local = window_from_key(key, self.shape)
-        (r0, r1), (c0, c1) = bounds
-        if r1 <= r0 or c1 <= c0:
-            return np.empty((r1 - r0, c1 - c0), dtype=np.float32)[local]
-        raw = read_hdf4_window(self.path, self.sds_name, bounds[0], bounds[1])
-        return self.decoder(raw)[local]
-
-    def __repr__(self) -> str:
-        return f"Hdf4LayerArray({self.path!r}, {self.sds_name!r}, shape={self.shape})"
-
-
-# --------------------------------------------------------------------------- netCDF4
-def _open_nc(path: str | os.PathLike[str]) -> Any:
-    """``netCDF4.Dataset`` read-only; the caller must hold :data:`NETCDF_LOCK`."""
-    import netCDF4
-
-    p = Path(path)
-    if not p.exists():
-        raise CorruptFileError("file not found", path=p)
-    if p.stat().st_size == 0:
-        raise CorruptFileError("file is empty", path=p)
-    try:
-        return netCDF4.Dataset(os.fspath(p), "r")
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise CorruptFileError(
-            f"cannot open netCDF4/HDF5 file ({exc}); truncated or not netCDF?", path=p
-        ) from exc
-
-
-def _close_quietly(ds: Any) -> None:
-    try:
-        if ds.isopen():
-            ds.close()
-    except (OSError, RuntimeError):  # pragma: no cover - closing a broken file
-        log.debug("error closing a netCDF handle", exc_info=True)
-
-
-_MAX_HANDLES = 16
-_HANDLES = HandleCache(lambda p, st: _open_nc(p), _close_quietly, _MAX_HANDLES,
-                       alive=lambda ds: ds.isopen())
-
-
-def cached_nc_dataset(path: str | os.PathLike[str]) -> Any:
-    """An open ``netCDF4.Dataset`` from a small per-process cache (caller holds the lock).
-
-    Opening a netCDF4/HDF5 file costs ~10 ms, more than reading a window of it, so handles
-    are kept open (at most :data:`_MAX_HANDLES`, least recently used closed first; see
-    :class:`~firesmoke.io._core.handles.HandleCache`).
-    """
-    return _HANDLES.get(path)
-
-
-def close_cached_files(path: str | os.PathLike[str] | None = None) -> None:
-    """Close the netCDF handles this module keeps open (all, or those of ``path``).
-
-    Needed only before rewriting, in the same process, a file that was read (HDF5 refuses
-    to open for writing a file that is open for reading).
-    """
-    with NETCDF_LOCK:
-        if path is not None:
-            _HANDLES.forget(path)
-            return
-        _HANDLES.clear()
-
-
-def read_nc_window(
-    path: str, varpath: str, rows: tuple[int, int], cols: tuple[int, int]
-) -> np.ndarray:
-    """Raw values ``rows[0]:rows[1], cols[0]:cols[1]`` of one variable (under NETCDF_LOCK).
-
-    Every netCDF pixel read of the swath reader goes through here; library errors become
-    :class:`~firesmoke.errors.CorruptFileError` naming the file.
-    """
-    group, name = varpath.split("/", 1)
-    with NETCDF_LOCK:
-        ds = cached_nc_dataset(path)
-        try:
-            try:
-                var = ds.groups[group].variables[name]
-            except KeyError as exc:
-                raise MissingLayerError("variable not found", path=path, field=varpath) from exc
-            var.set_auto_maskandscale(False)
-            (r0, r1), (c0, c1) = rows, cols
-            return np.asarray(var[r0:r1, c0:c1])
-        except (OSError, RuntimeError, ValueError, IndexError) as exc:
-            _HANDLES.forget(path)
-            raise CorruptFileError(
-                f"cannot read {varpath}[{rows[0]}:{rows[1]}, {cols[0]}:{cols[1]}] ({exc}); "
-                "file truncated or corrupt?",
-                path=path,
-                field=varpath,
-            ) from exc
 
 
 @dataclass(frozen=True)
@@ -353,7 +173,7 @@ class NcDecoder:
     ) -> NcDecoder:
         def num(key: str) -> float | None:
             v = attrs.get(key)
-            return None if v is None else float(_scalar(v))
+            return None if v is None else float(scalar(v))
 
         vr = attrs.get("valid_range")
         vmin, vmax = num("valid_min"), num("valid_max")
@@ -387,32 +207,27 @@ class NcDecoder:
         return scale_to_float32(raw, self.scale, self.offset, invalid)
 
 
-class NcVariableArray:
-    """Lazily indexed view of one netCDF variable (decoded, or raw when ``decoder`` is None)."""
+class WindowArray:
+    """Lazily indexed view of variable ``name`` of a reader (what dask chunks are read from).
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        varpath: str,
-        shape: tuple[int, int],
-        dtype: np.dtype,
-        decoder: NcDecoder | None,
-    ) -> None:
-        self.path = os.fspath(path)
-        self.varpath = varpath
+    ``reader.read_window(name, (row, col, height, width))`` returns the window as
+    ``dtype``; indexing with ints and slices reads the bounding window of the index and
+    applies the rest of the index to it.
+    """
+
+    def __init__(self, reader: Any, name: str, shape: tuple[int, int], dtype: Any) -> None:
+        self.reader = reader
+        self.name = name
         self.shape = tuple(int(n) for n in shape)
         self.ndim = len(self.shape)
-        self.decoder = decoder
-        self.dtype = np.dtype(np.float32) if decoder is not None else np.dtype(dtype)
+        self.dtype = np.dtype(dtype)
 
     def __getitem__(self, key: Any) -> np.ndarray:
         bounds, local = window_from_key(key, self.shape)
         (r0, r1), (c0, c1) = bounds
         if r1 <= r0 or c1 <= c0:
             return np.empty((r1 - r0, c1 - c0), dtype=self.dtype)[local]
-        raw = read_nc_window(self.path, self.varpath, bounds[0], bounds[1])
-        out = self.decoder(raw) if self.decoder is not None else raw
-        return out[local]
+        return self.reader.read_window(self.name, (r0, c0, r1 - r0, c1 - c0))[local]
 
     def __repr__(self) -> str:
-        return f"NcVariableArray({self.path!r}, {self.varpath!r}, shape={self.shape})"
+        return f"WindowArray({self.reader}, {self.name!r}, shape={self.shape})"

@@ -39,7 +39,9 @@ from firesmoke.io.viirs.bands import (
     normalize_platform,
     parse_granule_time,
 )
+from firesmoke.io.viirs.gridded import open_vmaes_granule
 from firesmoke.io.viirs.names import KINDS, PRODUCTS, ProductDefinition, match_file
+from firesmoke.io.viirs.swath import open_l1b_swath
 
 __all__ = [
     "PRODUCTS",
@@ -99,11 +101,7 @@ class Granule:
         """Open with the matching reader (:func:`~firesmoke.io.viirs.open_vmaes_granule` or
         :func:`~firesmoke.io.viirs.open_l1b_swath`); keyword arguments are passed on."""
         if self.kind == "vmaes":
-            from firesmoke.io.viirs.gridded import open_vmaes_granule
-
             return open_vmaes_granule(list(self.paths.values()), **kwargs)
-        from firesmoke.io.viirs.swath import open_l1b_swath
-
         return open_l1b_swath(self.paths["observation"], self.paths["geolocation"], **kwargs)
 
     def __str__(self) -> str:  # pragma: no cover - trivial

@@ -1,50 +1,20 @@
-"""Reader of VIIRS L1B swath granules: ``VNP02MOD`` observations + ``VNP03MOD`` geolocation.
+"""Lazy Dataset of a VIIRS L1B swath granule: ``VNP02MOD`` observations + ``VNP03MOD`` geolocation.
 
-NASA distributes VIIRS L1B today as one netCDF4/HDF5 file of M-band observations
-(``VNP02MOD``; ``VJ102MOD`` for NOAA-20, ``VJ202MOD`` for NOAA-21) and one of geolocation
-(``VNP03MOD``/``VJ103MOD``/``VJ203MOD``) per 6-minute granule, e.g.
-``VNP02MOD.A2017300.1406.002.2021085163209.nc`` + ``VNP03MOD.A2017300.1406.002.2021085143003.nc``.
+:func:`open_l1b_swath` checks the pair once
+(:func:`~firesmoke.io.viirs.l1b_metadata.validate_l1b_pair`, where the format facts and
+decoding rules are written down), builds its
+:class:`~firesmoke.io.viirs.readers.SwathReader` and returns a Dataset ``(line, pixel)``
+whose variables are dask arrays over the reader's window reads
+(:class:`~firesmoke.io.viirs.arrays.WindowArray`): opening reads metadata only, and every
+pixel comes through the reader (open files cached by
+:data:`firesmoke.io._core.handles.OPEN_FILES`, reads holding
+:data:`~firesmoke.io._core.handles.FILE_LOCK`; see
+:func:`~firesmoke.io._core.handles.close_cached_files`).
 
-Format facts (from the NASA VIIRS L1B product user guide and LAADS file specifications,
-as summarised by public readers such as satpy's ``viirs_l1b``; written here as facts):
-
-- Dimensions at the root: ``number_of_scans`` (202 or 203 per granule),
-  ``number_of_lines`` (16 lines per scan for M bands: 3232/3248) and
-  ``number_of_pixels`` (3200 for M bands). ``rows_per_scan = lines / scans``.
-- Global attributes include ``time_coverage_start``/``time_coverage_end``
-  (``YYYY-MM-DDTHH:MM:SS.sssZ``), ``platform`` (``Suomi-NPP``, ``JPSS-1``, ``JPSS-2``),
-  ``instrument`` (``VIIRS``), ``DayNightFlag`` (``Day``/``Night``/``Both``),
-  ``orbit_number`` (VNP02; ``OrbitNumber`` in some files), ``number_of_filled_scans``,
-  ``startDirection``/``endDirection``.
-- Group ``observation_data`` of VNP02MOD holds ``M01`` ... ``M16`` as ``uint16``
-  (``_FillValue`` 65535, ``valid_min`` 0, ``valid_max`` 65527; ``flag_values``
-  65532-65534 = ``Missing_EV Bowtie_Deleted Cal_Fail``) and ``Mnn_quality_flags``
-  (``uint16`` bit flags with ``flag_masks``/``flag_meanings``).
-  * Reflective bands M1-M11: ``scale_factor``/``add_offset`` give the reflectance factor
-    (*not* divided by cos(solar zenith)); ``radiance_scale_factor``/
-    ``radiance_add_offset``/``radiance_units`` give radiance.
-  * Thermal bands M12-M16: ``scale_factor``/``add_offset`` give radiance (``units``
-    ``Watts/meter^2/steradian/micrometer``); ``Mnn_brightness_temperature_lut`` maps the
-    scaled integers to brightness temperature.
-- Group ``geolocation_data`` of VNP03MOD holds ``latitude``/``longitude`` (``float32``
-  degrees, ``_FillValue`` -999.9, valid ranges +-90/+-180), ``solar_zenith``,
-  ``sensor_zenith``, ``solar_azimuth``, ``sensor_azimuth`` (``int16`` with
-  ``scale_factor`` 0.01, ``_FillValue`` -32767/-32768), ``height``, ``land_water_mask``,
-  ``quality_flag``.
-
-Decoding here: raw values equal to ``_FillValue``, listed in ``flag_values`` or outside
-``[valid_min, valid_max]`` become NaN; then ``value = raw * scale + offset`` as float32.
-M12/M15 always come out as radiance (W m-2 sr-1 um-1): from ``radiance_scale_factor``/
-``radiance_add_offset`` when the variable has them, else from ``scale_factor``/
-``add_offset`` when its ``units`` are radiance; a variable holding brightness temperature
-is refused. Quality flags are returned raw as ``Mnn_quality_flags`` (uint16 with the
-file's ``flag_masks``/``flag_meanings``); ``mask_quality=`` additionally sets to NaN the
-pixels whose flags carry the named conditions.
-
-netCDF4/HDF5 is not thread-safe: every open and read holds
-:data:`firesmoke.io.viirs.arrays.NETCDF_LOCK`. Opening reads metadata only; pixel windows
-are read by dask tasks. Open file handles are kept in a small per-process cache (see
-:func:`close_cached_files`).
+Bands are float32 with NaN for missing data; M12/M15 always come out as radiance.
+Quality flags are returned raw as ``Mnn_quality_flags`` (uint16 with the file's
+``flag_masks``/``flag_meanings``); ``mask_quality=`` additionally sets to NaN the pixels
+whose flags carry the named conditions.
 """
 
 from __future__ import annotations
@@ -52,8 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,28 +31,24 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from firesmoke.errors import (
-    CorruptFileError,
-    GridMismatchError,
-    InputError,
-    MissingLayerError,
-    WrongProductError,
-)
-from firesmoke.io.viirs.arrays import (
-    NETCDF_LOCK,
-    NcDecoder,
-    NcVariableArray,
-    cached_nc_dataset,
-    close_cached_files,
-    lazy_array,
-)
+from firesmoke.io.viirs.arrays import WindowArray, lazy_array, scalar
 from firesmoke.io.viirs.bands import (
     BANDS,
     angle_attrs,
     band_attrs,
     normalize_platform,
+    parse_granule_time,
 )
-from firesmoke.io.viirs.names import match_file
+from firesmoke.io.viirs.l1b_metadata import (
+    DEFAULT_SWATH_BANDS,
+    GEOLOCATION_GROUP,
+    OBSERVATION_GROUP,
+    L1bPair,
+    NcFile,
+    parse_time,
+    validate_l1b_pair,
+)
+from firesmoke.io.viirs.readers import SwathReader, VariableSource
 
 __all__ = [
     "DEFAULT_BAD_QUALITY",
@@ -91,7 +56,6 @@ __all__ = [
     "GEOLOCATION_GROUP",
     "OBSERVATION_GROUP",
     "L1bPair",
-    "close_cached_files",
     "open_l1b_swath",
     "validate_l1b_pair",
 ]
@@ -99,203 +63,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-OBSERVATION_GROUP = "observation_data"
-GEOLOCATION_GROUP = "geolocation_data"
-DEFAULT_SWATH_BANDS: tuple[str, ...] = ("M05", "M07", "M10", "M12", "M15")
 #: Quality conditions masked by ``mask_quality=True``.
 DEFAULT_BAD_QUALITY: tuple[str, ...] = ("Bowtie_Deleted", "Missing_EV", "Cal_Fail", "Dead_Detector")
-_RADIANCE_UNITS = {
-    "watts/meter^2/steradian/micrometer",
-    "w m-2 sr-1 um-1",
-    "w m-2 um-1 sr-1",
-    "w/m^2/sr/um",
-    "w m-2 sr-1 micrometer-1",
-}
-_KELVIN_UNITS = {"k", "kelvin", "degrees_kelvin"}
 _DAY_NIGHT = {"day": "D", "night": "N", "both": "B", "mixed": "B", "d": "D", "n": "N", "b": "B"}
-
-
-# --------------------------------------------------------------------------- low level
-def _attrs(obj: Any) -> dict[str, Any]:
-    out = {}
-    for k in obj.ncattrs():
-        v = obj.getncattr(k)
-        if isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        out[k] = v
-    return out
-
-
-def _scalar(value: Any) -> Any:
-    arr = np.asarray(value)
-    return arr.ravel()[0].item() if arr.size else None
-
-
-@dataclass(frozen=True)
-class VarDef:
-    path: str  # "observation_data/M05"
-    shape: tuple[int, ...]
-    dtype: np.dtype
-    attrs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class NcFile:
-    """Metadata of a VIIRS L1 netCDF4 file (no pixel data)."""
-
-    path: Path
-    attrs: Mapping[str, Any]
-    dims: Mapping[str, int]
-    groups: tuple[str, ...]
-    variables: Mapping[str, VarDef]  # "group/name" -> VarDef
-    name_fields: Mapping[str, str] = field(default_factory=dict)
-    short_name: str = ""
-
-
-def _read_nc_metadata(path: str | os.PathLike[str], groups: Iterable[str]) -> NcFile:
-    p = Path(path)
-    with NETCDF_LOCK:
-        ds = cached_nc_dataset(p)
-        try:
-            attrs = _attrs(ds)
-            dims = {k: len(v) for k, v in ds.dimensions.items()}
-            present = tuple(ds.groups)
-            variables: dict[str, VarDef] = {}
-            for g in groups:
-                if g not in ds.groups:
-                    continue
-                grp = ds.groups[g]
-                for k, v in grp.dimensions.items():
-                    dims.setdefault(k, len(v))
-                for name, var in grp.variables.items():
-                    variables[f"{g}/{name}"] = VarDef(
-                        f"{g}/{name}",
-                        tuple(int(s) for s in var.shape),
-                        np.dtype(var.dtype),
-                        _attrs(var),
-                    )
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
-            close_cached_files(p)
-            raise CorruptFileError(f"cannot read netCDF metadata ({exc})", path=p) from exc
-    hit = match_file(p)
-    fields = hit[1] if hit is not None and hit[0].kind == "l1b" else {}
-    short = fields.get("short", "") or str(attrs.get("ShortName", ""))
-    return NcFile(p, attrs, dims, present, variables, fields, short)
-
-
-def _lazy(nc: NcFile, var: VarDef, decoder: NcDecoder | None, chunks: Any) -> da.Array:
-    backend = NcVariableArray(nc.path, var.path, var.shape, var.dtype, decoder)
-    st = nc.path.stat()
-    token = tokenize(str(nc.path.resolve()), st.st_mtime_ns, st.st_size, chunks, decoder)
-    return lazy_array(backend, chunks, "l1b-" + var.path.replace("/", "-") + "-" + token)
-
-
-# --------------------------------------------------------------------------- checks
-def _require(nc: NcFile, varpath: str, what: str) -> VarDef:
-    if varpath not in nc.variables:
-        group = varpath.split("/", 1)[0]
-        if group not in nc.groups:
-            raise MissingLayerError(
-                f"{what} file has no group {group!r} (groups: {', '.join(nc.groups) or 'none'})",
-                path=nc.path,
-                field=group,
-            )
-        raise MissingLayerError(f"{what} variable not found", path=nc.path, field=varpath)
-    return nc.variables[varpath]
-
-
-def _check_product(nc: NcFile, role: str) -> None:
-    """Refuse files that are clearly another product (by name or by content)."""
-    want_tag, want_group = (
-        ("02MOD", OBSERVATION_GROUP) if role == "observation" else ("03MOD", GEOLOCATION_GROUP)
-    )
-    other_group = GEOLOCATION_GROUP if role == "observation" else OBSERVATION_GROUP
-    hit = match_file(nc.path)
-    name = nc.path.name
-    if hit is not None and hit[0].kind == "l1b" and want_tag not in hit[1]["short"]:
-        raise WrongProductError(
-            f"file name says {hit[1]['short']}, expected a V??{want_tag} {role} file", path=nc.path
-        )
-    if hit is None and any(tag in name for tag in ("02IMG", "03IMG", "02DNB", "03DNB")):
-        raise WrongProductError(f"{name} is not an M-band (MOD) product", path=nc.path)
-    if want_group not in nc.groups and other_group in nc.groups:
-        raise WrongProductError(
-            f"file has group {other_group!r} but no {want_group!r}: it is not a "
-            f"V??{want_tag} {role} file",
-            path=nc.path,
-        )
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
-    return t
-
-
-def _granule_key(nc: NcFile) -> str | None:
-    f = nc.name_fields
-    return f"A{f['date']}.{f['time']}" if "date" in f else None
-
-
-def _check_pair(obs: NcFile, geo: NcFile) -> None:
-    ko, kg = _granule_key(obs), _granule_key(geo)
-    if ko is not None and kg is not None and ko != kg:
-        raise GridMismatchError(
-            f"observation and geolocation files are from different granules ({ko} vs {kg}): "
-            f"{obs.path.name} / {geo.path.name}",
-            path=obs.path,
-        )
-    so, sg = obs.name_fields.get("sat"), geo.name_fields.get("sat")
-    if so and sg and so != sg:
-        raise GridMismatchError(
-            f"observation and geolocation files are from different satellites ({so} vs {sg})",
-            path=obs.path,
-        )
-    to = _parse_time(obs.attrs.get("time_coverage_start"))
-    tg = _parse_time(geo.attrs.get("time_coverage_start"))
-    if to is not None and tg is not None and abs((to - tg).total_seconds()) > 1.0:
-        raise GridMismatchError(
-            f"time_coverage_start differs: {obs.attrs['time_coverage_start']} in {obs.path.name}, "
-            f"{geo.attrs['time_coverage_start']} in {geo.path.name} (not the same granule)",
-            path=obs.path,
-        )
-    po, pg = obs.attrs.get("platform"), geo.attrs.get("platform")
-    if po and pg and normalize_platform(po) != normalize_platform(pg):
-        raise GridMismatchError(f"platform differs: {po} vs {pg}", path=obs.path)
-
-
-def _radiance_decoder(var: VarDef, nc: NcFile) -> tuple[NcDecoder, str]:
-    a = var.attrs
-    if "radiance_scale_factor" in a:
-        return NcDecoder.from_attrs(
-            a, "radiance_scale_factor", "radiance_add_offset"
-        ), "radiance_scale_factor"
-    units = str(a.get("units", "")).strip().lower()
-    if units in _KELVIN_UNITS:
-        raise WrongProductError(
-            f"{var.path} holds brightness temperature ({a.get('units')}); firesmoke needs radiance "
-            "(radiance_scale_factor or radiance units)",
-            path=nc.path,
-            field=var.path,
-        )
-    if units and units not in _RADIANCE_UNITS:
-        raise WrongProductError(
-            f"{var.path} has units {a.get('units')!r}, expected radiance (W m-2 sr-1 um-1)",
-            path=nc.path,
-            field=var.path,
-        )
-    if not units:
-        log.warning(
-            "%s: %s has no units; assuming scale_factor/add_offset give radiance", nc.path, var.path
-        )
-    return NcDecoder.from_attrs(a), "scale_factor"
 
 
 def _flag_bits(attrs: Mapping[str, Any], names: Iterable[str]) -> int:
@@ -319,83 +89,6 @@ def _normalize_chunks(chunks: Any, shape: tuple[int, int], rows_per_scan: int) -
 
 
 # --------------------------------------------------------------------------- public API
-@dataclass(frozen=True)
-class L1bPair:
-    """An L1B observation/geolocation pair whose metadata were read and checked once.
-
-    ``variables`` maps ``latitude``, ``longitude``, ``solar_zenith``, ``sensor_zenith`` and
-    each band name to its variable description; :meth:`decoder` gives its decoding.
-    """
-
-    obs: NcFile
-    geo: NcFile
-    bands: tuple[str, ...]
-    variables: Mapping[str, VarDef]
-    shape: tuple[int, int]
-    n_scans: Any
-    rows_per_scan: int
-
-    def decoder(self, name: str) -> NcDecoder:
-        """Decoding (scale, offset, fill) of variable ``name`` as :func:`open_l1b_swath` does."""
-        var = self.variables[name]
-        if name in BANDS and BANDS[name].kind == "radiance":
-            return _radiance_decoder(var, self.obs)[0]
-        return NcDecoder.from_attrs(var.attrs)
-
-    def path_of(self, name: str) -> Path:
-        """The file holding variable ``name``."""
-        return self.obs.path if name in self.bands else self.geo.path
-
-
-def validate_l1b_pair(
-    vnp02_path: str | os.PathLike[str],
-    vnp03_path: str | os.PathLike[str],
-    bands: Sequence[str] = DEFAULT_SWATH_BANDS,
-) -> L1bPair:
-    """Read and check the metadata of an L1B pair (no pixel data); errors as
-    :func:`open_l1b_swath`."""
-    obs = _read_nc_metadata(vnp02_path, [OBSERVATION_GROUP])
-    geo = _read_nc_metadata(vnp03_path, [GEOLOCATION_GROUP])
-    _check_product(obs, "observation")
-    _check_product(geo, "geolocation")
-    _check_pair(obs, geo)
-    bands = [bands] if isinstance(bands, str) else list(bands)
-    for b in bands:
-        if b not in BANDS:
-            raise InputError(f"unknown band {b!r}; expected M01 ... M16", field="bands")
-
-    lat_v = _require(geo, f"{GEOLOCATION_GROUP}/latitude", "geolocation")
-    lon_v = _require(geo, f"{GEOLOCATION_GROUP}/longitude", "geolocation")
-    sza_v = _require(geo, f"{GEOLOCATION_GROUP}/solar_zenith", "geolocation")
-    vza_v = _require(geo, f"{GEOLOCATION_GROUP}/sensor_zenith", "geolocation")
-    shape = lat_v.shape
-    if len(shape) != 2:
-        raise WrongProductError(
-            f"latitude has shape {shape}, expected (lines, pixels)", path=geo.path
-        )
-    band_vars = {b: _require(obs, f"{OBSERVATION_GROUP}/{b}", "observation") for b in bands}
-    for v, nc in [
-        (lon_v, geo),
-        (sza_v, geo),
-        (vza_v, geo),
-        *[(bv, obs) for bv in band_vars.values()],
-    ]:
-        if v.shape != shape:
-            raise GridMismatchError(
-                f"{v.path} has shape {v.shape} but latitude ({geo.path.name}) has {shape}",
-                path=nc.path,
-            )
-
-    n_lines = shape[0]
-    n_scans = obs.dims.get("number_of_scans") or geo.dims.get("number_of_scans")
-    rows_per_scan = n_lines // int(n_scans) if n_scans else 16
-    if n_scans and n_lines % int(n_scans):
-        log.warning("%s: %d lines are not a multiple of %d scans", obs.path, n_lines, n_scans)
-    return L1bPair(obs, geo, tuple(bands), {"latitude": lat_v, "longitude": lon_v,
-                   "solar_zenith": sza_v, "sensor_zenith": vza_v, **band_vars},
-                   tuple(shape), n_scans, rows_per_scan)
-
-
 def open_l1b_swath(
     vnp02_path: str | os.PathLike[str],
     vnp03_path: str | os.PathLike[str],
@@ -454,8 +147,10 @@ def open_l1b_swath(
     sza_v, vza_v = sv.variables["solar_zenith"], sv.variables["sensor_zenith"]
     band_vars = {b: sv.variables[b] for b in sv.bands}
     chunk_spec = _normalize_chunks(chunks, shape, rows_per_scan)
+    granule_attrs = _swath_attrs(obs, geo, rows_per_scan, n_scans)
+    reader = _reader(sv, granule_attrs)
 
-    lat, lon, sza, vza = (_lazy(geo, sv.variables[n], sv.decoder(n), chunk_spec)
+    lat, lon, sza, vza = (_lazy(reader, n, chunk_spec)
                           for n in ("latitude", "longitude", "solar_zenith", "sensor_zenith"))
 
     bad_names: tuple[str, ...] = ()
@@ -468,11 +163,8 @@ def open_l1b_swath(
     data_vars: dict[str, Any] = {}
     for b, var in band_vars.items():
         info = BANDS[b]
-        if info.kind == "radiance":
-            decoder, source = _radiance_decoder(var, obs)
-        else:
-            decoder, source = NcDecoder.from_attrs(var.attrs), "scale_factor"
-        arr = _lazy(obs, var, decoder, chunk_spec)
+        decoder, source = sv.decoding(b)
+        arr = _lazy(reader, b, chunk_spec)
         normalized = normalize_reflectance and info.kind == "reflectance"
         if normalized:
             cos = da.cos(da.deg2rad(sza))
@@ -488,8 +180,8 @@ def open_l1b_swath(
         data_vars[b] = (dims, arr, attrs)
         qpath = f"{OBSERVATION_GROUP}/{b}_quality_flags"
         qvar = obs.variables.get(qpath)
-        if qvar is not None and qvar.shape == shape:
-            qarr = _lazy(obs, qvar, None, chunk_spec)
+        if f"{b}_quality_flags" in reader.variables:
+            qarr = _lazy(reader, f"{b}_quality_flags", chunk_spec)
             if bad_names:
                 bits = _flag_bits(qvar.attrs, bad_names)
                 if bits:
@@ -540,26 +232,49 @@ def open_l1b_swath(
             {"long_name": "scan number of each line"},
         ),
     }
-    attrs = _swath_attrs(obs, geo, rows_per_scan, n_scans)
-    if "start_time" in attrs:
-        start = datetime.strptime(attrs["start_time"], "%Y-%m-%dT%H:%M:%SZ")
+    if reader.start is not None:
         coords["time"] = (
             (),
-            np.datetime64(start, "ns"),
+            np.datetime64(reader.start, "ns"),
             {"standard_name": "time", "long_name": "granule start time (UTC)"},
         )
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    return xr.Dataset(data_vars, coords=coords, attrs=granule_attrs)
+
+
+def _reader(sv: L1bPair, attrs: Mapping[str, Any]) -> SwathReader:
+    """The reader of everything :func:`open_l1b_swath` returns: geolocation, angles, the
+    bands (decoded) and their quality flags of the swath's shape (raw)."""
+    sources = {n: VariableSource.of(sv, n, sv.decoder(n))
+               for n in ("latitude", "longitude", "solar_zenith", "sensor_zenith")}
+    for b in sv.bands:
+        sources[b] = VariableSource.of(sv, b, sv.decoder(b))
+        qvar = sv.obs.variables.get(f"{OBSERVATION_GROUP}/{b}_quality_flags")
+        if qvar is not None and qvar.shape == sv.shape:
+            sources[f"{b}_quality_flags"] = VariableSource.of(sv, qvar.path, None)
+    start = (datetime.strptime(attrs["start_time"], "%Y-%m-%dT%H:%M:%SZ")
+             if "start_time" in attrs else None)
+    return SwathReader(str(attrs.get("granule_id", sv.obs.path.name)), start, tuple(sv.shape), sources,
+                       int(sv.rows_per_scan))
+
+
+def _lazy(reader: SwathReader, name: str, chunks: Any) -> da.Array:
+    """Dask array of variable ``name``, each chunk read by ``reader.read_window``."""
+    src = reader.variables[name]
+    p = Path(src.path)
+    st = p.stat()
+    token = tokenize(str(p.resolve()), st.st_mtime_ns, st.st_size, chunks, src.decoder)
+    dtype = np.float32 if src.decoder is not None else np.dtype(src.dtype)
+    backend = WindowArray(reader, name, reader.shape, dtype)
+    return lazy_array(backend, chunks, "l1b-" + src.varpath.replace("/", "-") + "-" + token)
 
 
 def _swath_attrs(obs: NcFile, geo: NcFile, rows_per_scan: int, n_scans: Any) -> dict[str, Any]:
     a = obs.attrs
-    start = _parse_time(a.get("time_coverage_start")) or _parse_time(
+    start = parse_time(a.get("time_coverage_start")) or parse_time(
         geo.attrs.get("time_coverage_start")
     )
-    end = _parse_time(a.get("time_coverage_end")) or _parse_time(geo.attrs.get("time_coverage_end"))
+    end = parse_time(a.get("time_coverage_end")) or parse_time(geo.attrs.get("time_coverage_end"))
     if start is None and "date" in obs.name_fields:
-        from firesmoke.io.viirs.bands import parse_granule_time
-
         start = parse_granule_time(obs.name_fields["date"], obs.name_fields["time"])
     platform_raw = a.get("platform") or geo.attrs.get("platform") or obs.name_fields.get("sat", "")
     dn = str(a.get("DayNightFlag", geo.attrs.get("DayNightFlag", ""))).strip()
@@ -586,11 +301,11 @@ def _swath_attrs(obs: NcFile, geo: NcFile, rows_per_scan: int, n_scans: Any) -> 
         a.get("OrbitNumber", geo.attrs.get("OrbitNumber", geo.attrs.get("orbit_number"))),
     )
     if orbit is not None:
-        out["orbit_number"] = int(_scalar(orbit))
+        out["orbit_number"] = int(scalar(orbit))
     if n_scans:
         out["number_of_scans"] = int(n_scans)
     if "number_of_filled_scans" in a:
-        out["number_of_filled_scans"] = int(_scalar(a["number_of_filled_scans"]))
+        out["number_of_filled_scans"] = int(scalar(a["number_of_filled_scans"]))
     for key in ("startDirection", "endDirection"):
         if key in a:
             out[key] = str(a[key])

@@ -18,7 +18,7 @@ Run::
     python examples/burned_area_region_month.py --out /tmp/fs-month
     python examples/burned_area_region_month.py --out /tmp/fs-month-tiny --tiny
 
-``--tiny`` (or ``FIRESMOKE_EXAMPLES_TINY=1``) uses a 128 x 128 px region (one BA-Net tile)
+``--tiny`` (or ``FIRESMOKE_EXAMPLES_TINY=1``) uses a 64 x 128 px region (one BA-Net tile)
 and generates only the days of the month itself (the rest of the 64-day window is then
 "no observation"), so the script finishes quickly; the test suite runs it that way.
 """
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="BA-Net weights name or path (default: the shipped %(default)s)")
     p.add_argument("--tiny", action="store_true",
                    default=os.environ.get("FIRESMOKE_EXAMPLES_TINY", "") not in ("", "0"),
-                   help="tiny inputs (128 x 128 px, the month's days only) for a quick check")
+                   help="tiny inputs (64 x 128 px, the month's days only) for a quick check")
     return p.parse_args(argv)
 
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     region = demo_region()  # 256 x 256 px at 0.01 deg on the Portugal-Spain border
     if args.tiny:
-        region = region.subset("DEMO_TINY", 64, 192, 64, 192)
+        region = region.subset("DEMO_TINY", 96, 160, 64, 192)
     (window,) = monthly_windows(f"{args.month}-01", f"{args.month}-01")
     first, last = window.start, window.end
     if args.tiny:  # a quick check: only the days of the month itself are observed

@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weights", default="banet_synthetic", help="BA-Net weights name or path")
     p.add_argument("--tiny", action="store_true",
                    default=os.environ.get("FIRESMOKE_EXAMPLES_TINY", "") not in ("", "0"),
-                   help="128 x 256 px, one month (its own days only), 2 work units")
+                   help="64 x 256 px, one month (its own days only), 2 work units")
     return p.parse_args(argv)
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     months = ("2020-08-01", "2020-09-30")
     days = ("2020-07-15", "2020-10-17")  # the 64-day BA-Net windows of August and September
     if args.tiny:  # a quick check: a small region, one month, only its own days observed
-        region = region.subset("DEMO_TINY", 64, 192, 0, 256)
+        region = region.subset("DEMO_TINY", 96, 160, 0, 256)
         months = days = ("2020-08-01", "2020-08-31")
     scn = generate_scenario(region, *days, out / "scenario", products=("viirs", "firms"))
     print(scn.summary())
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         periods=[{"start": months[0], "end": months[1]}],
         inputs={"viirs": [str(scn.viirs_dir)], "firms": [str(scn.firms_dir)]},
     )
-    if args.tiny:  # one BA-Net tile per 128 px block (step 100 = the reference's overlap)
-        spec["products"]["burned"]["step"] = 128
+    if args.tiny:  # two 64 px BA-Net tiles per 64 x 128 px block (step 100 = the reference's)
+        spec["products"]["burned"].update(tile=64, step=64)
     print(plan_campaign(spec).summary())
 
     # A LocalCluster here; Client("tcp://scheduler-host:8786") would use an existing one

@@ -89,7 +89,9 @@ def make_cube(path: Path, shape=(200, 300), start="2020-07-01", end="2020-09-30"
 
 
 def scenario_inputs(tmp_path_factory) -> dict:
-    """A 256 x 256 px, 64-day synthetic scenario, generated once per test session.
+    """A 128 x 384 px synthetic scenario of the days of ``MONTH``, generated once per test
+    session (three 128 px blocks; the rest of the month's 64-day window is unobserved,
+    as in the examples' ``--tiny`` mode: generating granules is most of the cost).
 
     Two granule files are damaged (one truncated, one overwritten with garbage) so that
     campaigns built from these raw inputs must skip and list them.
@@ -100,8 +102,8 @@ def scenario_inputs(tmp_path_factory) -> dict:
     done = root / "ready.json"
     if done.exists():
         return json.loads(done.read_text())
-    region = Region.from_shape("CAMP", -7.5, 41.5, 0.01, 256, 256)
-    scn = generate_scenario(region, START, END, root / "scn", seed=3)
+    region = Region.from_shape("CAMP", -7.5, 41.5, 0.01, 128, 384)
+    scn = generate_scenario(region, f"{MONTH}-01", f"{MONTH}-31", root / "scn", seed=3)
     files = sorted(scn.viirs_dir.glob("*Reflectance_M7.hdf"))
     bad = [files[len(files) // 3], files[2 * len(files) // 3]]
     bad[0].write_bytes(bad[0].read_bytes()[:2000])          # truncated

@@ -19,8 +19,9 @@ from firesmoke.grid import Region
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def small_cube(n_days: int = 10, seed: int = 0, start: str = "2021-01-01"):
-    """A (n_days, 40, 48) cube, values depending on the day, chunks of 4 days."""
+def small_cube(n_days: int = 10, seed: int = 0, start: str = "2021-01-01", space: int = 16):
+    """A (n_days, 40, 48) cube, values depending on the day, chunks of 4 days x ``space`` px
+    (``space=-1``: one chunk per day block, e.g. fewer objects on a slow object store)."""
     days = pd.date_range(start, periods=n_days)
     region = Region.from_shape("T", 0.0, 1.0, 0.01, 40, 48)
     ds = region.coords_dataset(time=days.values)
@@ -33,11 +34,11 @@ def small_cube(n_days: int = 10, seed: int = 0, start: str = "2021-01-01"):
         ds[v] = (("time", "y", "x"), data, {"long_name": v})
     ds.attrs.update({"region": region.name, "region_json": json.dumps(region.to_dict()),
                      "title": "test cube"})
-    return ds.chunk({"time": 4, "y": 16, "x": 16})
+    return ds.chunk({"time": 4, "y": space, "x": space})
 
 
 def run_killed_writer(store: str, kill_after: int, storage_options: dict | None = None,
-                      n_days: int = 10) -> int:
+                      n_days: int = 10, space: int = 16) -> int:
     """Run ``write_cube`` in a child process that SIGKILLs itself after ``kill_after``
     chunks; returns the child's return code (-9 when killed)."""
     code = textwrap.dedent(f"""
@@ -48,7 +49,7 @@ def run_killed_writer(store: str, kill_after: int, storage_options: dict | None 
         def progress(done, total, what):
             if done >= {kill_after}:
                 os.kill(os.getpid(), signal.SIGKILL)
-        write_cube(small_cube({n_days}), {store!r}, progress=progress,
+        write_cube(small_cube({n_days}, space={space}), {store!r}, progress=progress,
                    storage_options={storage_options!r})
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

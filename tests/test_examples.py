@@ -43,12 +43,12 @@ def test_burned_area_region_month(tmp_path):
     text = run_example("burned_area_region_month.py", out)
     assert "burned pixels 2020-08" in text
     ds = xr.open_zarr(out / "burned_2020-08.zarr", consolidated=False)
-    assert ds.sizes == {"period": 1, "y": 128, "x": 128}
+    assert ds.sizes == {"period": 1, "y": 64, "x": 128}
     assert ds.period_label.values.tolist() == ["2020-08"] and ds.period.dtype == "datetime64[ns]"
     conf = ds.confidence.values
     assert ((conf >= 0) & (conf <= 1)).all()
     with rasterio.open(out / "confidence_2020-08.tif") as src:
-        assert src.crs.to_epsg() == 4326 and src.shape == (128, 128)
+        assert src.crs.to_epsg() == 4326 and src.shape == (64, 128)
     assert (out / "quicklook_2020-08.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "events_2020-08.geojson").read_text())["type"] == "FeatureCollection"
     if "RANDOMLY INITIALISED" in text:  # no shipped weights: the fallback says so and is saved
@@ -75,7 +75,7 @@ def test_campaign_local_cluster(tmp_path):
     report = json.loads((out / "campaign" / "iberia-2020_report.json").read_text())
     assert report["n_units"] == 2 and len(report["skipped"]) == 2  # the last run: the resume
     ds = xr.open_zarr(out / "campaign" / "burned-monthly_DEMO_TINY.zarr")
-    assert ds.rio.crs.to_epsg() == 4326 and ds.sizes == {"period": 1, "y": 128, "x": 256}
+    assert ds.rio.crs.to_epsg() == 4326 and ds.sizes == {"period": 1, "y": 64, "x": 256}
     exports = sorted(p.name for p in (out / "campaign" / "exports").iterdir())
     assert exports == [f"burned-monthly_DEMO_TINY_2020-08_{s}" for s in
                        ("burn_date.tif", "confidence.tif", "events.geojson", "quicklook.png")]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from _campaign_helpers import MONTH, make_cube
+from _campaign_helpers import END, MONTH, START, make_cube
 
 from firesmoke.campaign.plan import plan_campaign
 from firesmoke.campaign.run import run_campaign
@@ -33,7 +33,7 @@ from firesmoke.store import Ledger
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 DASK = BIN / "dask"
-SHAPE = (128, 384)  # three 128 px blocks, 64 px BA-Net tiles: 12 tiles of 64 days
+SHAPE = (64, 384)  # three 64 x 128 px blocks, 64 px BA-Net tiles: 6 tiles of 64 days
 pytestmark = pytest.mark.skipif(not DASK.exists(), reason=f"no `dask` command beside {sys.executable}")
 
 
@@ -134,7 +134,7 @@ torch_threads = 1
 
 
 def test_cli_campaign_on_scheduler_and_workers_survives_a_killed_worker(processes, tmp_path):
-    cube = make_cube(tmp_path / "cube.zarr", shape=SHAPE)
+    cube = make_cube(tmp_path / "cube.zarr", shape=SHAPE, start=START, end=END)  # the window
     region = Region.from_dataset(xr.open_zarr(cube))
     spec = _spec_toml(tmp_path / "spec.toml", tmp_path / "out", cube, region)
     units = [u.id for u in plan_campaign(spec).units]

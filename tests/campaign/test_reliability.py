@@ -1,6 +1,6 @@
 """Campaign reliability: SIGKILL and resume, a killed worker, corrupt granules and chunks.
 
-All runs use a 256 x 256 px, 64-day synthetic scenario (generated once per session) and
+All runs use a 128 x 384 px synthetic scenario of one month (generated once per session) and
 the cheap stand-in tile model of ``_campaign_helpers`` (BA-Net is too slow on the CI
 machine for several campaign runs per test), with ``torch_threads = 1`` everywhere so
 that every run computes bit-identical numbers.
@@ -28,7 +28,7 @@ from firesmoke.grid import Region
 from firesmoke.store import Ledger
 
 TESTS = Path(__file__).resolve().parents[1]
-N_UNITS = 4  # 256 x 256 px in blocks of 128, one month
+N_UNITS = 3  # 128 x 384 px in blocks of 128, one month
 
 
 def _spec(out: Path, region: dict, **kw) -> dict:

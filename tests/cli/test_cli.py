@@ -46,13 +46,15 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "before" in capsys.readouterr().err
 
 
-def test_synthetic_cube_predict_chain(tmp_path):
+def test_synthetic_cube_predict_chain(tmp_path, capsys):
     region = Region.from_shape("CLI", -7.0, 41.0, 0.01, 64, 64)
     rj = region.to_json(tmp_path)
-    r = run("synthetic", "--region", str(rj), "--start", "2020-07-01", "--end", "2020-07-06",
-            "--out", str(tmp_path / "scn"), "--seed", "3", "-q")
-    assert r.returncode == 0, r.stderr
-    assert "VIIRS 750 m gridded" in r.stdout and "manifest" in r.stdout
+    # the scenario in this process; the cube command (its own LocalCluster) as a program
+    code = main(["synthetic", "--region", str(rj), "--start", "2020-07-01", "--end", "2020-07-06",
+                 "--out", str(tmp_path / "scn"), "--seed", "3", "-q"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "VIIRS 750 m gridded" in out.out and "manifest" in out.out
     r = run("cube", "--region", str(rj), "--start", "2020-07-01", "--end", "2020-07-06",
             "--viirs", str(tmp_path / "scn" / "viirs750"), "--firms", str(tmp_path / "scn" / "firms"),
             "--out", str(tmp_path / "cube.zarr"), "--workers", "1", "-q")
@@ -64,13 +66,15 @@ def test_synthetic_cube_predict_chain(tmp_path):
     assert np.isfinite(cube["red"].values).any()
 
 
-def test_predict_smoke_chips(tmp_path):
+def test_predict_smoke_chips(tmp_path, capsys):
     from firesmoke.synthetic.sentinel2 import generate_chips
 
     generate_chips(tmp_path / "chips", 3, 3, seed=4)
-    r = run("predict", "smoke", "--chips", str(tmp_path / "chips"), "--out", str(tmp_path / "out"))
-    assert r.returncode == 0, r.stderr
-    assert "chips: 6 classified" in r.stdout
+    code = main(["predict", "smoke", "--chips", str(tmp_path / "chips"), "--out",
+                 str(tmp_path / "out")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "chips: 6 classified" in out.out
     assert (tmp_path / "out" / "chips.csv").exists()
 
 

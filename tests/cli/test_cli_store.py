@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from firesmoke.cli.main import build_parser, main
 from firesmoke.cube.build import open_cube
@@ -30,11 +31,21 @@ def test_verbose_and_quiet_on_nested_subcommands():
     assert "default: monthly" in help_text
 
 
-def test_cube_to_a_url_and_a_locked_store(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def scheduler():
+    """One in-process cluster for the commands here (worker processes: tests/cli/test_cli.py)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_cube_to_a_url_and_a_locked_store(tmp_path, capsys, scheduler):
     region = Region.from_shape("TINY", 5.0, 1.0, 0.01, 32, 32)
     rj = region.to_json(tmp_path)
     args = ["cube", "--region", str(rj), "--start", "2020-07-01", "--end", "2020-07-03",
-            "--workers", "1", "-q"]
+            "--scheduler", scheduler, "-q"]
     assert main([*args, "--out", "memory://cli/c.zarr"]) == 0
     assert open_cube("memory://cli/c.zarr").sizes["time"] == 3
     assert not (tmp_path / "memory:").exists()
@@ -53,10 +64,9 @@ def test_synthetic_writes_its_region_and_logs_stay_quiet(tmp_path):
     region = Region.from_shape("SMALL", -7.0, 41.0, 0.01, 32, 32)
     rj = region.to_json(tmp_path)
     cmd = [sys.executable, "-m", "firesmoke.cli.main"]
-    r = subprocess.run([*cmd, "synthetic", "--region", str(rj), "--start", "2020-07-01", "--end",
-                        "2020-07-02", "--out", str(tmp_path / "scn"), "--products", "firms", "-q"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    # the scenario in this process; the cube command (a LocalCluster's logs) in its own
+    assert main(["synthetic", "--region", str(rj), "--start", "2020-07-01", "--end",
+                 "2020-07-02", "--out", str(tmp_path / "scn"), "--products", "firms", "-q"]) == 0
     written = tmp_path / "scn" / "R_SMALL.json"
     assert Region.from_json(written) == region
     r = subprocess.run([*cmd, "cube", "--region", str(written), "--start", "2020-07-01", "--end",

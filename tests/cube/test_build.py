@@ -94,9 +94,12 @@ def test_frp_matches_per_day_rasterio(scenario):
 def test_independent_of_chunks_and_workers(scenario):
     from distributed import Client, LocalCluster
 
+    # 6 of the scenario's days: 2 x 4 x 3 chunks against one
     kw = dict(viirs=scenario.viirs_dir, firms=scenario.firms_dir, composite="min_zenith")
-    a = build_cube(scenario.region, START, END, chunks={"time": 3, "y": 20, "x": 30}, **kw)
-    b = build_cube(scenario.region, START, END, chunks={"time": 16, "y": 64, "x": 80}, **kw)
+    end = "2020-07-15"
+    a = build_cube(scenario.region, START, end, chunks={"time": 3, "y": 20, "x": 30}, **kw)
+    b = build_cube(scenario.region, START, end, chunks={"time": 16, "y": 64, "x": 80}, **kw)
+    assert a["red"].data.numblocks == (2, 4, 3) and b["red"].data.numblocks == (1, 1, 1)
     ref = b.compute(scheduler="synchronous")
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None,
                       processes=True) as cluster, Client(cluster):

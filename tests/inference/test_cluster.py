@@ -54,10 +54,13 @@ def test_cpu_cluster_and_bad_scheduler():
 class _SlowModel:
     """A plain callable model that takes a while per tile (work the workers can share)."""
 
+    def __init__(self, delay: float = 0.3) -> None:
+        self.delay = delay
+
     def __call__(self, batch):
         import time
 
-        time.sleep(0.3 * len(batch))
+        time.sleep(self.delay * len(batch))
         return batch[:, :1] * 0.5 + batch[:, 1:2]
 
 
@@ -76,9 +79,11 @@ def test_a_one_chunk_month_keeps_both_workers_busy():
     model = _SlowModel()
     with dask_client(n_workers=2, threads_per_worker=1, memory_limit="1GiB") as client:
         assert task_target() == 4  # 2 per worker thread
-        one = predict_array(x, model, out_channels=1, device="cpu", tasks=None)
+        # the reference: one task, same arithmetic without the wait (nothing to share)
+        one = predict_array(x, _SlowModel(delay=0.0), out_channels=1, device="cpu", tasks=None)
         split = predict_array(x, model, out_channels=1, device="cpu")  # tasks="auto"
         assert len([k for k in split.__dask_graph__() if "engine-tiles" in str(k)]) == 4
+        assert len([k for k in one.__dask_graph__() if "engine-tiles" in str(k)]) == 1
         ref = client.compute(one).result()
         # the tasks all read the one input chunk, held by one worker: dask places them by
         # data locality and occupancy, and work stealing moves some to the other worker;

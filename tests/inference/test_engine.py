@@ -92,10 +92,15 @@ def test_one_and_two_workers_give_the_same_mosaic(arr):
                          device="cpu")
     ref = _numpy_engine(arr, model, 48, 36, "centre")
     outs = []
-    for n in (1, 2):
-        with distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                      dashboard_address=":0") as cluster, \
-                distributed.Client(cluster) as client:
+    # one cluster, one worker process, then a second one added (a second cluster of two
+    # would only start the scheduler and the first worker again)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client:
+        for n in (1, 2):
+            cluster.scale(n)
+            client.wait_for_workers(n)
+            assert len(client.scheduler_info()["workers"]) == n
             outs.append(client.compute(lazy).result())
     np.testing.assert_allclose(outs[0], ref, atol=1e-5)
     np.testing.assert_array_equal(outs[0], outs[1])

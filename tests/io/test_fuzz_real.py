@@ -25,6 +25,7 @@ The loop is seeded (``random.Random``) so failures replay; its 264 cases take ab
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import random
 import shutil
@@ -201,10 +202,34 @@ def _ref_minutes(text: str) -> int | None:
     return h * 60 + m if h < 24 and m < 60 else None
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _reference_row(raw: bytes, names: tuple[str, ...]) -> tuple | None:
+    """One non-blank data line under the header ``names``: (lat, lon, frp, time) or None.
+
+    A pure function of the line and the header, so memoised: the damaged copies share
+    all but a few of their lines with the original (the loop's cost was this oracle)."""
+    try:  # undecodable bytes: U+FFFD, so they fail any number they are part of
+        fields = next(csv.reader([raw.decode("utf-8", "replace")]))
+    except (csv.Error, StopIteration):
+        return None
+    if len(fields) != len(names):
+        return None
+    rec = dict(zip(names, fields, strict=True))
+    lat, lon, frp = (_ref_float(rec.get(k, "")) for k in ("latitude", "longitude", "frp"))
+    minutes = _ref_minutes(rec.get("acq_time", ""))
+    try:
+        day = datetime.strptime(rec.get("acq_date", "").strip(), "%Y-%m-%d")
+    except ValueError:
+        day = None
+    if None in (lat, lon, frp, minutes, day) or not (-90 <= lat <= 90 and -180 <= lon <= 180) or frp < 0:
+        return None
+    return (lat, lon, float(np.float32(frp)), np.datetime64(day, "m") + np.timedelta64(minutes, "m"))
+
+
 def _reference_rows(data: bytes) -> tuple[list[tuple | None], int]:
     """Per non-blank data line: (lat, lon, frp, time) as the csv module reads it, or None."""
     lines = data.split(b"\n")
-    names = [n.strip().strip('"').strip().lower() for n in next(csv.reader([lines[0].decode("utf-8", "replace")]))]
+    names = tuple(n.strip().strip('"').strip().lower() for n in next(csv.reader([lines[0].decode("utf-8", "replace")])))
     rows: list[tuple | None] = []
     blank = 0
     for raw in lines[1:]:
@@ -212,25 +237,7 @@ def _reference_rows(data: bytes) -> tuple[list[tuple | None], int]:
         if not raw:
             blank += 1
             continue
-        try:  # undecodable bytes: U+FFFD, so they fail any number they are part of
-            fields = next(csv.reader([raw.decode("utf-8", "replace")]))
-        except (csv.Error, StopIteration):
-            rows.append(None)
-            continue
-        if len(fields) != len(names):
-            rows.append(None)
-            continue
-        rec = dict(zip(names, fields, strict=True))
-        lat, lon, frp = (_ref_float(rec.get(k, "")) for k in ("latitude", "longitude", "frp"))
-        minutes = _ref_minutes(rec.get("acq_time", ""))
-        try:
-            day = datetime.strptime(rec.get("acq_date", "").strip(), "%Y-%m-%d")
-        except ValueError:
-            day = None
-        if None in (lat, lon, frp, minutes, day) or not (-90 <= lat <= 90 and -180 <= lon <= 180) or frp < 0:
-            rows.append(None)
-            continue
-        rows.append((lat, lon, float(np.float32(frp)), np.datetime64(day, "m") + np.timedelta64(minutes, "m")))
+        rows.append(_reference_row(raw, names))
     if lines and lines[-1] == b"":
         blank -= 1  # the final newline is not a blank line
     return rows, blank

@@ -162,14 +162,16 @@ def test_same_seed_same_weights_and_saved_metadata(cubes, tmp_path):
 def test_resume_gives_the_uninterrupted_weights(cubes, tmp_path):
     s = cubes["start"]
     val = (s + pd.Timedelta(days=32), s + pd.Timedelta(days=47))  # time split
-    kw = dict(steps=4, val=val, val_every=2, val_samples=2, checkpoint_every=2, jitter=True,
+    # 2 steps, stopped after the first: a validation and a checkpoint on either side
+    kw = dict(steps=2, val=val, val_every=1, val_samples=2, checkpoint_every=1, jitter=True,
               flips=True, seed=1, **TINY)
     full = train_banet([cubes["train"]], tmp_path / "full", **kw)
-    part = train_banet([cubes["train"]], tmp_path / "part", stop_at=2, **kw)
-    assert part.weights is None and part.steps == 2
+    part = train_banet([cubes["train"]], tmp_path / "part", stop_at=1, **kw)
+    assert part.weights is None and part.steps == 1
     assert (tmp_path / "part" / "checkpoint.pt").is_file()
     done = train_banet([cubes["train"]], tmp_path / "part", resume=True, **kw)
-    assert done.steps == 4
+    assert done.steps == 2
+    assert len([r for r in done.history if r["split"] == "val"]) == 2
     assert _same(_state(full.model), _state(done.model))
     steps = [(r["step"], r["split"]) for r in done.history]
     assert len(steps) == len(set(steps))  # no duplicated rows after the resume

@@ -19,7 +19,7 @@ the public reader.
   with the same latitude, longitude, FRP and time; every other non-blank line must be
   counted as dropped in the file's report; or the read raises an ``InputError``.
 
-The loop is seeded (``random.Random``) so failures replay; its 264 cases take about 20 s of CPU.
+The loop is seeded (``random.Random``) so failures replay; its 264 cases are the largest share of this module's time.
 """
 
 from __future__ import annotations

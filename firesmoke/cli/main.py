@@ -429,7 +429,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"plumes per site: {res['plumes']}")
         return 0
 
-    from firesmoke.burned.outputs import export_burned  # deferred: keeps --help light (dask)
+    from firesmoke.burned.outputs import (  # deferred: keeps --help light (dask, xarray)
+        export_burned,
+        export_files,
+    )
     from firesmoke.burned.predict import (  # deferred: keeps --help light (xarray, pandas)
         predict_burned,
         unobserved_periods,
@@ -474,8 +477,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                  batch_size=args.batch_size, device=device,
                                  compat=args.compat, allow_partial=args.allow_partial)
         if args.geotiff or args.events:  # the names are known before any work: refuse early
-            from firesmoke.burned.outputs import export_files
-
             taken = [f for f in export_files(
                 [str(v) for v in product["period_label"].values], out.path.parent,
                 out.path.stem, geotiff=args.geotiff, quicklook=args.geotiff, events=args.events)

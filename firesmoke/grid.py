@@ -47,7 +47,7 @@ import xarray as xr
 from affine import Affine
 from pyproj import CRS
 
-from firesmoke.errors import InvalidRegionError
+from firesmoke.errors import GridMismatchError, InvalidRegionError
 
 __all__ = [
     "DEFAULT_MAX_REGION_PIXELS",
@@ -544,8 +544,6 @@ class Region:
 
     def check_same_grid(self, other: Region, what: str = "inputs") -> None:
         """Raise :class:`~firesmoke.errors.GridMismatchError` unless grids are identical."""
-        from firesmoke.errors import GridMismatchError
-
         if self.shape != other.shape or not self.transform.almost_equals(other.transform, 1e-9):
             raise GridMismatchError(
                 f"{what} are on different grids: {self.name} {self.shape} {tuple(self.transform)[:6]} "
@@ -605,8 +603,6 @@ class Region:
         """``(rows, cols)`` of ``other`` inside this grid when ``other`` is an aligned
         sub-grid of it (same pixel size, edges on this grid's pixel edges, inside it);
         otherwise a :class:`~firesmoke.errors.GridMismatchError`."""
-        from firesmoke.errors import GridMismatchError
-
         px = exact(self.pixel_size)
         c0 = (exact(other.bbox[0]) - exact(self.bbox[0])) / px
         r0 = (exact(self.bbox[3]) - exact(other.bbox[3])) / px

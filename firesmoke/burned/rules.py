@@ -58,8 +58,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from firesmoke.burned.modes import COMPAT_MODES, MODES
 from firesmoke.burned.periods import Window, monthly_windows, nrt_window, range_windows
 from firesmoke.errors import InputError
+from firesmoke.inference.engine import Identity
+from firesmoke.inference.model import TileModel
 
 __all__ = [
     "BANET_0_6_7",
@@ -117,9 +120,6 @@ def mask_unobserved(out: np.ndarray, valid: np.ndarray) -> np.ndarray:
     out[1:, off] = -1
     return out
 
-
-MODES = ("monthly", "range", "nrt")
-"""Burned-area product modes."""
 
 WINDOW_RULES = {
     "monthly": "64 days from the 15th of the previous month; days of the target month kept",
@@ -415,8 +415,6 @@ class BurnedRules:
         callables unchanged)."""
         if self.model_precision != "reference":
             return model
-        from firesmoke.inference.model import TileModel
-
         if isinstance(model, TileModel):
             return dataclasses.replace(model, autocast=None, ensemble="float16")
         return model
@@ -442,8 +440,6 @@ class BurnedRules:
 
     def reducer(self, mode: str, window: Window, threshold: float) -> Any:
         """The device reduction of one window's blended kept-day probabilities."""
-        from firesmoke.inference.engine import Identity
-
         lut = day_of_year_lut(window)
         if mode != "range":
             return BurnedWindow(lut, threshold, self.reduce_dtype,
@@ -531,8 +527,9 @@ BANET_0_6_7 = BurnedRules(
 """The numbers of the reference software, BA-Net 0.6.7."""
 
 _BY_NAME = {None: DEFAULT, "": DEFAULT, "firesmoke": DEFAULT, BANET_0_6_7.name: BANET_0_6_7}
-COMPAT_MODES = (BANET_0_6_7.name,)
-"""The names ``compat=`` accepts (besides None)."""
+# the names the CLI offers (firesmoke.burned.modes, no numpy) are the names of these rules
+if set(COMPAT_MODES) != {BANET_0_6_7.name}:  # pragma: no cover - a programming error
+    raise RuntimeError(f"firesmoke.burned.modes.COMPAT_MODES {COMPAT_MODES} != the rules' names")
 
 
 def rules_for(compat: str | BurnedRules | None) -> BurnedRules:

@@ -56,6 +56,7 @@ from typing import Any
 import pandas as pd
 
 from firesmoke._version import __version__
+from firesmoke.burned.outputs import export_period
 from firesmoke.burned.periods import period_coords
 from firesmoke.campaign.plan import Plan, Slot, WorkUnit, plan_campaign
 from firesmoke.campaign.report import Report
@@ -67,10 +68,20 @@ from firesmoke.campaign.spec import (
     with_scheduler,
 )
 from firesmoke.campaign.worker import CampaignContexts, UnitContext, run_planned_units, run_unit
+from firesmoke.cube.build import build_cube, open_cube, write_cube
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
+from firesmoke.inference.cluster import dask_client, default_torch_threads
+from firesmoke.inference.model import TileModel, resolve_device
 from firesmoke.paths import check_no_symlinks, safe_join
-from firesmoke.store import Ledger, Location, StoreLock, open_store
+from firesmoke.store import (
+    Ledger,
+    Location,
+    StoreLock,
+    create_template,
+    finalize_store,
+    open_store,
+)
 from firesmoke.store.location import read_small, write_small
 
 __all__ = [
@@ -93,8 +104,10 @@ Progress = bool | Callable[[int, int, str], Any] | None
 
 # =========================================================================== helpers
 def _weights_model(spec: CampaignSpec) -> tuple[Any, list[dict[str, str]]]:
-    from firesmoke.inference.model import TileModel
-    from firesmoke.models.weights import find_weights, load_weights
+    from firesmoke.models.weights import (  # deferred: torch (~1.5 s) only when the model is built
+        find_weights,
+        load_weights,
+    )
 
     if not spec.weights:
         raise InputError("no weights given (top-level `weights = [...]`)", path=spec.source,
@@ -161,8 +174,6 @@ def _template(region: Region, product: BurnedProduct, slots: tuple[Slot, ...], b
 
 def _prepare_store(store: Path, template: Any, fingerprint: str, block: int, overwrite: bool) -> None:
     """Write the template, or check an existing store belongs to this campaign (resume)."""
-    from firesmoke.store import create_template
-
     chunks = {"period": 1, "y": block, "x": block}
     ledger = Ledger(store)
     loc = ledger.location
@@ -224,8 +235,6 @@ def _cube_progress(progress: Progress, name: str) -> Callable[[int, int, str], N
 def _client(spec: CampaignSpec, client: Any) -> Iterator[tuple[Any, int | None]]:
     """The given client, or one from :func:`firesmoke.inference.cluster.dask_client` as the spec's
     ``[cluster]`` says (its scheduler address, or a new local cluster)."""
-    from firesmoke.inference.cluster import dask_client, default_torch_threads
-
     c = spec.cluster
     if client is not None:
         yield client, c.torch_threads
@@ -251,8 +260,6 @@ def _zero_days(spec: CampaignSpec, plan: Plan, cube_path: Path
                ) -> dict[str, dict[str, tuple[bool, ...]] | None]:
     """Per product, per window label, the days its rules feed as zeros (no VIIRS data;
     the cube is read once, and only for rules that need it); None for the others."""
-    from firesmoke.cube.build import open_cube
-
     cube = None
     out: dict[str, dict[str, tuple[bool, ...]] | None] = {}
     for p in spec.products:
@@ -268,8 +275,6 @@ def _zero_days(spec: CampaignSpec, plan: Plan, cube_path: Path
 
 def _check_devices(spec: CampaignSpec, local: bool) -> None:
     """Each product's device is valid (and present here when the workers are local)."""
-    from firesmoke.inference.model import resolve_device
-
     for p in spec.products:
         try:
             resolve_device(p.device, check_available=local)
@@ -307,8 +312,6 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
     inputs, skipped inputs) once it is complete; a rerun with the same days and inputs
     reuses it without scanning the inputs again.
     """
-    from firesmoke.cube.build import build_cube, open_cube, write_cube
-
     spec, r = plan.spec, entry.region
     d0, d1 = plan.days[r.name]
     if entry.cube is not None:
@@ -351,8 +354,6 @@ def _ensure_cube(entry: RegionEntry, plan: Plan, report: Report, progress: Progr
 
 # =========================================================================== exports
 def _export_slot(ds: Any, slot: Slot, region: Region, product: str, spec: CampaignSpec) -> list[Path]:
-    from firesmoke.burned.outputs import export_period
-
     ex = spec.exports
     return export_period(
         ds.isel(period=slot.index), safe_join(spec.output, "exports"),
@@ -614,8 +615,6 @@ def _collect(fut: Any, uids: tuple[str, ...], report: Report) -> None:
 def _finish(plan: Plan, report: Report, by_region: dict[str, RegionEntry]) -> None:
     """Consolidate the stores and make the exports of the completed periods."""
     import xarray as xr
-
-    from firesmoke.store import finalize_store
 
     spec = plan.spec
     failed = {f["unit"] for f in report.failed}

@@ -62,17 +62,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from firesmoke import bounds
 from firesmoke.burned.rules import COMPAT_MODES, MODES, BurnedRules, rules_for
 from firesmoke.campaign import fields as spec_fields
 from firesmoke.cube.ops import COMPOSITE_RULES
 from firesmoke.errors import InputError
+from firesmoke.fetch.region import FetchSpec, parse_fetch_table
 from firesmoke.grid import Region
-
-if TYPE_CHECKING:
-    from firesmoke.fetch.region import FetchSpec
 
 # field validators (firesmoke.campaign.fields) under the short names used below
 _Ctx = spec_fields.Ctx
@@ -419,8 +417,6 @@ _TOP_KEYS = ("name", "output", "block_size", "weights", "regions", "periods", "i
 
 
 def _fetch(ctx: _Ctx, value: Any) -> FetchSpec:
-    from firesmoke.fetch.region import parse_fetch_table
-
     return parse_fetch_table(value, base_dir=ctx.base, path=ctx.path)
 
 

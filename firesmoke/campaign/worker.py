@@ -30,10 +30,15 @@ import numpy as np
 import pandas as pd
 
 from firesmoke.burned.periods import Window
+from firesmoke.burned.rules import BANET_BANDS, mask_unobserved, observed_days
 from firesmoke.campaign.plan import WorkUnit
 from firesmoke.campaign.spec import BurnedProduct
 from firesmoke.errors import InputError
-from firesmoke.store import Ledger
+from firesmoke.inference.engine import run_block
+from firesmoke.inference.model import default_batch_size, keep_days, resolve_device
+from firesmoke.inference.tiling import TilePlan
+from firesmoke.store import Ledger, Location, write_block
+from firesmoke.store.zarr_store import quiet_zarr
 
 __all__ = ["CampaignContexts", "UnitContext", "UnitTask", "run_planned_units", "run_unit"]
 
@@ -120,9 +125,6 @@ def _open(path: str) -> tuple[Any, Any]:
     import xarray as xr
     import zarr
 
-    from firesmoke.store import Location
-    from firesmoke.store.zarr_store import quiet_zarr
-
     with quiet_zarr():
         ds = xr.open_zarr(path, consolidated=None, chunks=None)
         try:
@@ -156,9 +158,6 @@ def _chunks_written(cube_store: str, cube: Any, arrays: Any, window: Window, row
     cube without data) instead of reading the window. Unsure (a store layout it does not
     know): True.
     """
-    from firesmoke.burned.rules import BANET_BANDS
-    from firesmoke.store import Location
-
     pos = pd.DatetimeIndex(cube["time"].values).get_indexer(window.days)
     pos = pos[pos >= 0]
     if pos.size == 0:
@@ -228,8 +227,6 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
     The same values as :func:`firesmoke.burned.predict.window_input`, read band by band from the
     (non-dask) store straight into one array: peak memory is the window plus one band.
     """
-    from firesmoke.burned.rules import BANET_BANDS
-
     missing = [b for b in BANET_BANDS if b not in cube]
     if missing:
         raise InputError(f"cube lacks variables {missing}", field="cube")
@@ -256,8 +253,6 @@ def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndar
 def _input_span(task: UnitTask) -> tuple[slice, slice]:
     """Rows and columns of the pixels of the global plan's tiles that touch the block (the
     block plus a halo of less than one tile; beyond the region edge tiles are zero padded)."""
-    from firesmoke.inference.tiling import TilePlan
-
     p = task.product
     H, W = task.shape
     (r0, r1), (c0, c1) = task.unit.rows, task.unit.cols
@@ -278,10 +273,6 @@ def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[
                    reduce: Any, skip: bool = True) -> np.ndarray | None:
     """The reduced product ``(R, h, w)`` of one window in the unit's block, from every tile
     of the global plan that touches it (None if the block has no data)."""
-    from firesmoke.inference.engine import run_block
-    from firesmoke.inference.model import default_batch_size, keep_days, resolve_device
-    from firesmoke.inference.tiling import TilePlan
-
     p = task.product
     rules = p.rules
     if skip and p.skip_empty and not _has_data(x):
@@ -315,8 +306,6 @@ def _compute_unit(task: UnitTask) -> tuple[np.ndarray, ...] | None:
     ``valid_days`` int16; unobserved pixels nodata), as
     :func:`~firesmoke.burned.predict.predict_burned` computes them: the same rules object
     gives the inputs, the reductions and the combination (:mod:`firesmoke.burned.rules`)."""
-    from firesmoke.burned.rules import mask_unobserved, observed_days
-
     p = task.product
     rules = p.rules
     thr = p.effective_threshold
@@ -361,8 +350,6 @@ def run_unit(task: UnitTask) -> dict[str, Any]:
     ``failed``), ``seconds`` and, for failures, ``reason``.
     """
     import xarray as xr
-
-    from firesmoke.store import write_block
 
     t0 = time.perf_counter()
     u = task.unit

@@ -27,7 +27,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from firesmoke.store.geotiff import write_csv
+from firesmoke.burned.outputs import export_period
+from firesmoke.burned.predict import predict_burned
+from firesmoke.cube.build import build_cube, open_cube, write_cube
+from firesmoke.errors import InputError, WeightsError
+from firesmoke.inference.model import TileModel
+from firesmoke.metrics import burned_area_scores
+from firesmoke.store import write_product
+from firesmoke.store.geotiff import export_smoke_mask, write_csv
+from firesmoke.store.quicklook import quicklook_png
+from firesmoke.synthetic import demo_region, generate_scenario
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +51,6 @@ def _step(lines: list[str], text: str) -> None:
 
 
 def _quicklook_day(cube, truth, day: pd.Timestamp, path: Path) -> Path:
-    from firesmoke.store.quicklook import quicklook_png
-
     d = cube.sel(time=day)
     rgb = np.stack([d["mir"].values, d["nir"].values, d["red"].values], axis=-1)
     scale = np.nanpercentile(rgb, 98, axis=(0, 1))
@@ -89,10 +96,6 @@ def run_demo(
     smoke
         Also run the smoke part.
     """
-    from firesmoke.cube.build import build_cube, write_cube
-    from firesmoke.errors import InputError
-    from firesmoke.synthetic import demo_region, generate_scenario
-
     out_dir = Path(out)
     if os.path.lexists(out_dir) and (out_dir.is_symlink() or not out_dir.is_dir()):
         raise InputError("exists and is not a folder; give --out a folder (new or a "
@@ -119,8 +122,6 @@ def run_demo(
     store = write_cube(cube, out_dir / "cube.zarr", mode="w", progress=progress)
     _step(lines, f"datacube: {store} ({cube.sizes['time']} days x {region.shape[0]} x "
                  f"{region.shape[1]} px; red, nir, mir, frp)")
-    from firesmoke.cube.build import open_cube
-
     cube = open_cube(store)
     truth = scn.truth
     # a day in the middle with many valid pixels for the quicklook
@@ -157,13 +158,6 @@ def _months_inside(t0: pd.Timestamp, t1: pd.Timestamp) -> tuple[dt.date, dt.date
 
 
 def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp) -> list[str]:
-    from firesmoke.burned.outputs import export_period
-    from firesmoke.burned.predict import predict_burned
-    from firesmoke.errors import WeightsError
-    from firesmoke.inference.model import TileModel
-    from firesmoke.metrics import burned_area_scores
-    from firesmoke.store import write_product
-
     lines: list[str] = []
     months = _months_inside(t0, t1)
     if months is None:
@@ -210,13 +204,11 @@ def _burned_part(cube, truth, out_dir: Path, t0: pd.Timestamp, t1: pd.Timestamp)
 
 
 def _smoke_part(out_dir: Path, seed: int) -> list[str]:
-    from firesmoke.errors import WeightsError
-
     lines: list[str] = []
     try:
-        import firesmoke.smoke as smoke_pipeline
-        from firesmoke.synthetic.s2_scenes import generate_scenes
-        from firesmoke.synthetic.sentinel2 import generate_chips
+        import firesmoke.smoke as smoke_pipeline  # deferred: optional part (rasterio: ~0.6 s)
+        from firesmoke.synthetic.s2_scenes import generate_scenes  # deferred: optional part
+        from firesmoke.synthetic.sentinel2 import generate_chips  # deferred: optional part
     except ImportError as exc:  # pragma: no cover - optional part
         return [f"smoke: skipped ({exc})"]
     chips = generate_chips(out_dir / "smoke_chips", n_positive=12, n_negative=12, seed=seed + 100)
@@ -233,8 +225,6 @@ def _smoke_part(out_dir: Path, seed: int) -> list[str]:
     scenes = generate_scenes(out_dir / "smoke_scenes", n_scenes=1, size=512, n_sites=3, seed=seed + 200)
     mask = smoke_pipeline.segment_scene(scenes.item_paths)
     tif_dir = out_dir / "smoke_masks"
-    from firesmoke.store.geotiff import export_smoke_mask
-
     # uint8 COGs: 0 no smoke, 1 smoke, 255 no data
     tifs = [export_smoke_mask(mask.isel(time=i), tif_dir / f"mask_{i}.tif", root=out_dir)
             for i in range(mask.sizes["time"])]

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from firesmoke.errors import InputError
+from firesmoke.errors import FiresmokeError, InputError
 
 __all__ = ["add_fetch", "cmd_fetch"]
 
@@ -68,7 +68,7 @@ def _check_site(name: str, lon: float, lat: float, buffer_m: float) -> None:
 
 
 def _site(text: str):
-    from firesmoke.fetch import Site
+    from firesmoke.fetch import Site  # deferred: keeps --help light (requests, xarray: ~0.7 s)
 
     parts = text.split(",")
     try:
@@ -153,7 +153,7 @@ class _ByteBars:
 
 
 def _read_sites(path: Path) -> list:
-    from firesmoke.fetch import Site
+    from firesmoke.fetch import Site  # deferred: keeps --help light (requests, xarray: ~0.7 s)
 
     try:
         with open(path, newline="", encoding="utf-8") as f:
@@ -178,7 +178,7 @@ def _read_sites(path: Path) -> list:
 
 def _fail(exc: Exception, verbose: int, code: int) -> int:
     """One line on stderr (the traceback too with -v); -> the exit code."""
-    from firesmoke.fetch.config import redact
+    from firesmoke.fetch.config import redact  # deferred: keeps --help light (requests, xarray)
 
     if verbose:
         import traceback
@@ -190,8 +190,7 @@ def _fail(exc: Exception, verbose: int, code: int) -> int:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Run ``firesmoke fetch``; exit status 1 when any file failed, 2 for a bad value."""
-    from firesmoke.errors import FiresmokeError
-    from firesmoke.fetch.region import check_fetch_values
+    from firesmoke.fetch.region import check_fetch_values  # deferred: keeps --help light (requests)
 
     verbose = getattr(args, "verbose", 0) or 0
     try:
@@ -208,7 +207,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, sites: list) -> int:
-    from firesmoke.fetch import fetch_firms_archive, fetch_for_region
+    from firesmoke.fetch import (  # deferred: keeps --help light (requests, xarray: ~0.7 s)
+        fetch_firms_archive,
+        fetch_for_region,
+    )
 
     bars = _ByteBars(disable=getattr(args, "quiet", False))
     try:

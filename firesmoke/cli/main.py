@@ -17,8 +17,13 @@ from pathlib import Path
 
 from firesmoke import bounds
 from firesmoke._version import __version__
+from firesmoke.burned.modes import COMPAT_MODES, MODES
+from firesmoke.cli.fetch import add_fetch  # `firesmoke fetch` lives in cli/fetch.py
 from firesmoke.errors import FiresmokeError
 from firesmoke.errors import InputError as FiresmokeInputError
+from firesmoke.inference import runtime
+from firesmoke.inference.cluster import dask_client, visible_gpus
+from firesmoke.paths import atomic_write_text, safe_join
 
 log = logging.getLogger("firesmoke.cli.main")
 
@@ -81,7 +86,11 @@ def _add_synthetic(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
-    from firesmoke.synthetic import check_scenario_size, demo_region, generate_scenario
+    from firesmoke.synthetic import (  # deferred: keeps --help light (xarray, pandas: ~0.8 s)
+        check_scenario_size,
+        demo_region,
+        generate_scenario,
+    )
 
     bounds.check_date_span(args.start, args.end, "end", max_days=bounds.MAX_SYNTHETIC_DAYS)
     region = demo_region() if args.region == "demo" else args.region
@@ -105,8 +114,6 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
 def _write_region_json(region, folder: Path, name: str) -> Path:
     import json
 
-    from firesmoke.paths import atomic_write_text, safe_join
-
     return atomic_write_text(safe_join(folder, f"R_{name}.json"),
                              json.dumps(region.to_dict(), indent=2) + "\n", root=folder)
 
@@ -127,7 +134,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from firesmoke.cli.demo import run_demo
+    from firesmoke.cli.demo import run_demo  # deferred: keeps --help light (dask, xarray: ~0.9 s)
 
     bounds.check_integer(args.days, "days", 1, bounds.MAX_SYNTHETIC_DAYS)
     bar = _TqdmProgress(disable=args.quiet)
@@ -186,8 +193,6 @@ class _Cluster:
         self._cm = None
 
     def __enter__(self):
-        from firesmoke.inference.cluster import dask_client
-
         a = self.args
         self._cm = dask_client(address=a.scheduler, n_workers=a.workers,
                                threads_per_worker=a.threads_per_worker,
@@ -232,8 +237,13 @@ def _add_cube(sub: argparse._SubParsersAction) -> None:
 def _cmd_cube(args: argparse.Namespace) -> int:
     import json
 
-    from firesmoke.cube.build import build_cube, write_cube
-    from firesmoke.store import Location, check_credentials, check_writable
+    from firesmoke.cube.build import build_cube, write_cube  # deferred: keeps --help light (numba)
+    from firesmoke.store import (  # deferred: keeps --help light (dask, xarray: ~0.8 s)
+        Location,
+        check_credentials,
+        check_writable,
+        report_location,
+    )
 
     bounds.check_date_span(args.start, args.end, "end")
     _check_cluster_args(args)
@@ -252,8 +262,6 @@ def _cmd_cube(args: argparse.Namespace) -> int:
                        zarr_format=args.zarr_format)
         finally:
             bar.close()
-    from firesmoke.store import report_location
-
     print(f"report: {report_location(args.out)}")  # written by write_cube
     print(f"wrote {args.out} ({cube.sizes['time']} days x {cube.sizes['y']} x {cube.sizes['x']} px, "
           f"{cube.attrs['n_granules']} granules)")
@@ -324,7 +332,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise FiresmokeInputError(f"expected a learning rate in (0, 1000), got {args.lr_max}",
                                   field="lr-max")
     if args.model == "banet":
-        from firesmoke.train.banet import train_banet_stores
+        from firesmoke.train.banet import train_banet_stores  # deferred: torch (~1.5 s)
 
         given = {k: getattr(args, k) for k in ("steps", "batch_size", "seq_len", "patch",
                                                 "lr_max", "seed", "device", "resume", "recipe")}
@@ -333,7 +341,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             val_targets=args.val_targets, val_period=args.val_period,
             progress=not args.quiet, **{k: v for k, v in given.items() if v is not None})
     else:
-        from firesmoke.train import smoke as trainers
+        from firesmoke.train import smoke as trainers  # deferred: torch (~1.5 s)
 
         fn = (trainers.train_smoke_classifier if args.model == "smoke-classifier"
               else trainers.train_smoke_segmenter)
@@ -351,8 +359,6 @@ _COMMANDS["train"] = _cmd_train
 
 # ---------------------------------------------------------------------------- predict
 def _add_predict(sub: argparse._SubParsersAction) -> None:
-    from firesmoke.burned.rules import COMPAT_MODES, MODES
-
     p = sub.add_parser("predict", help="burned-area or smoke products",
                        description="Run the models and write georeferenced products.")
     psub = p.add_subparsers(dest="product", metavar="PRODUCT", required=True)
@@ -406,7 +412,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     if args.product == "smoke":
-        import firesmoke.smoke as smoke
+        import firesmoke.smoke as smoke  # deferred: keeps --help light (rasterio, dask: ~1.2 s)
 
         if not args.chips and not args.scene:
             raise FiresmokeInputError("give --chips and/or --scene", field="chips")
@@ -423,10 +429,26 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 print(f"plumes per site: {res['plumes']}")
         return 0
 
-    from firesmoke.burned.predict import predict_burned, unobserved_periods
-    from firesmoke.cube.build import open_cube
-    from firesmoke.inference.model import TileModel, resolve_device
-    from firesmoke.store import check_credentials, check_writable
+    from firesmoke.burned.outputs import (  # deferred: keeps --help light (dask, xarray)
+        export_burned,
+        export_files,
+    )
+    from firesmoke.burned.predict import (  # deferred: keeps --help light (xarray, pandas)
+        predict_burned,
+        unobserved_periods,
+    )
+    from firesmoke.cube.build import open_cube  # deferred: keeps --help light (numba, dask)
+    from firesmoke.inference.model import (  # deferred: keeps --help light (numpy)
+        TileModel,
+        resolve_device,
+    )
+    from firesmoke.store import (  # deferred: keeps --help light (dask, xarray: ~0.8 s)
+        Location,
+        check_credentials,
+        check_writable,
+        open_store,
+        write_product,
+    )
 
     # every value first: nothing is opened, loaded or started for a run that cannot finish
     if args.mode != "nrt" and args.end is not None:
@@ -446,8 +468,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         args.gpus = 0  # default: every visible GPU only when running on CUDA
     cube = open_cube(args.cube)
     model = TileModel.from_weights(args.weights)  # BA-Net: prepare_for_inference by default
-    from firesmoke.store import Location, write_product
-
     out = Location.of(args.out)
     if (args.geotiff or args.events) and not out.local:
         raise FiresmokeInputError("--geotiff/--events write beside a local --out", field="out")
@@ -457,8 +477,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                                  batch_size=args.batch_size, device=device,
                                  compat=args.compat, allow_partial=args.allow_partial)
         if args.geotiff or args.events:  # the names are known before any work: refuse early
-            from firesmoke.burned.outputs import export_files
-
             taken = [f for f in export_files(
                 [str(v) for v in product["period_label"].values], out.path.parent,
                 out.path.stem, geotiff=args.geotiff, quicklook=args.geotiff, events=args.events)
@@ -483,9 +501,6 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"firesmoke predict: warning: no observation in period(s) {', '.join(empty)}: "
               "every pixel is nodata (confidence NaN, burn_date -1)", file=sys.stderr)
     if args.geotiff or args.events:
-        from firesmoke.burned.outputs import export_burned
-        from firesmoke.store import open_store
-
         product = open_store(out)  # the product's own CRS (CF grid mapping)
         files = export_burned(product, out.path.parent, out.path.stem, geotiff=args.geotiff,
                               quicklook=args.geotiff, events=args.events)
@@ -517,14 +532,12 @@ def _add_campaign(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_campaign(args: argparse.Namespace) -> int:
-    from firesmoke.campaign import run as campaign
+    from firesmoke.campaign import run as campaign  # deferred: keeps --help light (dask)
 
     if args.action == "run" and args.dry_run:
         print(campaign.plan_campaign(campaign.load_spec(args.spec)).summary())
         return 0
     import contextlib
-
-    from firesmoke.inference.cluster import dask_client, visible_gpus
 
     spec = campaign.load_spec(args.spec)
     if args.scheduler:
@@ -579,7 +592,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser  # type: ignore[method-assign]
     for add in _ADDERS:
         add(sub)
-    from firesmoke.cli.fetch import add_fetch  # `firesmoke fetch` lives in cli_fetch.py
     add_fetch(sub, _COMMANDS)
     _common_on_leaves(parser, common)
     return parser
@@ -647,9 +659,7 @@ def cli_message(exc: BaseException, flags: dict[str, str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # run as the program: allocator settings before any thread starts
-        from firesmoke.inference.runtime import reexec_with_worker_environment
-
-        reexec_with_worker_environment()
+        runtime.reexec_with_worker_environment()
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)

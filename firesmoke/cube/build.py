@@ -57,6 +57,9 @@ from firesmoke.cube.frp import STAT_ATTRS, rasterize_hotspots
 from firesmoke.dates import as_date
 from firesmoke.errors import InputError, SkippedInput
 from firesmoke.grid import Region
+from firesmoke.io.burned_area.fraction import daily_burned_fraction
+from firesmoke.io.firms import read_firms
+from firesmoke.io.viirs.discovery import GranuleIndex, find_granules
 from firesmoke.io.viirs.readers import CUBE_BANDS, open_reader
 from firesmoke.store.cubes import open_cube_store, write_cube_store
 from firesmoke.store.progress import Progress, part_progress
@@ -251,8 +254,6 @@ def _open_day_readers(granules: Sequence[Any], region: Region) -> list[Any]:
 
 
 def _as_index(viirs: Any, start: dt.date, end: dt.date) -> tuple[Any, list[SkippedInput]]:
-    from firesmoke.io.viirs.discovery import GranuleIndex, find_granules
-
     if viirs is None:
         return None, []
     if isinstance(viirs, GranuleIndex):
@@ -272,8 +273,6 @@ def _as_table(firms: Any, start: dt.date, end: dt.date, region: Region) -> tuple
         return None, []
     if isinstance(firms, pd.DataFrame):
         return firms, []
-    from firesmoke.io.firms import read_firms
-
     left, bottom, right, top = region.bbox
     res = read_firms(firms, start=start, end=end, bbox=(left, bottom, right, top))
     table = getattr(res, "table", res)
@@ -465,8 +464,6 @@ def burned_fraction_cube(
     reference software's fraction (all cells); months without a file are in
     ``attrs["skipped_inputs"]``.
     """
-    from firesmoke.io.burned_area.fraction import daily_burned_fraction
-
     reg = Region.resolve(region)
     if like is not None:
         reg.check_same_grid(Region.from_dataset(like), "targets and cube")

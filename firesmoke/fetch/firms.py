@@ -59,6 +59,7 @@ from firesmoke.fetch.http import (
 )
 from firesmoke.fetch.manifest import Manifest, ManifestEntry, read_manifest
 from firesmoke.fetch.remote import FetchResult, RemoteFile, download_all
+from firesmoke.io.burned_area.sinusoidal import _lon_intervals
 from firesmoke.paths import atomic_writer, filename_from_url, server_path
 
 __all__ = [
@@ -109,8 +110,6 @@ def day_spans(start: Any, end: Any, max_days: int = MAX_DAY_RANGE) -> list[tuple
 
 def _bbox_texts(bbox: Sequence[float]) -> list[str]:
     """``west,south,east,north`` strings for the API; a box across the antimeridian gives two."""
-    from firesmoke.io.burned_area.sinusoidal import _lon_intervals
-
     left, bottom, right, top = (float(v) for v in bbox)
     bottom, top = max(bottom, -90.0), min(top, 90.0)
     return [",".join(f"{v:g}" for v in (lo, bottom, hi, top)) for lo, hi in _lon_intervals(left, right)]

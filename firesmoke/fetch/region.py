@@ -56,11 +56,12 @@ from firesmoke.errors import InputError
 from firesmoke.fetch.cmr import EARTHDATA_PRODUCTS, fetch_earthdata
 from firesmoke.fetch.download import ProgressCallback
 from firesmoke.fetch.firms import FIRMS_SOURCES, fetch_firms_area
-from firesmoke.fetch.http import RetryPolicy
+from firesmoke.fetch.http import FetchError, RetryPolicy, check_url
 from firesmoke.fetch.manifest import Manifest
 from firesmoke.fetch.remote import FetchResult
-from firesmoke.fetch.stac import COLLECTIONS, fetch_sentinel2
+from firesmoke.fetch.stac import COLLECTIONS, _catalog_url, fetch_sentinel2
 from firesmoke.grid import Region
+from firesmoke.paths import is_url
 
 __all__ = [
     "MAX_PERIOD_DAYS",
@@ -119,10 +120,6 @@ def check_fetch_values(
     InputError
         Naming the field (with ``field_prefix``) and ``path`` when given.
     """
-    from firesmoke.fetch.http import FetchError, check_url
-    from firesmoke.fetch.stac import _catalog_url
-    from firesmoke.paths import is_url
-
     def bad(msg: str, key: str) -> InputError:
         return InputError(msg, path=path, field=f"{field_prefix}{key}")
 

@@ -374,8 +374,8 @@ def _checksum(asset: dict[str, Any]) -> Checksum | None:
 
 
 def _asset_keys(assets: dict[str, Any], wanted: Sequence[str]) -> list[str]:
-    from firesmoke.io.sentinel2.chips import BANDS
-    from firesmoke.io.sentinel2.scenes import _asset_key
+    from firesmoke.io.sentinel2.chips import BANDS  # deferred: rasterio, dask (~0.7 s)
+    from firesmoke.io.sentinel2.scenes import _asset_key  # deferred: rasterio, dask (~0.7 s)
 
     keys = []
     for w in wanted:

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from firesmoke.errors import InputError
+from firesmoke.inference.runtime import inference_worker_env
 
 __all__ = ["close_cluster", "current_client", "dask_client", "default_torch_threads", "task_target", "visible_gpus"]
 
@@ -48,7 +49,9 @@ def default_torch_threads(n_workers: int, threads_per_worker: int) -> int:
 def current_client() -> Any | None:
     """The ``distributed.Client`` that ``compute()`` would use now, or None (none is made;
     :func:`firesmoke.store.progress.current_client`)."""
-    from firesmoke.store.progress import current_client as _current
+    from firesmoke.store.progress import (  # deferred: dask, xarray (~0.75 s); the CLI imports this module
+        current_client as _current,
+    )
 
     return _current()
 
@@ -169,8 +172,6 @@ def dask_client(
     n_gpu = visible_gpus() if gpus is None else int(gpus)
     if n_gpu < 0:
         raise InputError(f"gpus must be >= 0, got {gpus}", field="gpus")
-    from firesmoke.inference.runtime import inference_worker_env
-
     with inference_worker_env():  # workers keep freed memory (firesmoke.inference.runtime)
         if n_gpu:
             cluster = _gpu_cluster(n_gpu, threads_per_worker or 2, memory_limit)

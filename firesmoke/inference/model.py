@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 
 from firesmoke.errors import InputError
+from firesmoke.inference.cluster import task_target
+from firesmoke.inference.engine import Identity, predict_blocks, run_block
+from firesmoke.inference.runtime import tune_allocator, warn_thread_arena
 from firesmoke.inference.tiling import TilePlan
 
 __all__ = [
@@ -95,7 +98,7 @@ def default_batch_size(device: str) -> int:
 
 
 def _load_from_weights(path: str) -> Any:
-    from firesmoke.models.weights import load_weights
+    from firesmoke.models.weights import load_weights  # deferred: torch (~1.4 s) only to load
 
     model, _meta = load_weights(path)
     return model
@@ -103,7 +106,7 @@ def _load_from_weights(path: str) -> Any:
 
 def _banet_prepare(module: Any) -> Any:
     """BA-Net's fast inference path (:func:`~firesmoke.models.banet_fast.prepare_for_inference`)."""
-    from firesmoke.models.banet_fast import prepare_for_inference
+    from firesmoke.models.banet_fast import prepare_for_inference  # deferred: torch (~1.2 s)
 
     return prepare_for_inference(module)
 
@@ -175,7 +178,7 @@ class TileModel:
     std: dataclasses.InitVar[Sequence[float] | None] = None
 
     def __post_init__(self, mean: Sequence[float] | None, std: Sequence[float] | None) -> None:
-        from firesmoke.models.normalization import Normalization
+        from firesmoke.models.normalization import Normalization  # deferred: torch (~1.3 s)
 
         if isinstance(self.normalization, dict):
             object.__setattr__(self, "normalization", Normalization.from_dict(self.normalization))
@@ -216,7 +219,7 @@ class TileModel:
         """
         import functools
 
-        from firesmoke.models.weights import load_weights
+        from firesmoke.models.weights import load_weights  # deferred: torch (~1.4 s) only to load
 
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -251,8 +254,6 @@ class TileModel:
             mods = _CACHE.get(ck)
             if mods is None:
                 if device == "cpu":
-                    from firesmoke.inference.runtime import tune_allocator, warn_thread_arena
-
                     tune_allocator()  # reuse freed activation memory (see firesmoke.inference.runtime)
                     warn_thread_arena()
                 mods = []
@@ -304,7 +305,7 @@ class TileModel:
         days = self.output_days
         exact = contextlib.nullcontext()
         if device.startswith("cuda") and self.autocast is None:  # float32: no TF32 either
-            from firesmoke.models.precision import no_tf32
+            from firesmoke.models.precision import no_tf32  # deferred: torch (~1.3 s)
 
             exact = no_tf32()
         with exact, torch.inference_mode():
@@ -378,8 +379,6 @@ def predict_numpy(
 ) -> np.ndarray:
     """Whole-array pass (no dask): ``(C, ..., H, W)`` -> ``(K, ..., H, W)`` (or the
     reduction's output)."""
-    from firesmoke.inference.engine import run_block
-
     dev = resolve_device(device)
     plan = TilePlan(array.shape[-2], array.shape[-1], tile=tile, step=step)
     return run_block(np.asarray(array), model, plan, reduce=reduce,
@@ -455,8 +454,6 @@ def predict_array(
     """
     import dask.array as da
 
-    from firesmoke.inference.engine import Identity, predict_blocks
-
     if isinstance(array, list | tuple):
         arr = [da.asarray(a) for a in array]
         lead_in = (len(arr), *arr[0].shape[:-2])
@@ -478,8 +475,6 @@ def predict_array(
     dev = resolve_device(device)
     plan = TilePlan(H, W, tile=tile, step=step, rule=plan_rule)
     if tasks == "auto":
-        from firesmoke.inference.cluster import task_target
-
         tasks = task_target()
     elif tasks is not None and (isinstance(tasks, str) or int(tasks) < 1):
         raise InputError(f"tasks must be 'auto', None or a positive int, got {tasks!r}",

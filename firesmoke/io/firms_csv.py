@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from firesmoke.errors import CorruptFileError, InputError, MissingColumnError
+from firesmoke.io._core.text import blank_bad_lines
 
 __all__ = [
     "CONFIDENCE_CATEGORIES",
@@ -340,8 +341,6 @@ def _arrow_csv(path: Path, header: CsvHeader, fast: bool, source: Any = None,
         if fast:
             raise
         if source is None and "utf8" in str(exc).lower().replace("-", ""):
-            from firesmoke.io._core.text import blank_bad_lines
-
             cleaned, bad = blank_bad_lines(path)  # those lines become malformed rows
             if bad:
                 return _arrow_csv(path, header, fast=False, source=cleaned, not_utf8=bad)

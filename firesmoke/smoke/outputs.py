@@ -13,6 +13,7 @@ from firesmoke.smoke.chips import classify_chips
 from firesmoke.smoke.scenes import segment_scene
 from firesmoke.smoke.sites import plume_timeseries, read_sites, sites_frame
 from firesmoke.smoke.weights import DEFAULT_CLASSIFIER, DEFAULT_SEGMENTER
+from firesmoke.store.geotiff import export_smoke_mask, safe_join, write_csv
 
 __all__ = [
     "predict_smoke_chips",
@@ -58,8 +59,6 @@ def predict_smoke_scene(
     ``sites`` may be a CSV path (``site_id, lon, lat``) or anything
     :func:`plume_timeseries` accepts. Returns ``{"masks": [paths], "plumes": path|None}``.
     """
-    from firesmoke.store.geotiff import export_smoke_mask, safe_join, write_csv
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     mask = segment_scene(items_or_paths, segmenter, bbox=bbox, tile=tile, step=step,

@@ -26,7 +26,9 @@ import xarray as xr
 from firesmoke._version import __version__
 from firesmoke.errors import InputError, WeightsError
 from firesmoke.inference.model import TileModel, predict_array
-from firesmoke.smoke.weights import DEFAULT_SEGMENTER, normalization_from_meta
+from firesmoke.io.sentinel2.scenes import check_scene_bands, open_scene
+from firesmoke.smoke.weights import DEFAULT_SEGMENTER, normalization_from_meta, weights_bands
+from firesmoke.store.geotiff import SMOKE_NODATA
 
 __all__ = [
     "scene_probability",
@@ -49,8 +51,12 @@ def _tile_model(segmenter: Any) -> tuple[TileModel, dict[str, Any]]:
     """TileModel (with its normalisation: NaN = no data -> 0 = the band mean) + metadata."""
     import torch
 
-    from firesmoke.models.normalization import SMOKE_S2
-    from firesmoke.models.weights import find_weights, load_weights, state_dict_sha256
+    from firesmoke.models.normalization import SMOKE_S2  # deferred: torch (~1.4 s)
+    from firesmoke.models.weights import (  # deferred: torch (~1.4 s)
+        find_weights,
+        load_weights,
+        state_dict_sha256,
+    )
 
     if isinstance(segmenter, torch.nn.Module):
         sha = state_dict_sha256(segmenter.state_dict())
@@ -88,9 +94,6 @@ def scene_probability(
     Parameters are those of :func:`segment_scene` (without ``threshold``). Pixels without
     data in every band get NaN.
     """
-    from firesmoke.io.sentinel2.scenes import check_scene_bands, open_scene
-    from firesmoke.smoke.weights import weights_bands
-
     if tile % 16:
         raise InputError(f"tile must be a multiple of 16 for the U-Net, got {tile}", field="tile")
     pre = weights_bands(segmenter)
@@ -206,8 +209,6 @@ def segment_scene(
     """
     prob = scene_probability(items_or_paths, segmenter, bands, bbox, tile, step, blend,
                              batch_size, device, chunksize, **open_kwargs)
-    from firesmoke.store.geotiff import SMOKE_NODATA
-
     mask = xr.where(prob.isnull(), np.uint8(SMOKE_NODATA), prob >= threshold).astype(np.uint8)
     mask.name = "smoke_mask"
     mask.encoding["_FillValue"] = SMOKE_NODATA

@@ -84,8 +84,8 @@ def load_smoke_model(weights: Any, device: str, want: str) -> tuple[Any, dict[st
     """Model (eval mode, on ``device``) and metadata from a weights path/name or a module."""
     import torch
 
-    from firesmoke.models.normalization import SMOKE_S2
-    from firesmoke.models.weights import load_weights
+    from firesmoke.models.normalization import SMOKE_S2  # deferred: torch (~1.4 s)
+    from firesmoke.models.weights import load_weights  # deferred: torch (~1.4 s)
 
     if isinstance(weights, torch.nn.Module):
         meta = {"bands": list(SMOKE_S2.bands), "normalization": SMOKE_S2.to_dict(),
@@ -102,7 +102,7 @@ def load_smoke_model(weights: Any, device: str, want: str) -> tuple[Any, dict[st
 
 def normalization_from_meta(meta: dict[str, Any]) -> Any:
     """The :class:`~firesmoke.models.normalization.Normalization` of weights, checked."""
-    from firesmoke.models.normalization import Normalization
+    from firesmoke.models.normalization import Normalization  # deferred: torch (~1.4 s)
 
     norm = dict(meta.get("normalization") or {})
     bands = tuple(meta.get("bands") or norm.get("bands") or ())

@@ -34,7 +34,7 @@ from firesmoke.errors import (
     InputError,
     StoreLockedError,
 )
-from firesmoke.paths import UnsafePathError
+from firesmoke.paths import UnsafePathError, check_no_symlinks
 from firesmoke.store.location import META, Location, StoreOptions
 
 __all__ = ["LEDGER_MARKER", "Ledger", "StoreLock", "StoreLockedError"]
@@ -243,8 +243,6 @@ class StoreLock:
             os.close(fd)  # releases the flock
 
     def acquire(self) -> StoreLock:
-        from firesmoke.paths import check_no_symlinks
-
         loc = self.location
         if loc.local and self.check_links:
             check_no_symlinks(loc.path)

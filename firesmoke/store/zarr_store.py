@@ -35,7 +35,7 @@ import xarray as xr
 
 from firesmoke.errors import GridMismatchError, InputError
 from firesmoke.grid import grid_mapping_name
-from firesmoke.paths import UnsafePathError
+from firesmoke.paths import UnsafePathError, atomic_write_text
 from firesmoke.store.ledger import Ledger, StoreLock
 from firesmoke.store.location import META, Location, StoreOptions
 from firesmoke.store.progress import Progress, compute
@@ -456,8 +456,6 @@ def write_report(store: Any, report: Mapping[str, Any], storage_options: StoreOp
     written atomically, never through a symbolic link. Returns the path or URL.
     """
     import json
-
-    from firesmoke.paths import atomic_write_text
 
     loc = Location.of(store, storage_options)
     side = report_location(loc)

@@ -429,7 +429,9 @@ def _write_viirs_day(truth: BurnTruth, day: int, out: Path, order: str) -> list[
 
 def _write_swath_day(truth: BurnTruth, day: int, out: Path) -> list[Path]:
     """L1B swath pairs (VNP02MOD + VNP03MOD) of a day's overpasses, from the same fields."""
-    from firesmoke.synthetic.swath_scenario import generate_swath_granules
+    from firesmoke.synthetic.swath_scenario import (  # deferred: dask (~0.3 s), swath only
+        generate_swath_granules,
+    )
 
     fields = []
     for k, _ov in enumerate(overpass_schedule(truth.region, truth.date(day))):
@@ -448,8 +450,8 @@ def _write_swath_day(truth: BurnTruth, day: int, out: Path) -> list[Path]:
 
 def _write_sentinel2(out: Path, seed: int) -> list[Path]:
     """Smoke chips (positive/negative/labels) and one scene with STAC items."""
-    from firesmoke.synthetic.s2_scenes import generate_scenes
-    from firesmoke.synthetic.sentinel2 import generate_chips
+    from firesmoke.synthetic.s2_scenes import generate_scenes  # deferred: rasterio, dask (~0.5 s)
+    from firesmoke.synthetic.sentinel2 import generate_chips  # deferred: rasterio, dask (~0.5 s)
 
     chips = generate_chips(out / "chips", *SENTINEL2_CHIPS, seed=seed)
     scenes = generate_scenes(out / "scenes", n_scenes=1, size=SENTINEL2_SCENE_SIZE, n_sites=3,

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from firesmoke.errors import InputError
+from firesmoke.grid import Region
 from firesmoke.synthetic.swath import STORAGE, write_l1b_pair
 from firesmoke.synthetic.swath_geometry import (
     EARTH_RADIUS_KM,
@@ -62,8 +63,6 @@ def sample_grid_fields(
     dict
         Name -> float32 array of ``lat``'s shape; NaN outside the region.
     """
-    from firesmoke.grid import Region
-
     reg = Region.resolve(region)
     h, w = reg.shape
     t = reg.transform
@@ -185,8 +184,6 @@ def generate_swath_granules(
         middle of its granule(s) (start times floored to the minute, as in the names);
         the orbit number written is the index of the overpass in ``fields_by_time``.
     """
-    from firesmoke.grid import Region
-
     reg = Region.resolve(region)
     lat_c, lon_c, width_km, height_km = _region_extent_km(reg)
     diag = math.hypot(width_km, height_km)

@@ -36,7 +36,7 @@ import numpy as np
 from firesmoke.errors import InputError
 from firesmoke.io.burned_area.sinusoidal import tile_bounds
 from firesmoke.synthetic.hdf4write import write_hdf4
-from firesmoke.synthetic.mcd64 import struct_metadata, tile_datasets
+from firesmoke.synthetic.mcd64 import month_arrays, struct_metadata, tile_datasets
 
 __all__ = ["GRID_NAME", "vnp64_file_name", "write_vnp64_month", "write_vnp64a1"]
 
@@ -147,8 +147,6 @@ def write_vnp64a1(
 
 def write_vnp64_month(out_dir: str | os.PathLike[str], truth: Any, mapping: Any, month: Any) -> Path:
     """The VNP64A1 file of one tile and month from a synthetic burn truth (cf. ``write_mcd64_month``)."""
-    from firesmoke.synthetic.mcd64 import month_arrays
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arrays = month_arrays(truth, mapping, month)

@@ -51,7 +51,9 @@ import torch
 from torch import nn
 
 from firesmoke._version import __version__
+from firesmoke.cube.build import burned_fraction_cube, open_cube
 from firesmoke.errors import InputError
+from firesmoke.grid import Region
 from firesmoke.metrics import sequence_scores
 from firesmoke.models.banet import BANet
 from firesmoke.models.normalization import BANET
@@ -380,9 +382,6 @@ def _prepare_targets(cube: Any, targets: Any, out: Path, i: int,
         return targets
     if not isinstance(targets, str | os.PathLike | list | tuple):
         return targets
-    from firesmoke.cube.build import burned_fraction_cube, open_cube
-    from firesmoke.grid import Region
-
     ds = open_cube(cube) if isinstance(cube, str | os.PathLike) else cube
     region = Region.from_dataset(ds)
     suffix = "" if denominator == "observed" else f"_{denominator}"

@@ -61,6 +61,7 @@ from torch import nn
 
 from firesmoke._version import __version__
 from firesmoke.errors import InputError
+from firesmoke.inference.model import resolve_device
 from firesmoke.io.sentinel2.chips import CHIP_SIZE, SMOKE_BANDS
 from firesmoke.io.sentinel2.dataset import SmokeDataset
 from firesmoke.models.normalization import SMOKE_S2
@@ -229,8 +230,6 @@ def _train(
     on_epoch: Callable[[dict[str, Any]], None] | None,
     init: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
-    from firesmoke.inference.model import resolve_device
-
     t_start = time.perf_counter()
     dev = resolve_device(device)
     cfg = _recipe(task, recipe, epochs=epochs, batch_size=batch_size, lr=lr)

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from firesmoke.errors import InputError
+from firesmoke.inference.model import resolve_device
 from firesmoke.io.sentinel2.chips import CHIP_SIZE, SMOKE_BANDS, read_chips
 from firesmoke.io.sentinel2.dataset import SmokeDataset, open_smoke_dataset
 from firesmoke.metrics import (
@@ -294,8 +295,6 @@ def evaluate_smoke_classifier(
         image (the reference evaluated augmented test images; seeded here);
         ``n_images``, ``n_positive``.
     """
-    from firesmoke.inference.model import resolve_device
-
     dev = resolve_device(device)
     data = root_or_dataset if isinstance(root_or_dataset, SmokeData) else load_smoke_data(
         root_or_dataset
@@ -328,8 +327,6 @@ def evaluate_smoke_segmenter(
         random crop/flip/rotation of each image (the reference's evaluation);
         ``n_images``, ``n_positive``.
     """
-    from firesmoke.inference.model import resolve_device
-
     dev = resolve_device(device)
     data = root_or_dataset if isinstance(root_or_dataset, SmokeData) else load_smoke_data(
         root_or_dataset

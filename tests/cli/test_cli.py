@@ -34,6 +34,24 @@ def test_help_and_version(capsys):
         assert "usage: firesmoke" in capsys.readouterr().out
 
 
+def test_help_and_argument_errors_import_nothing_heavy():
+    """``firesmoke --help`` and a missing argument answer without numpy, pandas, xarray,
+    dask, zarr or torch (firesmoke.burned.modes holds the choices the parser offers)."""
+    heavy = ("numpy", "pandas", "xarray", "dask", "distributed", "zarr", "torch", "rasterio")
+    code = ("import sys, json\n"
+            "from firesmoke.cli.main import main\n"
+            "for argv in (['--help'], ['predict', 'burned', '--help'], ['predict', 'burned'],\n"
+            "             ['fetch', '--help']):\n"
+            "    try:\n"
+            "        main(argv)\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            f"print(json.dumps([m for m in {list(heavy)!r} if m in sys.modules]), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == []
+
+
 def test_bad_input_is_a_clear_error(tmp_path, capsys):
     bad = tmp_path / "R_bad.json"
     bad.write_text(json.dumps({"name": "bad", "bbox": [1, 0, 0, 1], "pixel_size": 0.01}))

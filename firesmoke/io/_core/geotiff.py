@@ -88,7 +88,12 @@ def lzw_block_problem(stream: bytes, expected: int | None) -> str | None:
     as a greedy encoder writes it, an end-of-information code, the decoded length equal to the block's size (when known)
     and nothing but padding after the end code.
     """
-    from firesmoke.kernels.lzw import LZW_BAD_CODE, LZW_NO_EOI, LZW_NOT_GREEDY, lzw_scan
+    from firesmoke.kernels.lzw import (  # deferred: numba kernel (~0.2 s), failed blocks only
+        LZW_BAD_CODE,
+        LZW_NO_EOI,
+        LZW_NOT_GREEDY,
+        lzw_scan,
+    )
 
     data = np.frombuffer(stream, np.uint8)
     if len(data) >= 2 and data[0] == 0 and data[1] & 1:

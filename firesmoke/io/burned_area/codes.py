@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from firesmoke.errors import WrongProductError
+from firesmoke.io.burned_area.sinusoidal import SINUSOIDAL_PROJ4, sinusoidal_crs
+
 __all__ = [
     "BURN_DATE_FILL",
     "BURN_DATE_UNBURNED",
@@ -156,8 +159,6 @@ def parse_vnp64_name(path: str | os.PathLike[str]) -> Any:
 def tile_month(named: BurnedAreaSource | None, attrs: dict[str, Any], path: Path) -> date:
     """First day of a tile's month: from its file name (``AYYYYDDD``), else from the
     ``year``/``ProductStartDay`` global attributes."""
-    from firesmoke.errors import WrongProductError
-
     if named is not None:
         return named.month_start
     try:
@@ -205,8 +206,6 @@ def sinusoidal_tile_dataset(data_vars: dict[str, Any], transform: Any, shape: tu
     """
     import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
-
-    from firesmoke.io.burned_area.sinusoidal import SINUSOIDAL_PROJ4, sinusoidal_crs
 
     ny, nx = shape
     t = transform

@@ -326,7 +326,7 @@ def open_mcd64_geotiff(path: str | os.PathLike[str], chunks: Any = None) -> xr.D
     WrongProductError
         The raster has more than one band or an unknown layer name.
     """
-    from firesmoke.io._core.geotiff import open_checked_geotiff
+    from firesmoke.io._core.geotiff import open_checked_geotiff  # deferred: rasterio (~0.2 s)
 
     p = Path(path)
     named = parse_mcd64_name(p)

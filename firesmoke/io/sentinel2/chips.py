@@ -42,6 +42,7 @@ from firesmoke.errors import (
     WrongProductError,
 )
 from firesmoke.io._core.geotiff import check_georeferenced, geotiff_error, verify_blocks
+from firesmoke.io.sentinel2.bandnames import band_positions, file_band_names
 from firesmoke.io.sentinel2.labels import read_labels
 
 __all__ = [
@@ -199,8 +200,6 @@ def chip_band_positions(src: rasterio.DatasetReader, path: Any, bands: Sequence[
     MissingLayerError
         Wanted bands are not in the file (one error listing found and missing bands).
     """
-    from firesmoke.io.sentinel2.bandnames import band_positions, file_band_names
-
     if src.driver != "GTiff":
         raise WrongProductError(f"not a GeoTIFF (GDAL driver {src.driver})", path=path)
     names = file_band_names(src)

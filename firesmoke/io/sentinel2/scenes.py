@@ -25,7 +25,8 @@ import xarray as xr
 from rasterio.errors import RasterioError
 
 from firesmoke.errors import CorruptFileError, GridMismatchError, InputError, WrongProductError
-from firesmoke.io._core.geotiff import open_checked_geotiff
+from firesmoke.io._core.geotiff import geotiff_error, open_checked_geotiff
+from firesmoke.io.sentinel2.bandnames import band_positions, canonical_band, file_band_names
 from firesmoke.io.sentinel2.chips import (
     SMOKE_BANDS,
     _check_bands,
@@ -107,8 +108,6 @@ def _asset_key(assets: dict[str, Any], band: str) -> str | None:
     for alias in (band.lower(), *ASSET_ALIASES[band]):
         if alias in lower:
             return lower[alias]
-    from firesmoke.io.sentinel2.bandnames import canonical_band
-
     return next((k for k in assets if canonical_band(k) == band), None)  # B8, b04, B04_10m
 
 
@@ -414,9 +413,6 @@ def geotiff_band_positions(path: Any, bands: Sequence[str]) -> list[int]:
     CorruptFileError, InputError
         The file cannot be opened.
     """
-    from firesmoke.io._core.geotiff import geotiff_error
-    from firesmoke.io.sentinel2.bandnames import band_positions, file_band_names
-
     try:
         with rasterio.open(path) as src:
             names = file_band_names(src)

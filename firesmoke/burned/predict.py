@@ -54,8 +54,8 @@ from firesmoke.errors import InputError, UnobservedPeriodWarning
 from firesmoke.grid import check_georeferenced, grid_mapping_name
 from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
 
-__all__ = ["BANET_BANDS", "MODES", "UnobservedPeriodWarning", "predict_burned", "predict_window",
-           "unobserved_periods", "window_bands", "window_input", "window_valid_days"]
+__all__ = ["BANET_BANDS", "MODES", "UnobservedPeriodWarning", "period_labels", "predict_burned",
+           "predict_window", "unobserved_periods", "window_bands", "window_input", "window_valid_days"]
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,27 @@ def _masked(product: Any, valid: Any) -> Any:
     valid = valid.rechunk(product.chunks[-2:])
     return da.map_blocks(lambda o, v: mask_unobserved(o, v[0]), product, valid[None],
                          dtype=np.float32, meta=np.array((), np.float32))
+
+
+def _labels(mode: str, windows: Sequence[Window], start: Any, end: Any) -> list[str]:
+    if mode == "range":  # one period: the whole range
+        end = start if end is None else end
+        return [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
+    return [w.label for w in windows]
+
+
+def period_labels(mode: str, start: Any, end: Any = None, compat: str | None = None) -> list[str]:
+    """The ``period_label`` values :func:`predict_burned` gives for these arguments.
+
+    Known before any work (no cube is read), e.g. to name output files early.
+
+    Examples
+    --------
+    >>> period_labels("monthly", "2020-07-01", "2020-08-31")
+    ['2020-07', '2020-08']
+    """
+    check_mode(mode)
+    return _labels(mode, rules_for(compat).windows(mode, start, end), start, end)
 
 
 def predict_window(
@@ -316,7 +337,7 @@ def predict_burned(
         products = [combined(stats)]
         valid = [sum(valid[1:], valid[0])]  # the windows' kept days do not overlap
         end = start if end is None else end
-        labels = [f"{pd.Timestamp(start).date()}..{pd.Timestamp(end).date()}"]
+        labels = _labels(mode, windows, start, end)
         p_start = [pd.Timestamp(start)]
         p_end = [pd.Timestamp(end)]
         every = pd.DatetimeIndex(sorted({d for w in windows for d in w.days}))
@@ -324,7 +345,7 @@ def predict_burned(
     else:
         products = [_window_product(cube, model, w, rules.reducer(mode, w, thr),
                                     zero_days=zero[w.label], **kw) for w in windows]
-        labels = [w.label for w in windows]
+        labels = _labels(mode, windows, start, end)
         p_start = [pd.Timestamp(w.keep_start) for w in windows]
         p_end = [pd.Timestamp(w.keep_end) for w in windows]
 

@@ -434,6 +434,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         export_files,
     )
     from firesmoke.burned.predict import (  # deferred: keeps --help light (xarray, pandas)
+        period_labels,
         predict_burned,
         unobserved_periods,
     )
@@ -471,20 +472,20 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     out = Location.of(args.out)
     if (args.geotiff or args.events) and not out.local:
         raise FiresmokeInputError("--geotiff/--events write beside a local --out", field="out")
+    if args.geotiff or args.events:  # the names are known before any work: refuse early
+        taken = [f for f in export_files(
+            period_labels(args.mode, args.start, args.end, args.compat), out.path.parent,
+            out.path.stem, geotiff=args.geotiff, quicklook=args.geotiff, events=args.events)
+            if os.path.lexists(f)]
+        if taken and not args.overwrite:
+            raise FiresmokeInputError(
+                f"{len(taken)} export file(s) exist, e.g. {taken[0]}; give --overwrite to "
+                "replace them", field="geotiff")
     with _Cluster(args) as client:
         product = predict_burned(cube, model, args.start, args.end, mode=args.mode,
                                  threshold=args.threshold, blend=args.blend,
                                  batch_size=args.batch_size, device=device,
                                  compat=args.compat, allow_partial=args.allow_partial)
-        if args.geotiff or args.events:  # the names are known before any work: refuse early
-            taken = [f for f in export_files(
-                [str(v) for v in product["period_label"].values], out.path.parent,
-                out.path.stem, geotiff=args.geotiff, quicklook=args.geotiff, events=args.events)
-                if os.path.lexists(f)]
-            if taken and not args.overwrite:
-                raise FiresmokeInputError(
-                    f"{len(taken)} export file(s) exist, e.g. {taken[0]}; give --overwrite to "
-                    "replace them", field="geotiff")
         # computed on the workers (a distributed progress bar), streamed to the store by them:
         # the product never passes through this process as a whole
         product = client.persist(product)

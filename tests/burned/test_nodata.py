@@ -12,7 +12,12 @@ import rasterio
 import xarray as xr
 
 from firesmoke.burned.outputs import export_burned, export_files
-from firesmoke.burned.predict import UnobservedPeriodWarning, predict_burned, unobserved_periods
+from firesmoke.burned.predict import (
+    UnobservedPeriodWarning,
+    period_labels,
+    predict_burned,
+    unobserved_periods,
+)
 from firesmoke.burned.rules import BANET_0_6_7, DEFAULT, NODATA, mask_unobserved, observed_days
 from firesmoke.errors import InputError
 from firesmoke.grid import Region
@@ -177,3 +182,16 @@ def test_window_without_any_cube_day_warns_naming_the_period():
         predict_burned(cube, oracle, "2020-10-01", tile=16, step=12, allow_partial=True)
     assert any(issubclass(w.category, UnobservedPeriodWarning) and "2020-10" in str(w.message)
                for w in got)
+
+
+@pytest.mark.parametrize(("mode", "start", "end"), [("monthly", "2020-08-01", None),
+                                                    ("range", "2020-07-10", "2020-09-10"),
+                                                    ("nrt", "2020-08-20", None)])
+@pytest.mark.parametrize("compat", [None, "banet-0.6.7"])
+def test_period_labels_are_those_of_the_product(mode, start, end, compat):
+    region = Region.from_shape("N", -120.6, 41.3, 0.01, 24, 20)
+    tiling = {} if compat else {"tile": 16, "step": 12}
+    product = predict_burned(cube_on(region), oracle, start, end, mode=mode, compat=compat,
+                             allow_partial=True, **tiling)  # lazy: the labels are coordinates
+    labels = [str(v) for v in np.atleast_1d(product["period_label"].values)]
+    assert period_labels(mode, start, end, compat) == labels

@@ -46,20 +46,31 @@ def weights(tmp_path_factory):
     return path
 
 
-def _predict(cube, weights, out, *more):
+@pytest.fixture(scope="module")
+def scheduler():
+    """One in-process cluster for the predictions here (worker processes: tests/cli/test_cli.py)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                      dashboard_address=None) as cluster:
+        yield cluster.scheduler_address
+
+
+def _predict(cube, weights, out, *more, scheduler=None):
+    where = ["--scheduler", scheduler] if scheduler else ["--workers", "1", "--memory-limit", "2GiB"]
     return main(["predict", "burned", "--cube", str(cube), "--start", "2020-08-01",
                  "--weights", str(weights), "--out", str(out), "--device", "cpu", "--gpus", "0",
-                 "--workers", "1", "--memory-limit", "2GiB", "-q", *more])
+                 *where, "-q", *more])
 
 
-def test_user_cube_crs_round_trips_to_the_cogs(tmp_path, weights, capsys):
+def test_user_cube_crs_round_trips_to_the_cogs(tmp_path, weights, capsys, scheduler):
     store = write_cube(user_cube().chunk({"time": 16}), tmp_path / "cube.zarr")
     cube = open_cube(store)
     assert cube.rio.crs.to_epsg() == 32629 and "spatial_ref" in cube.coords
     assert cube.attrs["Conventions"] == "CF-1.8"
     assert "_FillValue" not in cube["x"].encoding and "_FillValue" not in cube["y"].encoding
     out = tmp_path / "ba.zarr"
-    assert _predict(store, weights, out, "--geotiff") == 0, capsys.readouterr().err
+    assert _predict(store, weights, out, "--geotiff", scheduler=scheduler) == 0, capsys.readouterr().err
     product = xr.open_zarr(out, decode_coords="all")
     assert product.rio.crs.to_epsg() == 32629
     assert (product["valid_days"].values[0, :, :4] == 0).all()
@@ -75,12 +86,12 @@ def test_user_cube_crs_round_trips_to_the_cogs(tmp_path, weights, capsys):
     # the store gone, its exports still there: refused before any work, unless --overwrite
     shutil.rmtree(out)
     capsys.readouterr()
-    assert _predict(store, weights, out, "--geotiff") == 2
+    assert _predict(store, weights, out, "--geotiff", scheduler=scheduler) == 2
     err = capsys.readouterr().err
     assert "3 export file(s) exist" in err and "--overwrite" in err and not out.exists()
     tif = tmp_path / "ba_2020-08_burn_date.tif"
     os.utime(tif, ns=(0, 0))
-    assert _predict(store, weights, out, "--geotiff", "--overwrite") == 0
+    assert _predict(store, weights, out, "--geotiff", "--overwrite", scheduler=scheduler) == 0
     assert tif.stat().st_mtime_ns > 0 and out.exists()
 
 

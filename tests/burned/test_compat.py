@@ -232,7 +232,16 @@ def test_window_outside_the_cube_is_an_input_error(cube):
 
 
 def test_cli_predict_burned_compat_and_bad_device(cube, tmp_path, capsys):
+    from distributed import LocalCluster
+
     from firesmoke.cli.main import main
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
+                      dashboard_address=None) as cluster:  # worker processes: tests/cli
+        _cli_compat(main, cluster.scheduler_address, cube, tmp_path, capsys)
+
+
+def _cli_compat(main, scheduler, cube, tmp_path, capsys):
     from firesmoke.models.banet import BANet
     from firesmoke.models.weights import save_weights
 
@@ -248,7 +257,7 @@ def test_cli_predict_burned_compat_and_bad_device(cube, tmp_path, capsys):
     assert code == 2 and "device" in capsys.readouterr().err  # a user error: exit 2
     code = main(["predict", "burned", "--cube", str(store), "--start", "2020-08-01",
                  "--weights", str(weights), "--out", str(out), "--compat", "banet-0.6.7",
-                 "--device", "cpu", "--gpus", "0", "--workers", "1", "--memory-limit", "2GiB"])
+                 "--device", "cpu", "--gpus", "0", "--scheduler", scheduler])
     assert code == 0
     ds = xr.open_zarr(out)
     assert ds.attrs["compat"] == "banet-0.6.7" and "burn_date_reference" in ds

@@ -9,6 +9,9 @@ STAMP  := $(VENV)/.firesmoke-installed
 TEST_STAMP := $(VENV)/.firesmoke-installed-test-docs
 OUT    ?= demo-output
 PYTEST_ARGS ?=
+# test files spread over one process per core (pytest-xdist); a file stays in one process,
+# so its module fixtures (a scenario, an S3 server, a cluster) are built once
+PYTEST_WORKERS ?= auto
 
 export MPLBACKEND ?= Agg
 export NUMBA_CACHE_DIR ?= $(CURDIR)/.numba_cache
@@ -30,7 +33,7 @@ demo: $(STAMP)
 test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check firesmoke tests benchmarks examples
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 docs: $(TEST_STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir build/site

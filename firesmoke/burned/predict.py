@@ -55,7 +55,8 @@ from firesmoke.grid import check_georeferenced, grid_mapping_name
 from firesmoke.inference.model import TileModel, keep_days, predict_array, resolve_device
 
 __all__ = ["BANET_BANDS", "MODES", "UnobservedPeriodWarning", "period_labels", "predict_burned",
-           "predict_window", "unobserved_periods", "window_bands", "window_input", "window_valid_days"]
+           "predict_window", "unobserved_periods", "window_bands", "window_block", "window_input",
+           "window_valid_days"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,36 @@ def window_bands(cube: xr.Dataset, window: Window, bands: Sequence[str] = BANET_
     xch = cube.chunks.get("x", (cube.sizes["x"],)) if cube.chunks else (cube.sizes["x"],)
     return [da.asarray(sub[b].data).astype(np.float32).rechunk((window.length, ych, xch))
             for b in bands]
+
+
+def window_block(cube: xr.Dataset, window: Window, rows: slice, cols: slice) -> np.ndarray:
+    """``(4, 64, h, w)`` float32 model input of a window's block ``rows`` x ``cols``, read
+    now (NaN on days the cube lacks): what the campaign worker computes a unit from.
+
+    The same values as :func:`window_input` (``[..., rows, cols]``), read band by band from
+    a non-dask cube straight into one array: peak memory is the block plus one band.
+    """
+    missing = [b for b in BANET_BANDS if b not in cube]
+    if missing:
+        raise InputError(f"cube lacks variables {missing}", field="cube")
+    pos = pd.DatetimeIndex(cube["time"].values).get_indexer(window.days)
+    have = np.flatnonzero(pos >= 0)
+    h, w = rows.stop - rows.start, cols.stop - cols.start
+    x = np.full((len(BANET_BANDS), len(window.days), h, w), np.nan, np.float32)
+    if have.size == 0:
+        return x
+    src = pos[have]
+    lo, hi = int(src.min()), int(src.max()) + 1
+    contiguous = np.array_equal(src, np.arange(lo, hi)) and np.array_equal(
+        have, np.arange(have[0], have[0] + have.size))
+    for i, band in enumerate(BANET_BANDS):
+        vals = cube[band].isel(time=slice(lo, hi), y=rows, x=cols).values
+        if contiguous:
+            x[i, have[0] : have[0] + have.size] = vals
+        else:
+            x[i, have] = vals[src - lo]
+        del vals
+    return x
 
 
 def window_valid_days(cube: xr.Dataset, window: Window) -> Any:

@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from firesmoke.burned.periods import Window
+from firesmoke.burned.predict import window_block
 from firesmoke.burned.rules import BANET_BANDS, mask_unobserved, observed_days
 from firesmoke.campaign.plan import WorkUnit
 from firesmoke.campaign.spec import BurnedProduct
-from firesmoke.errors import InputError
 from firesmoke.inference.engine import run_block
 from firesmoke.inference.model import default_batch_size, keep_days, resolve_device
 from firesmoke.inference.tiling import TilePlan
@@ -221,35 +221,6 @@ def _has_data(x: np.ndarray) -> bool:
     return bool(np.isfinite(x[:3]).any() or (np.nan_to_num(x[3]) > 0).any())
 
 
-def _read_window(cube: Any, window: Window, rows: slice, cols: slice) -> np.ndarray:
-    """``(4, 64, h, w)`` float32 model input of a window (NaN on days the cube lacks).
-
-    The same values as :func:`firesmoke.burned.predict.window_input`, read band by band from the
-    (non-dask) store straight into one array: peak memory is the window plus one band.
-    """
-    missing = [b for b in BANET_BANDS if b not in cube]
-    if missing:
-        raise InputError(f"cube lacks variables {missing}", field="cube")
-    pos = pd.DatetimeIndex(cube["time"].values).get_indexer(window.days)
-    have = np.flatnonzero(pos >= 0)
-    h, w = rows.stop - rows.start, cols.stop - cols.start
-    x = np.full((len(BANET_BANDS), len(window.days), h, w), np.nan, np.float32)
-    if have.size == 0:
-        return x
-    src = pos[have]
-    lo, hi = int(src.min()), int(src.max()) + 1
-    contiguous = np.array_equal(src, np.arange(lo, hi)) and np.array_equal(
-        have, np.arange(have[0], have[0] + have.size))
-    for i, band in enumerate(BANET_BANDS):
-        vals = cube[band].isel(time=slice(lo, hi), y=rows, x=cols).values
-        if contiguous:
-            x[i, have[0] : have[0] + have.size] = vals
-        else:
-            x[i, have] = vals[src - lo]
-        del vals
-    return x
-
-
 def _input_span(task: UnitTask) -> tuple[slice, slice]:
     """Rows and columns of the pixels of the global plan's tiles that touch the block (the
     block plus a halo of less than one tile; beyond the region edge tiles are zero padded)."""
@@ -266,7 +237,7 @@ def _input_span(task: UnitTask) -> tuple[slice, slice]:
 def _block_input(task: UnitTask, cube: Any, window: Window) -> tuple[np.ndarray, tuple[int, int]]:
     """The window's input over the block plus the halo its tiles need, and its origin."""
     rows, cols = _input_span(task)
-    return _read_window(cube, window, rows, cols), (rows.start, cols.start)
+    return window_block(cube, window, rows, cols), (rows.start, cols.start)
 
 
 def _block_product(task: UnitTask, window: Window, x: np.ndarray, offset: tuple[int, int],

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from firesmoke.burned.periods import monthly_windows
-from firesmoke.burned.predict import predict_burned, window_input
+from firesmoke.burned.predict import predict_burned, window_block, window_input
 from firesmoke.grid import Region
 
 
@@ -110,3 +110,25 @@ def test_tiles_shared_among_tasks_give_the_same_product(mode):
     many = predict_burned(cube, soft, "2020-07-01", "2020-08-31", tasks=6, **kw)
     assert len(many.confidence.data.__dask_graph__()) > len(one.confidence.data.__dask_graph__())
     xr.testing.assert_identical(many.drop_attrs().compute(), one.drop_attrs().compute())
+
+
+@pytest.mark.parametrize("gap", [False, True])
+def test_window_block_equals_the_lazy_window_input(gap):
+    """The campaign worker's eager block read and predict_burned's lazy window: the same
+    values, days the cube lacks NaN (a cube ending inside the window, and one with a gap)."""
+    days = pd.date_range("2020-06-20", "2020-09-10")
+    if gap:
+        days = days[(days < "2020-07-20") | (days > "2020-07-25")]
+    cube = make_cube(days)
+    rng = np.random.default_rng(3)
+    for v in ("red", "nir", "mir", "frp"):
+        cube[v] = cube[v].copy(data=rng.random(cube[v].shape, np.float32))
+    (w,) = monthly_windows("2020-08-01", "2020-08-31")
+    rows, cols = slice(7, 33), slice(11, 50)
+    lazy = window_input(cube, w)[..., rows, cols].compute()
+    eager = window_block(cube.compute(), w, rows, cols)  # a non-dask cube, as the worker's
+    assert eager.dtype == np.float32 and eager.shape == lazy.shape
+    np.testing.assert_array_equal(eager, lazy)
+    missing = ~pd.DatetimeIndex(w.days).isin(days)
+    assert missing.any() and np.isnan(eager[:, missing]).all()
+    assert np.isfinite(eager[:, ~missing]).all()

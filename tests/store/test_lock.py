@@ -28,13 +28,18 @@ def test_second_writer_gets_one_clear_error(tmp_path):
     assert not (store / ".firesmoke" / "lock").exists()
 
 
-def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    store = tmp_path / "c.zarr"
+def _dead_holders_lock(store):
+    """A lock in ``store`` left by a process of this host that has exited."""
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (store / ".firesmoke").mkdir(parents=True)
     (store / ".firesmoke" / "lock").write_text(json.dumps(
         {"host": socket.gethostname(), "pid": dead.pid, "since": "2026-01-01T00:00:00Z"}))
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    store = tmp_path / "c.zarr"
+    _dead_holders_lock(store)
     write_cube(small_cube(4), store)
     assert open_cube(store).sizes["time"] == 4
 
@@ -113,11 +118,7 @@ def test_stale_lock_takeover_does_not_race(tmp_path):
     """Four processes find the same dead holder at once; reading it and removing it are far
     apart (0.5 s). Exactly one may take the lock; the others see the live new holder."""
     store = tmp_path / "c.zarr"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (store / ".firesmoke").mkdir(parents=True)
-    (store / ".firesmoke" / "lock").write_text(json.dumps(
-        {"host": socket.gethostname(), "pid": dead.pid, "since": "2026-01-01T00:00:00Z"}))
+    _dead_holders_lock(store)
     code = textwrap.dedent(f"""
         import os, sys, time
         import firesmoke.store.ledger as ledger
